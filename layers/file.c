@@ -1,0 +1,286 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * file: a leaf over a regular file or a block device.
+ *
+ *   { type = "file"; path = "data/d0.img"; size = "1G"; direct = true; }
+ *   path:   relative paths resolve against the config file's directory
+ *   size:   bytes to use; a missing file is created sparse with this size
+ *           (required then); an existing file must be at least this big
+ *   direct: O_DIRECT (default true)
+ * DISCARD punches a hole (files) or discards (block devices); WRITE_ZEROES
+ * zeroes the range, unmapping it unless NOUNMAP.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "graph.h"
+#include "io.h"
+#include "log.h"
+
+#ifndef BLOCK_URING_CMD_DISCARD
+#define BLOCK_URING_CMD_DISCARD	_IO(0x12, 0)	/* Linux 6.12 */
+#endif
+
+struct file {
+	char *path;		/* resolved */
+	bool direct;
+	bool is_blk;
+	bool exists;		/* at parse time */
+	bool created;		/* by open(): removed again if the graph fails */
+	dev_t dev;
+	ino_t ino;
+};
+
+extern const struct uc_layer_ops file_layer_ops;
+
+static char *resolve(const struct uc_graph *g, const char *path)
+{
+	char *out;
+
+	if (path[0] == '/' || !strcmp(g->conf_dir, "."))
+		return strdup(path);
+	if (asprintf(&out, "%s/%s", g->conf_dir, path) < 0)
+		return NULL;
+	return out;
+}
+
+static int blk_size(const char *path, uint64_t *size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (ioctl(fd, BLKGETSIZE64, size))
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+/* Two leaves must never share a backing file: their data would collide. */
+static int check_duplicate(struct uc_node *n, const config_setting_t *cfg)
+{
+	const struct file *f = n->priv;
+	const struct uc_graph *g = n->graph;
+
+	for (unsigned int i = 0; i < g->nr_leaves; i++) {
+		const struct uc_node *o = g->leaves[i];
+		const struct file *of = o->priv;
+
+		if (o->ops != &file_layer_ops)
+			continue;
+		if (!strcmp(of->path, f->path) ||
+		    (f->exists && of->exists && f->dev == of->dev && f->ino == of->ino))
+			return uc_conf_err(config_setting_get_member(cfg, "path"),
+					   "%s is used twice (also at line %d)", f->path, o->conf_line);
+	}
+	return 0;
+}
+
+static int file_parse(struct uc_node *n, const config_setting_t *cfg)
+{
+	static const char *const keys[] = { "type", "path", "size", "direct", NULL };
+	const config_setting_t *ps = config_setting_get_member(cfg, "path");
+	const char *path = NULL;
+	uint64_t size = 0, have = 0;
+	bool has_size;
+	struct file *f;
+	struct stat st;
+	char b1[32], b2[32];
+	int ret;
+
+	if (uc_conf_check_keys(cfg, keys, "file"))
+		return -EINVAL;
+	if ((ret = uc_conf_string(cfg, "path", &path)) <= 0)
+		return ret ? ret : uc_conf_err(cfg, "file needs a path");
+	if ((ret = uc_conf_size(cfg, "size", &size)) < 0)
+		return ret;
+	has_size = ret;
+	if (has_size && size < 4096)
+		return uc_conf_err(config_setting_get_member(cfg, "size"), "file size must be at least 4K");
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	n->priv = f;
+	f->direct = true;
+	if ((ret = uc_conf_bool(cfg, "direct", &f->direct)) < 0)
+		return ret;
+	f->path = resolve(n->graph, path);
+	if (!f->path)
+		return -ENOMEM;
+	if (!stat(f->path, &st)) {
+		f->exists = true;
+		f->dev = st.st_dev;
+		f->ino = st.st_ino;
+		if (S_ISREG(st.st_mode)) {
+			have = st.st_size;
+		} else if (S_ISBLK(st.st_mode)) {
+			f->is_blk = true;
+			if ((ret = blk_size(f->path, &have)))
+				return uc_conf_err(ps, "%s: %s", f->path, strerror(-ret));
+		} else {
+			return uc_conf_err(ps, "%s is not a regular file or block device", f->path);
+		}
+		if (has_size && have < size)
+			return uc_conf_err(ps, "%s is %s, smaller than its size %s", f->path,
+					   uc_size_str(have, b1, sizeof(b1)), uc_size_str(size, b2, sizeof(b2)));
+		n->size = has_size ? size : have;
+	} else if (errno == ENOENT) {
+		if (!has_size)
+			return uc_conf_err(ps, "%s does not exist (give a size to create it)", f->path);
+		n->size = size;
+	} else {
+		return uc_conf_err(ps, "%s: %s", f->path, strerror(errno));
+	}
+	n->size &= ~4095ULL;	/* whole 4K blocks: every block size and chunk divides it */
+	if (!n->size)
+		return uc_conf_err(ps, "%s is smaller than 4K", f->path);
+	n->can_discard = true;
+	if ((ret = check_duplicate(n, cfg)))
+		return ret;
+	return uc_graph_add_leaf(n->graph, n);
+}
+
+/* mkdir -p of path's directory, so conf/data/ need not exist beforehand */
+static void make_parents(const char *path)
+{
+	char *p = strdup(path);
+
+	for (char *s = p ? strchr(p + 1, '/') : NULL; s; s = strchr(s + 1, '/')) {
+		*s = 0;
+		mkdir(p, 0755);
+		*s = '/';
+	}
+	free(p);
+}
+
+static int file_open(struct uc_node *n)
+{
+	struct file *f = n->priv;
+	int flags = O_RDWR | O_CLOEXEC | (f->exists ? 0 : O_CREAT | O_EXCL);
+
+	if (!f->exists)
+		make_parents(f->path);
+	n->fd = open(f->path, flags | (f->direct ? O_DIRECT : 0), 0600);
+	if (n->fd < 0 && errno == EINVAL && f->direct) {
+		/* the filesystem has no O_DIRECT (e.g. old tmpfs) */
+		uc_warn("%s: O_DIRECT not supported here, using buffered I/O", f->path);
+		n->fd = open(f->path, flags, 0600);
+	}
+	if (n->fd < 0) {
+		int err = errno;
+
+		uc_err("%s: %s", f->path, strerror(err));
+		return -err;
+	}
+	f->created = !f->exists;
+	if (f->created && ftruncate(n->fd, n->size)) {
+		int err = errno;
+
+		uc_err("%s: cannot size it: %s", f->path, strerror(err));
+		return -err;
+	}
+	return 0;
+}
+
+static void file_close(struct uc_node *n)
+{
+	struct file *f = n->priv;
+
+	if (n->fd >= 0)
+		close(n->fd);
+	n->fd = -1;
+	if (f && f->created && !n->graph->opened)
+		unlink(f->path);
+	if (f)
+		free(f->path);
+	free(f);
+	n->priv = NULL;
+}
+
+/* DISCARD/WRITE_ZEROES: state 0 tries the preferred way, 1 the fallback. */
+static void prep_zero(struct io_uring_sqe *sqe, const struct file *f, struct uc_sub *s, int idx)
+{
+	bool unmap = s->op == UC_OP_DISCARD || !(s->flags & UC_F_NOUNMAP);
+
+	if (s->op == UC_OP_DISCARD && f->is_blk && s->state == 0) {
+		io_uring_prep_rw(IORING_OP_URING_CMD, sqe, idx, NULL, 0, 0);
+		sqe->cmd_op = BLOCK_URING_CMD_DISCARD;
+		sqe->addr = s->off;
+		sqe->addr3 = s->len;
+		return;
+	}
+	if (s->state == 1 && s->op == UC_OP_WRITE_ZEROES)
+		unmap = !unmap;
+	io_uring_prep_fallocate(sqe, idx, (unmap ? FALLOC_FL_PUNCH_HOLE : FALLOC_FL_ZERO_RANGE) |
+				FALLOC_FL_KEEP_SIZE, s->off, s->len);
+}
+
+static int file_submit(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
+{
+	const struct file *f = n->priv;
+	struct io_uring_sqe *sqe = uc_sub_sqe(q, s);
+
+	if (!sqe)
+		return -EBUSY;
+	switch (s->op) {
+	case UC_OP_READ:
+		io_uring_prep_readv(sqe, n->file_index, s->iov, s->nr_iov, s->off);
+		break;
+	case UC_OP_WRITE:
+		io_uring_prep_writev2(sqe, n->file_index, s->iov, s->nr_iov, s->off,
+				      s->flags & UC_F_FUA ? RWF_DSYNC : 0);
+		break;
+	case UC_OP_FLUSH:
+		io_uring_prep_fsync(sqe, n->file_index, IORING_FSYNC_DATASYNC);
+		break;
+	default:
+		prep_zero(sqe, f, s, n->file_index);
+		break;
+	}
+	sqe->flags |= IOSQE_FIXED_FILE;
+	return 0;
+}
+
+static int file_complete(struct uc_node *n, struct uc_queue *q, struct uc_sub *s, int res)
+{
+	(void)n;
+	if ((res == -EOPNOTSUPP || res == -EINVAL) && s->state == 0 &&
+	    (s->op == UC_OP_DISCARD || s->op == UC_OP_WRITE_ZEROES)) {
+		int ret;
+
+		s->state = 1;
+		uc_sub_get(s);
+		ret = file_submit(n, q, s);
+		uc_sub_error(s, ret);
+		uc_sub_put(q, s);
+		return UC_RESUBMITTED;
+	}
+	return res < 0 ? res : 0;
+}
+
+static int file_status(const struct uc_node *n, char *buf, size_t len)
+{
+	const struct file *f = n->priv;
+
+	return snprintf(buf, len, "%s%s%s", f->path, f->is_blk ? " (block device)" : "",
+			f->direct ? "" : " (buffered)");
+}
+
+const struct uc_layer_ops file_layer_ops = {
+	.name = "file",
+	.help = "path=<file or block device> size=<size> direct=<bool, default true>",
+	.parse = file_parse,
+	.open = file_open,
+	.close = file_close,
+	.submit = file_submit,
+	.complete = file_complete,
+	.status = file_status,
+};

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/* A ublk device served by this process: queue threads and the lifecycle. */
+#ifndef UC_DEV_H
+#define UC_DEV_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include "ctrl.h"
+#include "io.h"
+
+struct uc_dev;
+
+struct uc_ublk_queue {		/* one thread, one ring */
+	struct uc_queue q;	/* the engine */
+	struct uc_dev *dev;
+	unsigned int id;
+	struct ublksrv_io_desc *descs;	/* mmapped from /dev/ublkcN */
+	size_t descs_len;
+	int stop_efd;		/* written by the control thread to wake the ring */
+	pthread_t thread;
+	bool thread_started;
+	bool stopping;
+	unsigned int nr_cmds;	/* FETCH/COMMIT commands held by the kernel */
+};
+
+struct uc_dev {
+	struct uc_graph *g;
+	struct uc_ctrl ctrl;
+	struct ublksrv_ctrl_dev_info info;	/* as the kernel returned it */
+	int char_fd;
+	uint32_t max_io;	/* bytes, after the kernel's cap */
+	struct uc_ublk_queue *queues;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned int nr_setup;	/* queue threads done with setup */
+	int setup_err;		/* first setup failure */
+	atomic_int failed;	/* a queue thread died: the daemon must stop */
+};
+
+/* Queue thread (src/queue.c): set up, FETCH every tag, serve until stopped. */
+void *uc_ublk_queue_thread(void *arg);
+
+/*
+ * Serve graph g (loaded, not opened) as a ublk device until SIGINT/SIGTERM.
+ * Prints /dev/ublkbN on stdout once live. Returns the process exit status.
+ */
+int uc_dev_serve(struct uc_graph *g);
+/* `list` and `del` subcommands. Return the process exit status. */
+int uc_dev_list(void);
+int uc_dev_del(int argc, char **argv);
+
+#endif

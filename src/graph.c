@@ -1,0 +1,284 @@
+/* SPDX-License-Identifier: MIT */
+/* Builds the layer tree from the config, sizes the per-tag arenas. */
+#include <errno.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include "graph.h"
+#include "log.h"
+
+#define UC_MAX_DEPTH	16	/* nesting limit: keeps recursion bounded */
+#define UC_MAX_IOV	1024	/* IOV_MAX: what one readv/writev accepts */
+
+static int node_depth(const struct uc_node *n)
+{
+	int d = 0;
+
+	for (; n; n = n->parent)
+		d++;
+	return d;
+}
+
+static int node_parse(struct uc_graph *g, struct uc_node *parent, const config_setting_t *cfg,
+		      struct uc_node **out)
+{
+	const struct uc_layer_ops *ops;
+	struct uc_node *n, **nodes;
+	const char *type = NULL;
+	int ret;
+
+	if (!config_setting_is_group(cfg))
+		return uc_conf_err(cfg, "a layer must be a group { type = \"...\"; ... }");
+	ret = uc_conf_string(cfg, "type", &type);
+	if (ret < 0)
+		return ret;
+	if (!ret)
+		return uc_conf_err(cfg, "layer has no type");
+	ops = uc_layer_find(type);
+	if (!ops)
+		return uc_conf_err(config_setting_get_member(cfg, "type"),
+				   "unknown layer type '%s'", type);
+	if (parent && node_depth(parent) >= UC_MAX_DEPTH)
+		return uc_conf_err(cfg, "layers nested deeper than %d", UC_MAX_DEPTH);
+
+	n = calloc(1, sizeof(*n));
+	nodes = realloc(g->nodes, (g->nr_nodes + 1) * sizeof(*nodes));
+	if (!n || !nodes) {
+		free(n);
+		if (nodes)
+			g->nodes = nodes;
+		return -ENOMEM;
+	}
+	g->nodes = nodes;
+	n->ops = ops;
+	n->graph = g;
+	n->parent = parent;
+	n->index = g->nr_nodes;
+	n->file_index = -1;
+	n->fd = -1;
+	n->max_subs = 1;
+	n->conf_file = config_setting_source_file(cfg);
+	n->conf_line = config_setting_source_line(cfg);
+	g->nodes[g->nr_nodes++] = n;	/* owned by g from here, freed on error too */
+	*out = n;
+	return ops->parse(n, cfg);
+}
+
+int uc_node_parse_children(struct uc_node *n, const config_setting_t *cfg, unsigned int min)
+{
+	const config_setting_t *list = config_setting_get_member(cfg, "children");
+	unsigned int nr;
+
+	if (!list)
+		return uc_conf_err(cfg, "%s needs children = ( ... )", n->ops->name);
+	if (!config_setting_is_list(list) && !config_setting_is_array(list))
+		return uc_conf_err(list, "children must be a list ( {...}, {...} )");
+	nr = config_setting_length(list);
+	if (nr < min)
+		return uc_conf_err(list, "%s needs at least %u children, has %u",
+				   n->ops->name, min, nr);
+	n->children = calloc(nr, sizeof(*n->children));
+	if (!n->children)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < nr; i++) {
+		int ret = node_parse(n->graph, n, config_setting_get_elem(list, i), &n->children[i]);
+
+		if (ret)
+			return ret;
+		n->nr_children++;
+	}
+	return 0;
+}
+
+int uc_graph_add_leaf(struct uc_graph *g, struct uc_node *n)
+{
+	struct uc_node **l = realloc(g->leaves, (g->nr_leaves + 1) * sizeof(*l));
+
+	if (!l)
+		return -ENOMEM;
+	g->leaves = l;
+	n->file_index = g->nr_leaves;
+	g->leaves[g->nr_leaves++] = n;
+	return 0;
+}
+
+static int dev_parse(struct uc_graph *g, const config_setting_t *d)
+{
+	static const char *const keys[] = { "queues", "depth", "max_io", "block_size", "id", NULL };
+	struct uc_dev_conf *c = &g->dev;
+	uint64_t max_io;
+	long long v;
+	int ret;
+
+	if (!config_setting_is_group(d))
+		return uc_conf_err(d, "device must be a group { ... }");
+	if (uc_conf_check_keys(d, keys, "device"))
+		return -EINVAL;
+	if ((ret = uc_conf_int(d, "queues", &v)) < 0)
+		return ret;
+	if (ret && (v < 1 || v > 64))
+		return uc_conf_err(config_setting_get_member(d, "queues"), "queues must be 1 to 64");
+	if (ret)
+		c->queues = v;
+	if ((ret = uc_conf_int(d, "depth", &v)) < 0)
+		return ret;
+	if (ret && (v < 1 || v > 4096))
+		return uc_conf_err(config_setting_get_member(d, "depth"), "depth must be 1 to 4096");
+	if (ret)
+		c->depth = v;
+	if ((ret = uc_conf_size(d, "max_io", &max_io)) < 0)
+		return ret;
+	if (ret && (max_io < 4096 || max_io > (32 << 20) || max_io % 4096))
+		return uc_conf_err(config_setting_get_member(d, "max_io"),
+				   "max_io must be a multiple of 4K from 4K to 32M");
+	if (ret)
+		c->max_io = max_io;
+	if ((ret = uc_conf_int(d, "block_size", &v)) < 0)
+		return ret;
+	if (ret && v != 512 && v != 4096)
+		return uc_conf_err(config_setting_get_member(d, "block_size"),
+				   "block_size must be 512 or 4096");
+	if (ret)
+		c->block_size = v;
+	if ((ret = uc_conf_int(d, "id", &v)) < 0)
+		return ret;
+	if (ret && (v < -1 || v > 1048575))
+		return uc_conf_err(config_setting_get_member(d, "id"), "id must be -1 or a device number");
+	if (ret)
+		c->id = v;
+	return 0;
+}
+
+/* Top-down: how many iovecs each node's subs may carry; bottom-up: arena sizes. */
+static int size_arenas(struct uc_graph *g, struct uc_node *n, unsigned int max_iov)
+{
+	n->max_iov = max_iov;
+	if (max_iov > UC_MAX_IOV) {
+		char b[32];
+
+		fprintf(stderr, "%s:%d: a %s request would need %u iovecs here (more than %d): use a larger chunk or a smaller max_io\n",
+			n->conf_file ? n->conf_file : g->conf_path, n->conf_line,
+			uc_size_str(g->dev.max_io, b, sizeof(b)), max_iov, UC_MAX_IOV);
+		return -EINVAL;
+	}
+	g->nr_subs += n->max_subs;
+	g->nr_iovs += n->max_subs * max_iov;
+	for (unsigned int i = 0; i < n->nr_children; i++) {
+		unsigned int c = n->ops->child_max_iov ?
+			n->ops->child_max_iov(n, max_iov, g->dev.max_io) : max_iov;
+		int ret = size_arenas(g, n->children[i], c);
+
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static char *dir_of(const char *path)
+{
+	char *copy = strdup(path), *d;
+
+	if (!copy)
+		return NULL;
+	d = strdup(dirname(copy));
+	free(copy);
+	return d;
+}
+
+int uc_graph_load(struct uc_graph *g, const char *path)
+{
+	static const char *const keys[] = { "device", "volume", NULL };
+	const config_setting_t *top, *d, *vol;
+	int ret;
+
+	memset(g, 0, sizeof(*g));
+	config_init(&g->cfg);
+	g->dev = (struct uc_dev_conf){ .queues = 1, .depth = 128, .max_io = 512 << 10,
+				       .block_size = 512, .id = -1 };
+	g->conf_path = strdup(path);
+	g->conf_dir = dir_of(path);
+	if (!g->conf_path || !g->conf_dir)
+		return -ENOMEM;
+	if (!config_read_file(&g->cfg, path)) {
+		if (config_error_type(&g->cfg) == CONFIG_ERR_FILE_IO)
+			fprintf(stderr, "%s: cannot read: %s\n", path, strerror(errno ? errno : EIO));
+		else
+			fprintf(stderr, "%s:%d: %s\n",
+				config_error_file(&g->cfg) ? config_error_file(&g->cfg) : path,
+				config_error_line(&g->cfg), config_error_text(&g->cfg));
+		return -EINVAL;
+	}
+	top = config_root_setting(&g->cfg);
+	if (uc_conf_check_keys(top, keys, "the top level"))
+		return -EINVAL;
+	d = config_setting_get_member(top, "device");
+	if (d && (ret = dev_parse(g, d)))
+		return ret;
+	vol = config_setting_get_member(top, "volume");
+	if (!vol) {
+		fprintf(stderr, "%s:1: no volume = { type = ...; } defined\n", path);
+		return -EINVAL;
+	}
+	ret = node_parse(g, NULL, vol, &g->root);
+	if (ret)
+		return ret;
+	g->size = g->root->size / g->dev.block_size * g->dev.block_size;
+	if (!g->size)
+		return uc_conf_err(vol, "volume size is 0");
+	return size_arenas(g, g->root, 1);
+}
+
+int uc_graph_open(struct uc_graph *g)
+{
+	for (unsigned int i = 0; i < g->nr_nodes; i++) {
+		struct uc_node *n = g->nodes[i];
+		int ret;
+
+		/* on failure uc_graph_free() closes (and unlinks what was created) */
+		if (n->ops->open && (ret = n->ops->open(n)))
+			return ret;
+	}
+	g->opened = true;
+	return 0;
+}
+
+void uc_graph_free(struct uc_graph *g)
+{
+	for (unsigned int i = g->nr_nodes; i--;) {
+		struct uc_node *n = g->nodes[i];
+
+		if (n->ops->close)
+			n->ops->close(n);
+		free(n->children);
+		free(n);
+	}
+	free(g->nodes);
+	free(g->leaves);
+	free(g->conf_path);
+	free(g->conf_dir);
+	config_destroy(&g->cfg);
+	memset(g, 0, sizeof(*g));
+}
+
+static void print_node(const struct uc_node *n, FILE *out, int depth)
+{
+	char size[32], line[512] = "";
+
+	if (n->ops->status)
+		n->ops->status(n, line, sizeof(line));
+	fprintf(out, "%*s%-8s %8s  %s\n", depth * 2, "", n->ops->name,
+		uc_size_str(n->size, size, sizeof(size)), line);
+	for (unsigned int i = 0; i < n->nr_children; i++)
+		print_node(n->children[i], out, depth + 1);
+}
+
+void uc_graph_print(const struct uc_graph *g, FILE *out)
+{
+	char size[32], mi[32];
+
+	fprintf(out, "device   %8s  %" PRIu64 " bytes, queues=%u depth=%u max_io=%s block_size=%u\n",
+		uc_size_str(g->size, size, sizeof(size)), g->size, g->dev.queues, g->dev.depth,
+		uc_size_str(g->dev.max_io, mi, sizeof(mi)), g->dev.block_size);
+	print_node(g->root, out, 1);
+}

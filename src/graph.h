@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+/* The volume graph built from a config file, and the device settings. */
+#ifndef UC_GRAPH_H
+#define UC_GRAPH_H
+
+#include <stdio.h>
+#include "layer.h"
+
+struct uc_dev_conf {
+	unsigned int queues;	/* ublk queues, one thread each */
+	unsigned int depth;	/* tags per queue */
+	uint32_t max_io;	/* bytes: largest request */
+	unsigned int block_size;	/* logical block size: 512 or 4096 */
+	int id;			/* /dev/ublkbN number, -1: kernel picks */
+};
+
+struct uc_graph {
+	config_t cfg;
+	char *conf_path;	/* as given */
+	char *conf_dir;		/* relative paths resolve here */
+	struct uc_dev_conf dev;
+	struct uc_node *root;
+	struct uc_node **nodes;	/* every node, pre-order */
+	unsigned int nr_nodes;
+	struct uc_node **leaves;	/* nodes with file_index >= 0 */
+	unsigned int nr_leaves;
+	unsigned int nr_subs;	/* per-tag sub arena */
+	unsigned int nr_iovs;	/* per-tag iovec arena */
+	uint64_t size;		/* device bytes: root size rounded to block_size */
+	bool opened;
+};
+
+/*
+ * Read and validate path: device settings and the whole layer tree, with no
+ * side effects (no file is created). Returns 0, or -EINVAL after printing
+ * one "FILE:LINE: message" line.
+ */
+int uc_graph_load(struct uc_graph *g, const char *path);
+/* Open every leaf (creating sparse files). Returns 0 or -errno, all undone. */
+int uc_graph_open(struct uc_graph *g);
+/* Close what open did; free everything load did. */
+void uc_graph_free(struct uc_graph *g);
+/* Print the tree with sizes, one node per line. */
+void uc_graph_print(const struct uc_graph *g, FILE *out);
+/* Register a leaf node (called by leaf layers' parse). */
+int uc_graph_add_leaf(struct uc_graph *g, struct uc_node *n);
+
+#endif

@@ -1,0 +1,337 @@
+/* SPDX-License-Identifier: MIT */
+/* The queue engine: arenas, the sub lifecycle, member CQEs. See io.h and layer.h. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include "io.h"
+#include "log.h"
+#include "udata.h"
+
+int uc_iov_slice(struct iovec *dst, unsigned int nr_dst, unsigned int max,
+		 const struct iovec *src, unsigned int nr_src, uint64_t skip, uint64_t len)
+{
+	unsigned int i = 0;
+
+	while (i < nr_src && skip >= src[i].iov_len)
+		skip -= src[i++].iov_len;
+	for (; len && i < nr_src; i++, skip = 0) {
+		char *base = (char *)src[i].iov_base + skip;
+		size_t n = src[i].iov_len - skip;
+
+		if (n > len)
+			n = len;
+		/* merge with the previous entry when the memory is contiguous */
+		if (nr_dst && (char *)dst[nr_dst - 1].iov_base + dst[nr_dst - 1].iov_len == base) {
+			dst[nr_dst - 1].iov_len += n;
+		} else {
+			if (nr_dst == max)
+				return -E2BIG;
+			dst[nr_dst++] = (struct iovec){ base, n };
+		}
+		len -= n;
+	}
+	return len ? -E2BIG : (int)nr_dst;
+}
+
+/* Drop the first bytes of s's data after a short transfer. */
+static void sub_advance(struct uc_sub *s, uint64_t bytes)
+{
+	s->off += bytes;
+	s->len -= bytes;
+	while (s->nr_iov && bytes >= s->iov->iov_len) {
+		bytes -= s->iov->iov_len;
+		s->iov++;
+		s->nr_iov--;
+	}
+	if (bytes) {
+		s->iov->iov_base = (char *)s->iov->iov_base + bytes;
+		s->iov->iov_len -= bytes;
+	}
+}
+
+static struct uc_sub *sub_alloc(struct uc_queue *q, struct uc_io *io, struct uc_node *n)
+{
+	struct uc_sub *s;
+
+	(void)q;
+	/* arenas are sized from the graph: running out is a bug in a layer's max_subs */
+	assert(io->nr_subs < q->g->nr_subs);
+	assert(io->nr_iovs + n->max_iov <= q->g->nr_iovs);
+	s = &io->subs[io->nr_subs];
+	*s = (struct uc_sub){ .node = n, .io = io, .idx = io->nr_subs++, .pending = 1,
+			      .iov = &io->iovs[io->nr_iovs] };
+	io->nr_iovs += n->max_iov;
+	return s;
+}
+
+static bool op_moves_data(unsigned int op)
+{
+	return op == UC_OP_READ || op == UC_OP_WRITE;
+}
+
+static void root_end(struct uc_queue *q, struct uc_sub *s)
+{
+	struct uc_io *io = s->io;
+	int res = s->result;
+
+	if (!res && op_moves_data(s->op))
+		res = io->len;	/* s->len shrinks when a leaf root resubmits a short transfer */
+	io->busy = false;
+	q->nr_busy--;
+	q->commit(q, io, res);
+}
+
+void uc_sub_put(struct uc_queue *q, struct uc_sub *s)
+{
+	while (s && !--s->pending) {
+		struct uc_sub *parent = s->parent;
+
+		if (!parent) {
+			root_end(q, s);
+			return;
+		}
+		uc_sub_error(parent, s->result);
+		s = parent;
+	}
+}
+
+static void sub_issue(struct uc_queue *q, struct uc_sub *s)
+{
+	int ret = s->node->ops->submit(s->node, q, s);
+
+	uc_sub_error(s, ret);
+	uc_sub_put(q, s);	/* the submit bias */
+}
+
+struct uc_sub *uc_child_prep(struct uc_queue *q, struct uc_sub *s, unsigned int i,
+			     uint64_t off, uint64_t len)
+{
+	struct uc_node *c = s->node->children[i];
+	struct uc_sub *cs = sub_alloc(q, s->io, c);
+
+	assert(off + len <= c->size);
+	cs->parent = s;
+	cs->child = i;
+	cs->op = s->op;
+	cs->flags = s->flags;
+	cs->off = off;
+	cs->len = len;
+	uc_sub_get(s);
+	return cs;
+}
+
+void uc_child_issue(struct uc_queue *q, struct uc_sub *cs)
+{
+	sub_issue(q, cs);
+}
+
+void uc_child_submit(struct uc_queue *q, struct uc_sub *s, unsigned int i, uint64_t off,
+		     uint64_t len, const struct iovec *iov, unsigned int nr_iov)
+{
+	struct uc_sub *cs = uc_child_prep(q, s, i, off, len);
+
+	if (nr_iov) {
+		int n = uc_iov_slice(cs->iov, 0, cs->node->max_iov, iov, nr_iov, 0, len);
+
+		assert(n > 0);
+		cs->nr_iov = n;
+	}
+	sub_issue(q, cs);
+}
+
+struct io_uring_sqe *uc_sub_sqe(struct uc_queue *q, struct uc_sub *s)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&q->ring);
+
+	if (!sqe) {
+		/* SQ full: rare (the ring is sized for a full queue), so pay an enter */
+		io_uring_submit(&q->ring);
+		sqe = io_uring_get_sqe(&q->ring);
+		if (!sqe)
+			return NULL;
+	}
+	io_uring_sqe_set_data64(sqe, uc_udata_member(s->io->tag, s->idx));
+	uc_sub_get(s);
+	q->nr_member++;
+	return sqe;
+}
+
+void uc_queue_start(struct uc_queue *q, unsigned int tag, const struct uc_req *r)
+{
+	struct uc_io *io = &q->ios[tag];
+	struct uc_graph *g = q->g;
+	struct uc_sub *s;
+	int err = 0;
+
+	assert(!io->busy);
+	io->busy = true;
+	q->nr_busy++;
+	io->nr_subs = io->nr_iovs = 0;
+	s = sub_alloc(q, io, g->root);
+	s->op = r->op;
+	s->flags = r->flags;
+	s->off = r->off;
+	s->len = r->len;
+	io->len = r->len;
+	switch (r->op) {
+	case UC_OP_READ:
+	case UC_OP_WRITE:
+		if (!r->len || r->len > g->dev.max_io)
+			err = -EIO;
+		s->iov[0] = (struct iovec){ io->buf, r->len };
+		s->nr_iov = 1;
+		break;
+	case UC_OP_DISCARD:
+	case UC_OP_WRITE_ZEROES:
+		if (!g->root->can_discard)
+			err = -EOPNOTSUPP;
+		break;
+	case UC_OP_FLUSH:
+		s->off = s->len = 0;
+		break;
+	default:
+		err = -EOPNOTSUPP;
+	}
+	if (!err && s->off + s->len > g->size)
+		err = -EIO;
+	if (err) {
+		uc_sub_error(s, err);
+		uc_sub_put(q, s);
+		return;
+	}
+	sub_issue(q, s);
+}
+
+static void sub_resubmit(struct uc_queue *q, struct uc_sub *s)
+{
+	uc_sub_get(s);
+	sub_issue(q, s);
+}
+
+void uc_queue_member_cqe(struct uc_queue *q, const struct io_uring_cqe *cqe)
+{
+	unsigned int tag = uc_udata_tag(cqe->user_data);
+	struct uc_io *io = &q->ios[tag];
+	struct uc_sub *s = &io->subs[uc_udata_sub(cqe->user_data)];
+	struct uc_node *n = s->node;
+	int res = cqe->res;
+
+	q->nr_member--;
+	if (res == -EAGAIN || res == -EINTR) {
+		sub_resubmit(q, s);
+	} else if (op_moves_data(s->op) && res >= 0 && (uint64_t)res < s->len) {
+		/* short transfer: go on with the remainder, never fail or commit short */
+		if (res == 0) {
+			uc_sub_error(s, -EIO);	/* no progress: end of the backing file */
+		} else {
+			sub_advance(s, res);
+			sub_resubmit(q, s);
+		}
+	} else {
+		if (n->ops->complete)
+			res = n->ops->complete(n, q, s, res);
+		if (res == UC_RESUBMITTED)
+			;	/* the layer queued s again and holds a new reference */
+		else
+			uc_sub_error(s, res);
+	}
+	uc_sub_put(q, s);	/* this CQE's reference */
+}
+
+static unsigned int roundup_pow2(unsigned int v)
+{
+	unsigned int p = 1;
+
+	while (p < v)
+		p <<= 1;
+	return p;
+}
+
+static int ring_setup(struct uc_queue *q, unsigned int entries, unsigned int flags)
+{
+	static const unsigned int tries[] = {
+		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN,
+		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN,
+		IORING_SETUP_COOP_TASKRUN,
+		0,
+	};
+	int ret = -EINVAL;
+
+	for (unsigned int i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
+		struct io_uring_params p = { .flags = flags | tries[i] | IORING_SETUP_CQSIZE,
+					     .cq_entries = entries * 2 };
+
+		ret = io_uring_queue_init_params(entries, &q->ring, &p);
+		if (!ret) {
+			q->ring_flags = p.flags;
+			return 0;
+		}
+		if (ret != -EINVAL)
+			break;
+	}
+	return ret;
+}
+
+int uc_queue_init(struct uc_queue *q, struct uc_graph *g, unsigned int id, unsigned int depth,
+		  unsigned int setup_flags, unsigned int extra_sqes)
+{
+	unsigned int entries = roundup_pow2(depth * (g->nr_leaves + extra_sqes));
+	int ret, *fds;
+
+	memset(q, 0, sizeof(*q));
+	q->g = g;
+	q->id = id;
+	q->depth = depth;
+	if (entries > 4096)
+		entries = 4096;	/* uc_sub_sqe() submits early if a burst needs more */
+	ret = ring_setup(q, entries, setup_flags);
+	if (ret)
+		return ret;
+	q->ios = calloc(depth, sizeof(*q->ios));
+	q->sub_arena = calloc((size_t)depth * g->nr_subs, sizeof(*q->sub_arena));
+	q->iov_arena = calloc((size_t)depth * g->nr_iovs, sizeof(*q->iov_arena));
+	q->bufs_len = (size_t)depth * g->dev.max_io;
+	q->bufs = mmap(NULL, q->bufs_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	fds = calloc(g->nr_leaves, sizeof(*fds));
+	if (q->bufs == MAP_FAILED)
+		q->bufs = NULL;
+	if (!q->ios || !q->sub_arena || !q->iov_arena || !q->bufs || !fds) {
+		free(fds);
+		uc_queue_exit(q);
+		return -ENOMEM;
+	}
+	for (unsigned int i = 0; i < depth; i++) {
+		struct uc_io *io = &q->ios[i];
+
+		io->tag = i;
+		io->subs = &q->sub_arena[(size_t)i * g->nr_subs];
+		io->iovs = &q->iov_arena[(size_t)i * g->nr_iovs];
+		io->buf = (char *)q->bufs + (size_t)i * g->dev.max_io;
+	}
+	for (unsigned int i = 0; i < g->nr_leaves; i++)
+		fds[i] = g->leaves[i]->fd;
+	ret = g->nr_leaves ? io_uring_register_files(&q->ring, fds, g->nr_leaves) : 0;
+	free(fds);
+	if (ret) {
+		uc_queue_exit(q);
+		return ret;
+	}
+	return 0;
+}
+
+void uc_queue_exit(struct uc_queue *q)
+{
+	if (q->ring.ring_fd > 0)
+		io_uring_queue_exit(&q->ring);
+	q->ring.ring_fd = -1;
+	if (q->bufs)
+		munmap(q->bufs, q->bufs_len);
+	free(q->ios);
+	free(q->sub_arena);
+	free(q->iov_arena);
+	q->bufs = NULL;
+	q->ios = NULL;
+	q->sub_arena = NULL;
+	q->iov_arena = NULL;
+}

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The queue engine: per-tag state, a request's way through the graph and the
+ * member I/O completions, on one io_uring. It knows nothing of ublk: the
+ * owner feeds requests with uc_queue_start() and gets each one back exactly
+ * once through q->commit. src/queue.c drives it from ublk, the unit tests
+ * from synthetic descriptors.
+ */
+#ifndef UC_IO_H
+#define UC_IO_H
+
+#include <liburing.h>
+#include "graph.h"
+
+struct uc_io {			/* one per tag, preallocated */
+	struct uc_sub *subs;	/* arena: graph->nr_subs slots */
+	struct iovec *iovs;	/* arena: graph->nr_iovs entries */
+	unsigned int nr_subs;	/* slots in use by the current request */
+	unsigned int nr_iovs;
+	void *buf;		/* max_io bytes, page aligned */
+	uint32_t len;		/* bytes of the current request */
+	uint16_t tag;
+	bool busy;		/* a request is in the graph */
+};
+
+struct uc_req {
+	uint8_t op;		/* enum uc_op, or anything else: -EOPNOTSUPP */
+	uint8_t flags;		/* UC_F_* */
+	uint64_t off;		/* bytes */
+	uint64_t len;		/* bytes */
+};
+
+struct uc_queue {
+	struct io_uring ring;
+	struct uc_graph *g;
+	unsigned int id;
+	unsigned int depth;
+	struct uc_io *ios;
+	struct uc_sub *sub_arena;
+	struct iovec *iov_arena;
+	void *bufs;
+	size_t bufs_len;
+	unsigned int nr_busy;	/* requests in the graph */
+	unsigned int nr_member;	/* member SQEs in flight */
+	unsigned int ring_flags;	/* setup flags the kernel accepted */
+	/* a request finished: res is bytes (READ/WRITE), 0, or -errno */
+	void (*commit)(struct uc_queue *q, struct uc_io *io, int res);
+	void *owner;
+};
+
+/*
+ * Set up q for graph g (opened): ring with setup_flags plus whichever of
+ * SINGLE_ISSUER/DEFER_TASKRUN/COOP_TASKRUN the kernel takes, leaves registered
+ * as fixed files, per-tag arenas and buffers. Must run on the thread that
+ * will drive the ring. extra_sqes: SQ room the owner needs per tag.
+ * Returns 0 or -errno.
+ */
+int uc_queue_init(struct uc_queue *q, struct uc_graph *g, unsigned int id, unsigned int depth,
+		  unsigned int setup_flags, unsigned int extra_sqes);
+void uc_queue_exit(struct uc_queue *q);
+/* Send a request for tag into the graph; q->commit runs when it is done. */
+void uc_queue_start(struct uc_queue *q, unsigned int tag, const struct uc_req *r);
+/* Handle one CQE whose user_data is a member I/O. */
+void uc_queue_member_cqe(struct uc_queue *q, const struct io_uring_cqe *cqe);
+/* Submit what is queued and wait for at least one CQE. Returns io_uring_submit_and_wait's. */
+static inline int uc_queue_enter(struct uc_queue *q)
+{
+	return io_uring_submit_and_wait(&q->ring, 1);
+}
+
+#endif

@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The layer interface. A volume is a tree of nodes; each node is an instance
+ * of a layer (file, stripe, concat, ...). A request enters the root as a
+ * struct uc_sub and each layer maps it onto sub-requests of its children
+ * (uc_child_submit) or, at the leaves, onto SQEs on the queue's ring.
+ *
+ * Lifetime of a sub: it holds a reference count `pending`. Every child sub
+ * and every SQE in flight holds one; the core holds one while submit runs.
+ * When the count drops to zero the layer's optional end() runs, the result
+ * (0 or the first -errno) goes to the parent, and the parent loses a
+ * reference. The root's end commits the ublk request.
+ *
+ * Nothing here allocates per I/O: subs and iovecs come from per-tag arenas
+ * sized from the graph (uc_node.max_subs, uc_node.max_iov) when it is built.
+ */
+#ifndef UC_LAYER_H
+#define UC_LAYER_H
+
+#include <assert.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+#include <libconfig.h>
+
+struct uc_queue;
+struct uc_io;
+struct uc_graph;
+
+/* Ops inside the graph; values match UBLK_IO_OP_* for the ones shared. */
+enum uc_op {
+	UC_OP_READ = 0,
+	UC_OP_WRITE = 1,
+	UC_OP_FLUSH = 2,
+	UC_OP_DISCARD = 3,
+	UC_OP_WRITE_ZEROES = 5,
+};
+
+#define UC_F_FUA	(1U << 0)	/* write through: RWF_DSYNC on member writes */
+#define UC_F_NOUNMAP	(1U << 1)	/* write-zeroes must keep the range allocated */
+
+struct uc_sub {
+	struct uc_node *node;
+	struct uc_sub *parent;
+	struct uc_io *io;	/* the tag this request belongs to */
+	uint16_t idx;		/* slot in io->subs: goes into SQE user_data */
+	uint8_t op;		/* enum uc_op */
+	uint8_t flags;		/* UC_F_* */
+	uint32_t child;		/* index of node in parent->node->children */
+	int pending;		/* references: children + SQEs + submit bias */
+	int result;		/* 0 or the first -errno seen */
+	uint64_t off;		/* bytes, in node's address space */
+	uint64_t len;		/* bytes */
+	struct iovec *iov;	/* READ/WRITE data, inside the tag buffer */
+	unsigned int nr_iov;
+	unsigned int state;	/* layer scratch, e.g. a fallback step */
+};
+
+struct uc_node {
+	const struct uc_layer_ops *ops;
+	struct uc_graph *graph;
+	struct uc_node *parent;
+	struct uc_node **children;
+	unsigned int nr_children;
+	unsigned int index;	/* position in graph->nodes */
+	uint64_t size;		/* bytes exposed to the parent */
+	uint32_t io_min;	/* bytes: smallest efficient I/O (0 = block size) */
+	uint32_t io_opt;	/* bytes: optimal I/O (0 = none) */
+	bool can_discard;	/* DISCARD/WRITE_ZEROES reach every leaf */
+	unsigned int max_subs;	/* subs of this node one request can hold (>= 1) */
+	unsigned int max_iov;	/* iovecs one sub of this node can carry */
+	int file_index;		/* leaves: registered file slot, else -1 */
+	int fd;			/* leaves: open file, else -1 */
+	const char *conf_file;	/* for messages: where the node was defined */
+	int conf_line;
+	void *priv;		/* layer state, freed by close/free */
+};
+
+struct uc_layer_ops {
+	const char *name;	/* conf: type = "stripe"; */
+	const char *help;	/* one line: the layer's keys */
+	/*
+	 * Validate n's config group without side effects: reject unknown keys,
+	 * build children with uc_node_parse_children(), set n->size and hints.
+	 * Returns 0, or -EINVAL after printing "FILE:LINE: message".
+	 */
+	int (*parse)(struct uc_node *n, const config_setting_t *cfg);
+	/* Leaves: acquire the backing file, set n->fd. Returns 0 or -errno. */
+	int (*open)(struct uc_node *n);
+	/* Release what open() and parse() took; must cope with open() not run
+	 * or failed. A failed graph (graph->opened false) removes files it created. */
+	void (*close)(struct uc_node *n);
+	/* Most iovecs a child sub can get, given this node's own max_iov. */
+	unsigned int (*child_max_iov)(const struct uc_node *n, unsigned int max_iov,
+				      uint32_t max_io);
+	/*
+	 * Start s: hand pieces down with uc_child_submit(), or (leaves) queue
+	 * SQEs holding a reference each (uc_sub_get). Returns 0, or -errno when
+	 * nothing more can be issued (what was issued still completes).
+	 * Called again for the remainder after a short read/write.
+	 */
+	int (*submit)(struct uc_node *n, struct uc_queue *q, struct uc_sub *s);
+	/*
+	 * Leaves, optional: a CQE for s (not a short READ/WRITE, which the core
+	 * resubmits). Returns the result to record (0 or -errno), or
+	 * UC_RESUBMITTED after queueing s again.
+	 */
+	int (*complete)(struct uc_node *n, struct uc_queue *q, struct uc_sub *s, int res);
+	/* One line of health/config for `check` and `status`. */
+	int (*status)(const struct uc_node *n, char *buf, size_t len);
+};
+
+#define UC_RESUBMITTED	1
+
+/* Registered layers (src/layers.c). Returns NULL if no layer has that name. */
+const struct uc_layer_ops *uc_layer_find(const char *name);
+/* Tests add their own leaves. Returns 0 or -ENOSPC. */
+int uc_layer_add(const struct uc_layer_ops *ops);
+
+/*
+ * Parse the "children" list of cfg (at least min entries) into n->children.
+ * Returns 0 or -EINVAL after printing the error.
+ */
+int uc_node_parse_children(struct uc_node *n, const config_setting_t *cfg, unsigned int min);
+
+/* Take a reference on s (one per SQE or child in flight). */
+static inline void uc_sub_get(struct uc_sub *s)
+{
+	s->pending++;
+}
+
+/* Drop a reference; the last one ends s and passes its result up. */
+void uc_sub_put(struct uc_queue *q, struct uc_sub *s);
+
+/* Record an error on s: the first one wins. */
+static inline void uc_sub_error(struct uc_sub *s, int err)
+{
+	if (err < 0 && !s->result)
+		s->result = err;
+}
+
+/*
+ * Issue a sub-request of s to child i: op and flags of s, [off, off+len) in
+ * the child's space, data in iov[0..nr_iov) (copied into the child sub).
+ * Errors end up in s->result; nothing to check here.
+ */
+void uc_child_submit(struct uc_queue *q, struct uc_sub *s, unsigned int i, uint64_t off,
+		     uint64_t len, const struct iovec *iov, unsigned int nr_iov);
+
+/*
+ * The same in two steps, for layers that gather a child's iovecs piece by
+ * piece: prep returns the child sub (empty iov, room for node->max_iov),
+ * issue sends it down.
+ */
+struct uc_sub *uc_child_prep(struct uc_queue *q, struct uc_sub *s, unsigned int i,
+			     uint64_t off, uint64_t len);
+void uc_child_issue(struct uc_queue *q, struct uc_sub *cs);
+
+/*
+ * Leaves: an SQE for s on q's ring, user_data set, a reference taken on s.
+ * Returns NULL if the ring cannot take another SQE even after submitting.
+ */
+struct io_uring_sqe *uc_sub_sqe(struct uc_queue *q, struct uc_sub *s);
+
+/* iovec helpers (src/io.c) */
+/*
+ * Append to dst the part [skip, skip+len) of the buffer described by src.
+ * Returns the new count of dst, or -E2BIG if more than max entries are needed.
+ */
+int uc_iov_slice(struct iovec *dst, unsigned int nr_dst, unsigned int max,
+		 const struct iovec *src, unsigned int nr_src, uint64_t skip, uint64_t len);
+
+/* Conf helpers for layers (src/conf.c); each prints FILE:LINE and returns -EINVAL. */
+int uc_conf_err(const config_setting_t *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Reject keys of group g not in the NULL-terminated list. */
+int uc_conf_check_keys(const config_setting_t *g, const char *const *keys, const char *what);
+/* Size key: integer bytes or "64K"/"1G" string. Returns 1 if set, 0 if absent, -EINVAL. */
+int uc_conf_size(const config_setting_t *g, const char *key, uint64_t *out);
+int uc_conf_bool(const config_setting_t *g, const char *key, bool *out);
+int uc_conf_int(const config_setting_t *g, const char *key, long long *out);
+int uc_conf_string(const config_setting_t *g, const char *key, const char **out);
+/* Parse "64K", "1G", "4096" into bytes. Returns 0 or -EINVAL. */
+int uc_parse_size(const char *str, uint64_t *out);
+/* Format bytes as "1.5G" etc. */
+const char *uc_size_str(uint64_t bytes, char *buf, size_t len);
+
+#endif

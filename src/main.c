@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: MIT */
+/* ublk-compose command line. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include "dev.h"
+#include "graph.h"
+#include "log.h"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+"usage: ublk-compose -c FILE [-v]      serve the volume in FILE as /dev/ublkbN until SIGINT/SIGTERM\n"
+"       ublk-compose check -c FILE      validate FILE and print the layer tree with sizes\n"
+"       ublk-compose list               list ublk devices: id, state, size, daemon pid\n"
+"       ublk-compose del ID|--all       remove a device whose daemon is gone\n"
+"       ublk-compose --help | --version\n"
+"Layers:\n");
+	for (const char *const *n = (const char *const[]){ "file", "stripe", "concat", NULL }; *n; n++) {
+		const struct uc_layer_ops *ops = uc_layer_find(*n);
+
+		if (ops)
+			fprintf(out, "  %-8s %s\n", ops->name, ops->help);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *conf = NULL, *cmd = "serve";
+	struct uc_graph g;
+	int c, ret;
+
+	if (argc > 1 && argv[1][0] != '-') {
+		cmd = argv[1];
+		argv++;
+		argc--;
+	}
+	if (!strcmp(cmd, "list"))
+		return uc_dev_list();
+	if (!strcmp(cmd, "del"))
+		return uc_dev_del(argc - 1, argv + 1);
+	if (strcmp(cmd, "serve") && strcmp(cmd, "check")) {
+		fprintf(stderr, "ublk-compose: unknown command '%s'\n", cmd);
+		usage(stderr);
+		return 2;
+	}
+	while ((c = getopt_long(argc, argv, "c:vhV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': conf = optarg; break;
+		case 'v': uc_verbose++; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("ublk-compose %s\n", UC_VERSION); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (!conf || optind < argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (uc_graph_load(&g, conf)) {
+		uc_graph_free(&g);
+		return 2;
+	}
+	if (!strcmp(cmd, "check")) {
+		uc_graph_print(&g, stdout);
+		uc_graph_free(&g);
+		return 0;
+	}
+	ret = uc_dev_serve(&g);
+	uc_graph_free(&g);
+	return ret;
+}

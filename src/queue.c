@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A ublk queue thread: its own ring (SQE128) carries the FETCH and
+ * COMMIT_AND_FETCH commands and every member I/O of the queue's requests.
+ * One io_uring_enter per loop turn submits everything queued and waits.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include "dev.h"
+#include "log.h"
+#include "udata.h"
+
+static size_t page_round(size_t v)
+{
+	size_t ps = sysconf(_SC_PAGESIZE);
+
+	return (v + ps - 1) / ps * ps;
+}
+
+/* Queue a FETCH (first time) or COMMIT_AND_FETCH for tag. */
+static void queue_cmd(struct uc_ublk_queue *uq, unsigned int tag, unsigned int cmd, int result)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&uq->q.ring);
+	struct ublksrv_io_cmd *io_cmd;
+
+	if (!sqe) {
+		io_uring_submit(&uq->q.ring);
+		sqe = io_uring_get_sqe(&uq->q.ring);
+	}
+	/* the ring has room for depth commands plus member I/O; if not, it is a bug */
+	assert(sqe);
+	uc_sqe128_clear(sqe);
+	sqe->opcode = IORING_OP_URING_CMD;
+	sqe->fd = uq->dev->char_fd;
+	sqe->cmd_op = cmd == UBLK_IO_FETCH_REQ ? UBLK_U_IO_FETCH_REQ : UBLK_U_IO_COMMIT_AND_FETCH_REQ;
+	io_cmd = (struct ublksrv_io_cmd *)sqe->cmd;
+	io_cmd->q_id = uq->id;
+	io_cmd->tag = tag;
+	io_cmd->result = result;
+	io_cmd->addr = (uintptr_t)uq->q.ios[tag].buf;
+	io_uring_sqe_set_data64(sqe, uc_udata_cmd(tag, cmd));
+	uq->nr_cmds++;
+}
+
+static void queue_commit(struct uc_queue *q, struct uc_io *io, int res)
+{
+	queue_cmd(q->owner, io->tag, UBLK_IO_COMMIT_AND_FETCH_REQ, res);
+}
+
+static void queue_request(struct uc_ublk_queue *uq, unsigned int tag)
+{
+	const struct ublksrv_io_desc *d = &uq->descs[tag];
+	unsigned int op = d->op_flags & 0xff, flags = d->op_flags >> 8;
+	struct uc_req r = {
+		.op = op == UBLK_IO_OP_WRITE_SAME ? 0xff : op,	/* unsupported: -EOPNOTSUPP */
+		.flags = (flags & (UBLK_IO_F_FUA >> 8) ? UC_F_FUA : 0) |
+			 (flags & (UBLK_IO_F_NOUNMAP >> 8) ? UC_F_NOUNMAP : 0),
+		.off = d->start_sector << 9,
+		.len = (uint64_t)d->nr_sectors << 9,
+	};
+
+	if (op > UC_OP_WRITE_ZEROES)
+		r.op = 0xff;
+	uc_queue_start(&uq->q, tag, &r);
+}
+
+static void queue_cmd_cqe(struct uc_ublk_queue *uq, const struct io_uring_cqe *cqe)
+{
+	unsigned int tag = uc_udata_tag(cqe->user_data);
+
+	uq->nr_cmds--;
+	if (cqe->res == UBLK_IO_RES_OK) {
+		if (uq->stopping)
+			uc_dbg("queue %u: request on tag %u while stopping", uq->id, tag);
+		queue_request(uq, tag);
+	} else if (cqe->res != UBLK_IO_RES_ABORT) {
+		/* the tag is no longer armed; the kernel fails what it held */
+		uc_err("queue %u tag %u: ublk command failed: %s", uq->id, tag, strerror(-cqe->res));
+	}
+}
+
+static void arm_stop_poll(struct uc_ublk_queue *uq)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&uq->q.ring);
+
+	io_uring_prep_poll_add(sqe, uq->stop_efd, POLLIN);
+	io_uring_sqe_set_data64(sqe, UC_UDATA_EVENT);
+}
+
+static int queue_setup(struct uc_ublk_queue *uq)
+{
+	struct uc_dev *dev = uq->dev;
+	size_t stride = page_round(UBLK_MAX_QUEUE_DEPTH * sizeof(struct ublksrv_io_desc));
+	int ret;
+
+	ret = uc_queue_init(&uq->q, dev->g, uq->id, dev->info.queue_depth, IORING_SETUP_SQE128, 1);
+	if (ret) {
+		uc_err("queue %u: io_uring setup failed: %s", uq->id, strerror(-ret));
+		return ret;
+	}
+	uq->q.owner = uq;
+	uq->q.commit = queue_commit;
+	uq->descs_len = page_round(dev->info.queue_depth * sizeof(struct ublksrv_io_desc));
+	uq->descs = mmap(NULL, uq->descs_len, PROT_READ, MAP_SHARED | MAP_POPULATE, dev->char_fd,
+			 UBLKSRV_CMD_BUF_OFFSET + uq->id * stride);
+	if (uq->descs == MAP_FAILED) {
+		ret = -errno;
+		uq->descs = NULL;
+		uc_err("queue %u: mmap of descriptors failed: %s", uq->id, strerror(-ret));
+		return ret;
+	}
+	arm_stop_poll(uq);
+	for (unsigned int t = 0; t < uq->q.depth; t++)
+		queue_cmd(uq, t, UBLK_IO_FETCH_REQ, 0);
+	ret = io_uring_submit(&uq->q.ring);
+	return ret < 0 ? ret : 0;
+}
+
+static bool queue_done(const struct uc_ublk_queue *uq)
+{
+	return (uq->stopping || !uq->nr_cmds) && !uq->q.nr_busy && !uq->q.nr_member;
+}
+
+static void queue_serve(struct uc_ublk_queue *uq)
+{
+	struct io_uring *ring = &uq->q.ring;
+
+	while (!queue_done(uq)) {
+		struct io_uring_cqe *cqe;
+		unsigned int head, n = 0;
+		int ret = uc_queue_enter(&uq->q);
+
+		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
+			uc_err("queue %u: io_uring_enter: %s", uq->id, strerror(-ret));
+			atomic_store(&uq->dev->failed, 1);
+			break;
+		}
+		io_uring_for_each_cqe(ring, head, cqe) {
+			if (uc_udata_is_member(cqe->user_data))
+				uc_queue_member_cqe(&uq->q, cqe);
+			else if (cqe->user_data == UC_UDATA_EVENT)
+				uq->stopping = true;
+			else
+				queue_cmd_cqe(uq, cqe);
+			n++;
+		}
+		io_uring_cq_advance(ring, n);
+	}
+	io_uring_submit(ring);	/* commits of the last requests */
+}
+
+void *uc_ublk_queue_thread(void *arg)
+{
+	struct uc_ublk_queue *uq = arg;
+	struct uc_dev *dev = uq->dev;
+	int ret = queue_setup(uq);
+
+	pthread_mutex_lock(&dev->lock);
+	dev->nr_setup++;
+	if (ret && !dev->setup_err)
+		dev->setup_err = ret;
+	pthread_cond_broadcast(&dev->cond);
+	pthread_mutex_unlock(&dev->lock);
+	if (!ret)
+		queue_serve(uq);
+	else
+		atomic_store(&dev->failed, 1);
+	/* exiting the ring cancels the FETCH commands the kernel still holds */
+	uc_queue_exit(&uq->q);
+	if (uq->descs)
+		munmap(uq->descs, uq->descs_len);
+	uq->descs = NULL;
+	return NULL;
+}

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * CQE user_data layout, one encoder for the whole queue ring:
+ * bit 63: member I/O (else a ublk command or an internal event)
+ * bit 62: internal event (stop wake-up)
+ * member:   bits 0..15 tag, 16..31 sub slot
+ * ublk cmd: bits 0..15 tag, 16..23 command (UBLK_IO_*)
+ */
+#ifndef UC_UDATA_H
+#define UC_UDATA_H
+
+#include <assert.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define UC_UDATA_MEMBER	(1ULL << 63)
+#define UC_UDATA_EVENT	(1ULL << 62)
+
+static inline uint64_t uc_udata_member(unsigned int tag, unsigned int sub)
+{
+	assert(!(tag >> 16) && !(sub >> 16));
+	return UC_UDATA_MEMBER | (uint64_t)sub << 16 | tag;
+}
+
+static inline uint64_t uc_udata_cmd(unsigned int tag, unsigned int cmd)
+{
+	assert(!(tag >> 16) && !(cmd >> 8));
+	return (uint64_t)cmd << 16 | tag;
+}
+
+static inline bool uc_udata_is_member(uint64_t u)
+{
+	return u & UC_UDATA_MEMBER;
+}
+
+static inline unsigned int uc_udata_tag(uint64_t u)
+{
+	return u & 0xffff;
+}
+
+static inline unsigned int uc_udata_sub(uint64_t u)
+{
+	return (u >> 16) & 0xffff;
+}
+
+static inline unsigned int uc_udata_cmd_op(uint64_t u)
+{
+	return (u >> 16) & 0xff;
+}
+
+#endif
