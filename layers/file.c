@@ -31,6 +31,7 @@
 
 struct file {
 	char *path;		/* resolved */
+	char *key;		/* canonical absolute path: spots one file named two ways */
 	bool direct;
 	bool is_blk;
 	bool exists;		/* at parse time */
@@ -64,6 +65,58 @@ static int blk_size(const char *path, uint64_t *size)
 	return ret;
 }
 
+/*
+ * realpath() of the longest existing prefix of path, the rest appended with
+ * "." and ".." taken out: the same name for "a.img", "./a.img" or
+ * "data/../a.img" before the file (or its directory) exists.
+ */
+static char *canonical(const char *path)
+{
+	char *abs = NULL, *cut, *real = NULL, *rest = NULL, *out, *p;
+	size_t len;
+
+	if (path[0] == '/')
+		abs = strdup(path);
+	else if ((p = getcwd(NULL, 0))) {
+		if (asprintf(&abs, "%s/%s", p, path) < 0)
+			abs = NULL;
+		free(p);
+	}
+	if (!abs)
+		return NULL;
+	while (!(real = realpath(abs, NULL)) && (cut = strrchr(abs, '/'))) {
+		if (rest)
+			cut[strlen(cut)] = '/';	/* undo the previous cut */
+		*cut = 0;
+		rest = cut + 1;
+		if (cut == abs) {
+			real = strdup("/");
+			break;
+		}
+	}
+	len = (real ? strlen(real) : 0) + (rest ? strlen(rest) : 0) + 2;
+	out = real ? malloc(len) : NULL;
+	if (out) {
+		strcpy(out, real);
+		for (char *c = rest ? strtok_r(rest, "/", &p) : NULL; c; c = strtok_r(NULL, "/", &p)) {
+			if (!strcmp(c, "."))
+				continue;
+			if (!strcmp(c, "..")) {
+				char *s = strrchr(out, '/');
+
+				s[s == out] = 0;
+				continue;
+			}
+			if (strcmp(out, "/"))
+				strcat(out, "/");
+			strcat(out, c);
+		}
+	}
+	free(real);
+	free(abs);
+	return out;
+}
+
 /* Two leaves must never share a backing file: their data would collide. */
 static int check_duplicate(struct uc_node *n, const config_setting_t *cfg)
 {
@@ -76,7 +129,7 @@ static int check_duplicate(struct uc_node *n, const config_setting_t *cfg)
 
 		if (o->ops != &file_layer_ops)
 			continue;
-		if (!strcmp(of->path, f->path) ||
+		if (!strcmp(of->key, f->key) ||
 		    (f->exists && of->exists && f->dev == of->dev && f->ino == of->ino))
 			return uc_conf_err(config_setting_get_member(cfg, "path"),
 					   "%s is used twice (also at line %d)", f->path, o->conf_line);
@@ -114,6 +167,9 @@ static int file_parse(struct uc_node *n, const config_setting_t *cfg)
 		return ret;
 	f->path = resolve(n->graph, path);
 	if (!f->path)
+		return -ENOMEM;
+	f->key = canonical(f->path);
+	if (!f->key && !(f->key = strdup(f->path)))
 		return -ENOMEM;
 	if (!stat(f->path, &st)) {
 		f->exists = true;
@@ -199,8 +255,10 @@ static void file_close(struct uc_node *n)
 	n->fd = -1;
 	if (f && f->created && !n->graph->opened)
 		unlink(f->path);
-	if (f)
+	if (f) {
 		free(f->path);
+		free(f->key);
+	}
 	free(f);
 	n->priv = NULL;
 }

@@ -36,7 +36,10 @@ struct uc_graph {
  * one "FILE:LINE: message" line.
  */
 int uc_graph_load(struct uc_graph *g, const char *path);
-/* Open every leaf (creating sparse files). Returns 0 or -errno, all undone. */
+/*
+ * Open every leaf (creating sparse files). Returns 0 or -errno; after a
+ * failure uc_graph_free() closes what was opened and removes what was created.
+ */
 int uc_graph_open(struct uc_graph *g);
 /* Close what open did; free everything load did. */
 void uc_graph_free(struct uc_graph *g);

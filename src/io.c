@@ -226,6 +226,7 @@ void uc_queue_member_cqe(struct uc_queue *q, const struct io_uring_cqe *cqe)
 			uc_sub_error(s, -EIO);	/* no progress: end of the backing file */
 		} else {
 			sub_advance(s, res);
+			q->nr_short++;
 			sub_resubmit(q, s);
 		}
 	} else {

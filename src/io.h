@@ -42,6 +42,7 @@ struct uc_queue {
 	size_t bufs_len;
 	unsigned int nr_busy;	/* requests in the graph */
 	unsigned int nr_member;	/* member SQEs in flight */
+	uint64_t nr_short;	/* short transfers resubmitted (stats, tests) */
 	unsigned int ring_flags;	/* setup flags the kernel accepted */
 	/* a request finished: res is bytes (READ/WRITE), 0, or -errno */
 	void (*commit)(struct uc_queue *q, struct uc_io *io, int res);
