@@ -1,0 +1,247 @@
+# shellcheck shell=bash
+# tests/e2e/lib.sh: helpers for the ublk-compose end-to-end cases (sourced, bash).
+#
+# Model: the suite (cases.sh) runs each case in a fresh `bash cases.sh --one FUNC NAME` child under
+# `timeout` (which kills the child's whole process group when the case overruns). Inside a case:
+#   start_daemon CONF TAG   -> sets DPID, DDEV (/dev/ublkbN), DID (N); daemon logs in $CASE_DIR/TAG.{out,err}
+#   stop_daemon [SECS]      -> SIGTERM + bounded wait; sets DRC (exit code)
+#   fail "reason"           -> ends the case as FAIL with that reason
+# Every wait is bounded (timeouts are generous: QEMU TCG is 5-10x slower than hardware).
+
+E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$E2E_DIR/../.." && pwd)
+UC_BIN=${UC_BIN:-$REPO/build/ublk-compose}
+E2E_START_TIMEOUT=${E2E_START_TIMEOUT:-60}   # daemon: seconds until /dev/ublkbN is printed
+E2E_STOP_TIMEOUT=${E2E_STOP_TIMEOUT:-60}     # daemon: seconds to exit after SIGTERM
+E2E_FIO_TIMEOUT=${E2E_FIO_TIMEOUT:-300}      # one fio step
+E2E_CASE_TIMEOUT=${E2E_CASE_TIMEOUT:-900}    # one whole case
+E2E_DAEMON_ARGS=${E2E_DAEMON_ARGS:--v}
+# daemon stderr lines that fail a case (strict mode); crash-only mode uses E2E_CRASH_RE
+E2E_CRASH_RE=${E2E_CRASH_RE:-'AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|ThreadSanitizer|runtime error:|Assertion .*failed|Segmentation fault|stack smashing|double free|corrupted'}
+E2E_ERR_RE=${E2E_ERR_RE:-"$E2E_CRASH_RE"'|(^|[^a-z_])(error|ERROR|Error|fatal|FATAL|Fatal|panic|PANIC)([^a-z_]|$)'}
+# kernel log lines that fail a case
+E2E_KERN_RE=${E2E_KERN_RE:-'BUG:|WARNING:|Oops|general protection|Call Trace:|hung_task|blocked for more than'}
+
+log() { echo "[$(date +%T)] $*" >&2; }
+
+# ---------------------------------------------------------------- inside a case (child process)
+DPID='' DDEV='' DID='' DRC='' DERR=''
+BG_PIDS=()
+
+fail() {
+  log "FAIL: $*"
+  [ -n "${CASE_DIR:-}" ] && [ ! -s "$CASE_DIR/reason" ] && printf '%s\n' "$*" > "$CASE_DIR/reason"
+  exit 1
+}
+
+# wait_until SECS CMD...: poll CMD (every 0.2 s) until it succeeds; returns 1 on timeout
+wait_until() {
+  local secs=$1; shift
+  local end=$((SECONDS + secs))
+  while ! "$@" 2>/dev/null; do
+    [ "$SECONDS" -ge "$end" ] && return 1
+    sleep 0.2
+  done
+}
+
+alive() { kill -0 "$1" 2>/dev/null; }
+dead() { ! kill -0 "$1" 2>/dev/null; }
+# a pid that was our child and has exited but not been reaped is still "alive" for kill -0: check /proc state
+exited() { [ ! -e "/proc/$1" ] || [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = Z ]; }
+gone() { [ ! -e "$1" ]; }
+
+# start_daemon CONF TAG: start ublk-compose in the background, wait until it prints /dev/ublkbN
+start_daemon() {
+  local conf=$1 tag=${2:-daemon}
+  local out=$CASE_DIR/$tag.out
+  DERR=$CASE_DIR/$tag.err
+  DDEV='' DID='' DRC=''
+  [ -x "$UC_BIN" ] || fail "binary $UC_BIN missing"
+  log "start: $UC_BIN -c $conf $E2E_DAEMON_ARGS"
+  # shellcheck disable=SC2086
+  "$UC_BIN" -c "$conf" $E2E_DAEMON_ARGS >"$out" 2>"$DERR" </dev/null &
+  DPID=$!
+  echo "$DPID" >> "${E2E_PIDFILE:-/dev/null}"
+  echo "$DERR" >> "$CASE_DIR/daemon-logs"
+  local end=$((SECONDS + E2E_START_TIMEOUT))
+  while :; do
+    DDEV=$(grep -m1 -oE '^/dev/ublkb[0-9]+' "$out" 2>/dev/null || true)
+    [ -n "$DDEV" ] && break
+    if exited "$DPID"; then
+      wait "$DPID"; DRC=$?; DPID=
+      fail "daemon ($tag) exited rc=$DRC before printing its device: $(tail -n 3 "$DERR" | tr '\n' ' ')"
+    fi
+    if [ "$SECONDS" -ge "$end" ]; then
+      fail "daemon ($tag) printed no /dev/ublkbN within ${E2E_START_TIMEOUT}s (stdout not flushed?)"
+    fi
+    sleep 0.2
+  done
+  DID=${DDEV#/dev/ublkb}
+  wait_until 10 test -b "$DDEV" || fail "daemon printed $DDEV but it is not a block device after 10s"
+  log "daemon pid $DPID serves $DDEV (id $DID)"
+}
+
+# stop_daemon [SECS]: SIGTERM, wait bounded, set DRC; fails the case on a hang
+stop_daemon() {
+  local secs=${1:-$E2E_STOP_TIMEOUT}
+  [ -n "$DPID" ] || return 0
+  log "stop: SIGTERM $DPID"
+  kill -TERM "$DPID" 2>/dev/null
+  if ! wait_until "$secs" exited "$DPID"; then
+    kill -KILL "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null; DPID=
+    fail "daemon did not exit within ${secs}s of SIGTERM (killed with -9)"
+  fi
+  wait "$DPID"; DRC=$?; DPID=
+  log "daemon exited rc=$DRC"
+  return 0
+}
+
+# stop_daemon_ok: stop and require exit 0 and the device nodes gone within 10 s
+stop_daemon_ok() {
+  local dev=$DDEV id=$DID
+  stop_daemon
+  [ "$DRC" = 0 ] || fail "daemon exit code $DRC after SIGTERM (want 0)"
+  wait_until 10 gone "$dev" || fail "$dev still exists 10s after the daemon exited"
+  wait_until 10 gone "/dev/ublkc$id" || fail "/dev/ublkc$id still exists 10s after the daemon exited"
+}
+
+# check_daemon_logs strict|crash: scan every daemon stderr of this case
+check_daemon_logs() {
+  local mode=${1:-strict} re f hit
+  re=$E2E_ERR_RE; [ "$mode" = crash ] && re=$E2E_CRASH_RE
+  [ -f "$CASE_DIR/daemon-logs" ] || return 0
+  while read -r f; do
+    [ -f "$f" ] || continue
+    hit=$(grep -E -m1 -- "$re" "$f" || true)
+    [ -z "$hit" ] || fail "daemon stderr ($(basename "$f")): ${hit:0:200}"
+  done < "$CASE_DIR/daemon-logs"
+}
+
+# run_fio TAG [fio args...]: run fio against $DDEV (io_uring, O_DIRECT), bounded; checks exit code,
+# per-job err= and verify messages. Output in $CASE_DIR/TAG.fio.log
+run_fio() {
+  local tag=$1; shift
+  local out=$CASE_DIR/$tag.fio.log rc
+  log "fio $tag: $*"
+  timeout -k 10 "$E2E_FIO_TIMEOUT" fio --name="$tag" --filename="$DDEV" --ioengine=io_uring --direct=1 \
+    "$@" </dev/null >"$out" 2>&1
+  rc=$?
+  [ "$rc" = 124 ] || [ "$rc" = 137 ] && fail "fio $tag timed out after ${E2E_FIO_TIMEOUT}s"
+  # verify complaints (job header lines name the job and options: leave them out)
+  local vre='verify: bad|verify failed|verify error|bad magic|bad header|mismatch|wanted [0-9a-f]+ at'
+  if grep -Ev '\(g(roupid)?=[0-9]+' "$out" | grep -Eiq "$vre"; then
+    fail "fio $tag verify error: $(grep -Ev '\(g(roupid)?=[0-9]+' "$out" | grep -Ei -m1 "$vre" | cut -c1-160)"
+  fi
+  [ "$rc" = 0 ] || fail "fio $tag exit code $rc: $(grep -Ei -m1 'error|err=' "$out" | cut -c1-160)"
+  if grep -E 'err= *[0-9]+' "$out" | grep -Evq 'err= *0[^0-9]'; then
+    fail "fio $tag reported job errors: $(grep -E -m1 'err= *[1-9]' "$out" | cut -c1-160)"
+  fi
+  grep -Eq 'err= *0' "$out" || fail "fio $tag: no job result in output"
+  log "fio $tag ok: $(grep -E -m2 '(READ|WRITE):' "$out" | sed 's/^ *//' | tr '\n' ' ')"
+}
+
+is_mounted() { mountpoint -q "$1"; }
+
+# case_cleanup: EXIT trap of a case: unmount, kill helpers and our daemon, delete its device
+case_cleanup() {
+  local rc=$? p
+  for p in "${BG_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
+  if [ -n "${MNT:-}" ] && is_mounted "$MNT"; then
+    timeout 60 umount "$MNT" 2>/dev/null || timeout 30 umount -l "$MNT" 2>/dev/null
+  fi
+  if [ -n "$DPID" ] && alive "$DPID"; then
+    kill -TERM "$DPID" 2>/dev/null
+    wait_until 30 exited "$DPID" || kill -KILL "$DPID" 2>/dev/null
+    wait "$DPID" 2>/dev/null
+  fi
+  if [ -n "$DID" ] && [ -e "/dev/ublkc$DID" ]; then
+    timeout 30 "$UC_BIN" del "$DID" >&2 2>&1 || true
+  fi
+  exit "$rc"
+}
+
+# ---------------------------------------------------------------- suite level (parent process)
+E2E_PASSED=0 E2E_FAILED=0
+E2E_FAILED_NAMES=()
+
+# case_selected NAME: $E2E_CASES (space/comma separated globs, empty = all)
+case_selected() {
+  local name=$1 pat
+  [ -z "${E2E_CASES:-}" ] && return 0
+  for pat in ${E2E_CASES//,/ }; do
+    # shellcheck disable=SC2053
+    [[ $name == $pat ]] && return 0
+    [[ $name == *$pat* ]] && [[ $pat != *[*?]* ]] && return 0
+  done
+  return 1
+}
+
+ublk_nodes() { ls /dev/ublkc* /dev/ublkb* 2>/dev/null | tr '\n' ' '; }
+
+# run_case NAME FUNC: run FUNC in a fresh child (bounded), print PASS/FAIL, keep counts
+run_case() {
+  local name=$1 func=$2 cdir rc reason kmark leftover t0
+  case_selected "$name" || return 0
+  cdir=$E2E_LOGDIR/${name//\//_}
+  rm -rf "$cdir"; mkdir -p "$cdir"
+  kmark=$(dmesg 2>/dev/null | wc -l)
+  t0=$SECONDS
+  CASE_DIR=$cdir CASE_NAME=$name timeout -k 30 "$E2E_CASE_TIMEOUT" \
+    bash "$E2E_CASES_SH" --one "$func" </dev/null >"$cdir/case.log" 2>&1
+  rc=$?
+  reason=$(head -n1 "$cdir/reason" 2>/dev/null)
+  [ "$rc" = 124 ] || [ "$rc" = 137 ] && reason="case timed out after ${E2E_CASE_TIMEOUT}s${reason:+; $reason}"
+  [ "$rc" != 0 ] && [ -z "$reason" ] && reason="exit code $rc (see $cdir/case.log)"
+  # kernel log since the case began
+  dmesg 2>/dev/null | tail -n +"$((kmark + 1))" > "$cdir/dmesg.log"
+  if [ "$rc" = 0 ] && grep -Eq "$E2E_KERN_RE" "$cdir/dmesg.log"; then
+    rc=1; reason="kernel: $(grep -E -m1 "$E2E_KERN_RE" "$cdir/dmesg.log" | cut -c1-160)"
+  fi
+  # a case must not leave daemons or devices behind
+  suite_reap
+  leftover=$(ublk_nodes)
+  if [ -n "$leftover" ]; then
+    timeout 60 "$UC_BIN" del --all >>"$cdir/case.log" 2>&1
+    sleep 1
+    if [ "$rc" = 0 ]; then rc=1; reason="left ublk devices behind: $leftover"; fi
+  fi
+  if [ "$rc" = 0 ]; then
+    echo "PASS: $name"
+    E2E_PASSED=$((E2E_PASSED + 1))
+  else
+    echo "FAIL: $name ($reason)"
+    E2E_FAILED=$((E2E_FAILED + 1)); E2E_FAILED_NAMES+=("$name")
+    tail -n 15 "$cdir/case.log" | sed 's/^/  | /'
+  fi
+  log "$name: $((SECONDS - t0))s, logs in $cdir"
+}
+
+# suite_reap: kill daemons still running from the pid file (only if they are ublk-compose)
+suite_reap() {
+  local p
+  [ -f "${E2E_PIDFILE:-}" ] || return 0
+  while read -r p; do
+    [ -n "$p" ] && [ -e "/proc/$p" ] || continue
+    grep -q ublk-compose "/proc/$p/cmdline" 2>/dev/null || continue
+    kill -TERM "$p" 2>/dev/null
+    wait_until 20 test ! -e "/proc/$p" || kill -KILL "$p" 2>/dev/null
+  done < "$E2E_PIDFILE"
+  : > "$E2E_PIDFILE"
+}
+
+suite_cleanup() {
+  local m
+  suite_reap
+  if [ -n "${E2E_WORK:-}" ] && [ -d "$E2E_WORK" ]; then
+    for m in $(findmnt -rn -o TARGET 2>/dev/null | grep "^$E2E_WORK" | sort -r); do
+      timeout 60 umount "$m" 2>/dev/null || timeout 30 umount -l "$m" 2>/dev/null
+    done
+  fi
+  [ -n "$(ublk_nodes)" ] && [ -x "$UC_BIN" ] && timeout 60 "$UC_BIN" del --all >&2 2>&1
+  if [ -n "${E2E_WORK:-}" ] && [ -z "${E2E_KEEP:-}" ]; then rm -rf "$E2E_WORK"; fi
+}
+
+suite_summary() {
+  echo "$E2E_PASSED passed, $E2E_FAILED failed"
+  [ "$E2E_FAILED" = 0 ]
+}
