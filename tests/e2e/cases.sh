@@ -8,7 +8,7 @@
 # env:   UC_BIN (default build/ublk-compose), E2E_WORKDIR (parent of the tmp dir holding configs and
 #        backing files; default /var/tmp, a tmpfs in the VM), E2E_LOGDIR (default
 #        $VMRUN_OUT/e2e-logs or build/e2e-logs), E2E_KEEP=1 keeps the work dir,
-#        E2E_VOLUMES (default "file stripe4"), timeouts: see lib.sh.
+#        E2E_VOLUMES (default "file stripe4 loop2"), timeouts: see lib.sh.
 # Output: one `PASS: NAME` / `FAIL: NAME (reason)` line per case, then `N passed, N failed`.
 set -u -o pipefail
 E2E_CASES_SH=$(readlink -f "${BASH_SOURCE[0]}")
@@ -35,13 +35,41 @@ gen_conf() {
         echo '  { type = "file"; path = "d2.img"; size = "256M"; },'
         echo '  { type = "file"; path = "d3.img"; size = "256M"; }'
         echo '); };' ;;
+      loop2)
+        # a stripe over two loop block devices: the block-device leaf (size, discard)
+        local l0 l1
+        l0=$(loop_dev "$dir" 0) && l1=$(loop_dev "$dir" 1) || return 1
+        echo 'volume = { type = "stripe"; chunk = "128K"; children = ('
+        echo "  { type = \"file\"; path = \"$l0\"; },"
+        echo "  { type = \"file\"; path = \"$l1\"; }"
+        echo '); };' ;;
       *) echo "unknown volume $vol" >&2; return 1 ;;
     esac
   } > "$conf"
   echo "$conf"
 }
 
-vol_bytes() { case $1 in file) echo $((256 * MIB));; stripe4) echo $((1024 * MIB));; esac; }
+vol_bytes() { case $1 in file) echo $((256 * MIB));; stripe4) echo $((1024 * MIB));; loop2) echo $((512 * MIB));; esac; }
+
+# loop_dev DIR N: a direct-I/O loop device over DIR/loopN.img (256M), made once per volume
+loop_dev() {
+  local img=$1/loop$2.img dev
+  dev=$(losetup -j "$img" -O NAME -n 2>/dev/null | head -n1)
+  if [ -z "$dev" ]; then
+    truncate -s 256M "$img" || return 1
+    dev=$(losetup --direct-io=on -f --show "$img" 2>/dev/null || losetup -f --show "$img") || return 1
+  fi
+  echo "$dev"
+}
+
+# detach the loop devices of a volume's directory
+drop_loops() {
+  local img
+  for img in "$1"/loop*.img; do
+    [ -e "$img" ] || continue
+    losetup -j "$img" -O NAME -n 2>/dev/null | xargs -r -n1 losetup -d 2>/dev/null
+  done
+}
 
 check_size() {
   local want got
@@ -208,7 +236,7 @@ CASES=(
 all_names() {
   local v c
   echo "config/check"
-  for v in ${E2E_VOLUMES:-file stripe4}; do for c in "${CASES[@]}"; do echo "$v/${c%% *}"; done; done
+  for v in ${E2E_VOLUMES:-file stripe4 loop2}; do for c in "${CASES[@]}"; do echo "$v/${c%% *}"; done; done
 }
 
 # ---------------------------------------------------------------- child mode: one case
@@ -248,10 +276,11 @@ log "work dir $E2E_WORK, logs $E2E_LOGDIR, binary $UC_BIN"
 [ -n "$(ublk_nodes)" ] && log "warning: ublk devices exist before the run: $(ublk_nodes)"
 
 run_case config/check case_check_config
-for VOL in ${E2E_VOLUMES:-file stripe4}; do
+for VOL in ${E2E_VOLUMES:-file stripe4 loop2}; do
   for c in "${CASES[@]}"; do
     run_case "$VOL/${c%% *}" "${c##* }"
   done
+  drop_loops "$E2E_WORK/$VOL"
   rm -rf "${E2E_WORK:?}/$VOL"   # free the backing files (tmpfs in the VM)
 done
 

@@ -238,6 +238,9 @@ suite_cleanup() {
     done
   fi
   [ -n "$(ublk_nodes)" ] && [ -x "$UC_BIN" ] && timeout 60 "$UC_BIN" del --all >&2 2>&1
+  if [ -n "${E2E_WORK:-}" ] && type drop_loops >/dev/null 2>&1; then
+    for m in "$E2E_WORK"/*/; do drop_loops "$m"; done
+  fi
   if [ -n "${E2E_WORK:-}" ] && [ -z "${E2E_KEEP:-}" ]; then rm -rf "$E2E_WORK"; fi
 }
 
