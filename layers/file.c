@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -235,6 +236,16 @@ static int file_open(struct uc_node *n)
 
 		uc_err("%s: %s", f->path, strerror(err));
 		return -err;
+	}
+	/* two servers must never write one backing file */
+	if (flock(n->fd, LOCK_EX | LOCK_NB)) {
+		int err = errno;
+
+		uc_err("%s: %s", f->path, err == EWOULDBLOCK ?
+		       "in use by another ublk-compose (locked)" : strerror(err));
+		close(n->fd);
+		n->fd = -1;
+		return err == EWOULDBLOCK ? -EBUSY : -err;
 	}
 	f->created = !f->exists;
 	if (f->created && ftruncate(n->fd, n->size)) {

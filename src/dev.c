@@ -59,19 +59,59 @@ static void fill_params(const struct uc_dev *dev, struct ublk_params *p)
 	}
 }
 
+static void probe_features(struct uc_dev *dev)
+{
+	char b[512];
+	int ret = uc_ctrl_get_features(&dev->ctrl, &dev->features);
+
+	if (ret) {
+		dev->features = 0;
+		uc_info("GET_FEATURES failed (%s): kernel older than 6.5", strerror(-ret));
+	} else {
+		uc_info("kernel ublk features 0x%" PRIx64 ": %s", dev->features,
+			uc_ctrl_flags_str(dev->features, b, sizeof(b)));
+	}
+}
+
+/* The ADD_DEV flags for the configured recovery mode; 0 with *err set if unsupported. */
+static uint64_t recovery_flags(const struct uc_dev *dev, int *err)
+{
+	static const uint64_t modes[] = {
+		[UC_RECOVERY_REISSUE] = UBLK_F_USER_RECOVERY | UBLK_F_USER_RECOVERY_REISSUE,
+		[UC_RECOVERY_REQUEUE] = UBLK_F_USER_RECOVERY,
+		[UC_RECOVERY_FAIL] = UBLK_F_USER_RECOVERY | UBLK_F_USER_RECOVERY_FAIL_IO,
+		[UC_RECOVERY_OFF] = 0,
+	};
+	enum uc_recovery r = dev->g->dev.recovery;
+	uint64_t f = modes[r];
+
+	*err = 0;
+	/* without GET_FEATURES (< 6.5) only the flags of 6.0 can be asked for */
+	if ((dev->features && (dev->features & f) != f) ||
+	    (!dev->features && (f & UBLK_F_USER_RECOVERY_FAIL_IO))) {
+		uc_err("recovery = \"%s\" is not supported by this kernel%s", uc_recovery_names[r],
+		       r == UC_RECOVERY_FAIL ? " (needs Linux >= 6.13)" : "");
+		*err = -EOPNOTSUPP;
+		return 0;
+	}
+	/* a planned hand-over (upgrade) can quiesce the device where the kernel can (>= 6.16) */
+	if (f && (dev->features & UBLK_F_QUIESCE))
+		f |= UBLK_F_QUIESCE;
+	return f;
+}
+
+static int set_max_io(struct uc_dev *dev);
+
 static int add_dev(struct uc_dev *dev)
 {
 	const struct uc_graph *g = dev->g;
-	uint64_t want = UBLK_F_CMD_IOCTL_ENCODE, features = 0;
+	uint64_t want = UBLK_F_CMD_IOCTL_ENCODE;
 	char b[512];
 	int ret;
 
-	ret = uc_ctrl_get_features(&dev->ctrl, &features);
+	want |= recovery_flags(dev, &ret);
 	if (ret)
-		uc_info("GET_FEATURES failed (%s): kernel older than 6.5", strerror(-ret));
-	else
-		uc_info("kernel ublk features 0x%" PRIx64 ": %s", features,
-			uc_ctrl_flags_str(features, b, sizeof(b)));
+		return ret;
 	dev->info = (struct ublksrv_ctrl_dev_info){
 		.nr_hw_queues = g->dev.queues,
 		.queue_depth = g->dev.depth,
@@ -102,12 +142,17 @@ static int add_dev(struct uc_dev *dev)
 		       dev->info.queue_depth);
 		return -EINVAL;
 	}
+	return set_max_io(dev);
+}
+
+static int set_max_io(struct uc_dev *dev)
+{
+	const struct uc_graph *g = dev->g;
+
 	dev->max_io = dev->info.max_io_buf_bytes < g->dev.max_io ?
 		dev->info.max_io_buf_bytes : g->dev.max_io;
 	dev->max_io &= ~4095U;
-	if (dev->max_io < 4096)
-		return -EINVAL;
-	return 0;
+	return dev->max_io < 4096 ? -EINVAL : 0;
 }
 
 static int open_char_dev(struct uc_dev *dev)
@@ -172,8 +217,10 @@ static void stop_queues(struct uc_dev *dev)
 	dev->queues = NULL;
 }
 
-/* Wait for SIGINT/SIGTERM, or a queue thread failing. */
-static void wait_for_stop(struct uc_dev *dev, const sigset_t *sigs)
+enum stop_kind { STOP_DELETE, STOP_HANDOVER, STOP_FAILED };
+
+/* Wait for SIGINT/SIGTERM (stop and delete), SIGUSR1 (hand over), or a queue failing. */
+static enum stop_kind wait_for_stop(struct uc_dev *dev, const sigset_t *sigs)
 {
 	struct timespec ts = { .tv_sec = 0, .tv_nsec = 200 * 1000000L };
 
@@ -182,10 +229,15 @@ static void wait_for_stop(struct uc_dev *dev, const sigset_t *sigs)
 
 		if (sig == SIGINT || sig == SIGTERM) {
 			uc_info("signal %d: stopping", sig);
-			return;
+			return STOP_DELETE;
+		}
+		if (sig == SIGUSR1) {
+			uc_info("SIGUSR1: handing the device over to a new server");
+			return STOP_HANDOVER;
 		}
 	}
 	uc_err("a queue failed: stopping");
+	return STOP_FAILED;
 }
 
 static bool wait_for_path(const char *path, int ms)
@@ -200,11 +252,129 @@ static bool wait_for_path(const char *path, int ms)
 	return false;
 }
 
-int uc_dev_serve(struct uc_graph *g)
+static bool pid_alive(int pid);
+
+/*
+ * Take over device id whose server died: it must be quiesced (or failing
+ * I/O) and shaped like the config. Fills dev->info. Returns 0 or -errno.
+ */
+static int recover_prepare(struct uc_dev *dev, unsigned int id)
+{
+	const struct uc_graph *g = dev->g;
+	int ret;
+
+	/* the old server may still be on its way out: its char device closes last */
+	for (int i = 0; i < 100; i++) {
+		ret = uc_ctrl_get_info(&dev->ctrl, id, &dev->info);
+		if (ret) {
+			uc_err("device %u: %s", id, strerror(-ret));
+			return ret;
+		}
+		if (dev->info.state == UBLK_S_DEV_QUIESCED || dev->info.state == UBLK_S_DEV_FAIL_IO)
+			break;
+		if (dev->info.state == UBLK_S_DEV_LIVE && pid_alive(dev->info.ublksrv_pid)) {
+			uc_err("device %u is served by pid %d", id, dev->info.ublksrv_pid);
+			return -EBUSY;
+		}
+		usleep(100000);
+	}
+	if (dev->info.state != UBLK_S_DEV_QUIESCED && dev->info.state != UBLK_S_DEV_FAIL_IO) {
+		uc_err("device %u cannot be recovered (state %u; created without recovery?)", id,
+		       dev->info.state);
+		return -EINVAL;
+	}
+	if (dev->info.nr_hw_queues != g->dev.queues || dev->info.queue_depth != g->dev.depth) {
+		uc_err("device %u has %u queues of depth %u, the config says %u of %u", id,
+		       dev->info.nr_hw_queues, dev->info.queue_depth, g->dev.queues, g->dev.depth);
+		return -EINVAL;
+	}
+	return set_max_io(dev);
+}
+
+static int recover_start(struct uc_dev *dev)
+{
+	int ret = -EBUSY;
+
+	/* -EBUSY while the old server's char device is still being released */
+	for (int i = 0; i < 100 && ret == -EBUSY; i++) {
+		ret = uc_ctrl_cmd(&dev->ctrl, UBLK_U_CMD_START_USER_RECOVERY, dev->info.dev_id, NULL,
+				  0, 0, CTRL_TIMEOUT_MS);
+		if (ret == -EBUSY)
+			usleep(100000);
+	}
+	if (ret)
+		uc_err("START_USER_RECOVERY failed: %s", strerror(-ret));
+	return ret;
+}
+
+/* Bring the device up (new, or taken over); on success it is live. */
+static int dev_up(struct uc_dev *dev, const struct uc_serve_opts *opts, bool *added)
+{
+	struct ublk_params params;
+	int ret;
+
+	if (opts->recover_id >= 0) {
+		ret = recover_prepare(dev, opts->recover_id);
+		if (ret)
+			return ret;
+	}
+	/* backing files before any device change: a bad leaf leaves nothing behind */
+	ret = uc_graph_open(dev->g);
+	if (ret)
+		return ret;
+	if (opts->recover_id >= 0) {
+		ret = recover_start(dev);
+	} else {
+		ret = add_dev(dev);
+		*added = !ret;
+		if (!ret) {
+			fill_params(dev, &params);
+			ret = uc_ctrl_cmd(&dev->ctrl, UBLK_U_CMD_SET_PARAMS, dev->info.dev_id, &params,
+					  sizeof(params), 0, CTRL_TIMEOUT_MS);
+			if (ret)
+				uc_err("SET_PARAMS failed: %s", strerror(-ret));
+		}
+	}
+	if (!ret)
+		ret = open_char_dev(dev);
+	if (!ret)
+		ret = start_queues(dev);
+	if (ret)
+		return ret;
+	/* both complete only once every tag of every queue has its FETCH queued */
+	if (opts->recover_id >= 0)
+		ret = uc_ctrl_cmd(&dev->ctrl, UBLK_U_CMD_END_USER_RECOVERY, dev->info.dev_id, NULL, 0,
+				  getpid(), CTRL_TIMEOUT_MS);
+	else
+		ret = uc_ctrl_cmd(&dev->ctrl, UBLK_U_CMD_START_DEV, dev->info.dev_id, NULL, 0,
+				  getpid(), CTRL_TIMEOUT_MS);
+	if (ret)
+		uc_err("%s failed: %s", opts->recover_id >= 0 ? "END_USER_RECOVERY" : "START_DEV",
+		       strerror(-ret));
+	return ret;
+}
+
+/*
+ * Leave the device to the next server: quiesce it where the kernel can
+ * (in-flight requests finish, FETCHes are cancelled); else the queues drain
+ * their member I/O and exit, and the kernel requeues what they held.
+ */
+static void dev_handover(struct uc_dev *dev)
+{
+	if (dev->info.flags & UBLK_F_QUIESCE) {
+		int r = uc_ctrl_cmd(&dev->ctrl, UBLK_U_CMD_QUIESCE_DEV, dev->info.dev_id, NULL, 0,
+				    10000, CTRL_TIMEOUT_MS);
+
+		if (r)
+			uc_warn("QUIESCE_DEV failed: %s; leaving without it", strerror(-r));
+	}
+}
+
+int uc_dev_serve(struct uc_graph *g, const struct uc_serve_opts *opts)
 {
 	struct uc_dev dev = { .g = g, .char_fd = -1, .ctrl.fd = -1,
 			      .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
-	struct ublk_params params;
+	enum stop_kind stop = STOP_FAILED;
 	bool added = false, live = false;
 	char path[64];
 	sigset_t sigs;
@@ -214,6 +384,7 @@ int uc_dev_serve(struct uc_graph *g)
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
 	ret = uc_ctrl_open(&dev.ctrl);
@@ -222,55 +393,40 @@ int uc_dev_serve(struct uc_graph *g)
 		       ret == -ENOENT ? " (modprobe ublk_drv; Linux >= 6.4)" : "");
 		goto out;
 	}
-	/* backing files first: a config that fails here leaves no device behind */
-	ret = uc_graph_open(g);
+	probe_features(&dev);
+	ret = dev_up(&dev, opts, &added);
 	if (ret)
 		goto out;
-	ret = add_dev(&dev);
-	if (ret)
-		goto out;
-	added = true;
-	fill_params(&dev, &params);
-	ret = uc_ctrl_cmd(&dev.ctrl, UBLK_U_CMD_SET_PARAMS, dev.info.dev_id, &params, sizeof(params),
-			  0, CTRL_TIMEOUT_MS);
-	if (ret) {
-		uc_err("SET_PARAMS failed: %s", strerror(-ret));
-		goto out;
-	}
-	ret = open_char_dev(&dev);
-	if (ret)
-		goto out;
-	ret = start_queues(&dev);
-	if (ret)
-		goto out;
-	/* completes only once every tag of every queue has its FETCH queued */
-	ret = uc_ctrl_cmd(&dev.ctrl, UBLK_U_CMD_START_DEV, dev.info.dev_id, NULL, 0, getpid(),
-			  CTRL_TIMEOUT_MS);
-	if (ret) {
-		uc_err("START_DEV failed: %s", strerror(-ret));
-		goto out;
-	}
 	live = true;
 	snprintf(path, sizeof(path), "/dev/ublkb%u", dev.info.dev_id);
 	if (!wait_for_path(path, 5000))
 		uc_warn("%s did not appear", path);
+	if (uc_run_save(dev.info.dev_id, g->conf_path, getpid()))
+		uc_warn("cannot record run state in " UC_RUN_DIR);
 	printf("%s\n", path);
 	fflush(stdout);
-	wait_for_stop(&dev, &sigs);
+	if (opts->ready_fd >= 0) {
+		dprintf(opts->ready_fd, "%s\n", path);
+		close(opts->ready_fd);
+	}
+	stop = wait_for_stop(&dev, &sigs);
 out:
-	/* STOP_DEV while the queues still serve: it waits for in-flight requests */
-	if (live) {
+	if (live && stop == STOP_HANDOVER) {
+		dev_handover(&dev);
+	} else if (live || (opts->recover_id < 0 && added)) {
+		/* STOP_DEV while the queues still serve: it waits for in-flight requests */
 		int r = uc_ctrl_cmd(&dev.ctrl, UBLK_U_CMD_STOP_DEV, dev.info.dev_id, NULL, 0, 0,
 				    CTRL_TIMEOUT_MS);
 
-		if (r)
+		if (r && live)
 			uc_err("STOP_DEV failed: %s", strerror(-r));
 	}
 	stop_queues(&dev);
 	/* DEL_DEV waits for every fd and mapping of the char device to go */
 	if (dev.char_fd >= 0)
 		close(dev.char_fd);
-	if (added) {
+	/* a device taken over (recovery) stays if that failed: it holds the user's I/O */
+	if ((added || (live && opts->recover_id >= 0)) && stop != STOP_HANDOVER) {
 		int r = uc_ctrl_cmd(&dev.ctrl, UBLK_U_CMD_DEL_DEV, dev.info.dev_id, NULL, 0, 0,
 				    CTRL_TIMEOUT_MS);
 
@@ -278,9 +434,10 @@ out:
 			uc_err("DEL_DEV failed: %s", strerror(-r));
 			ret = ret ? ret : r;
 		}
+		uc_run_forget(dev.info.dev_id);
 	}
 	uc_ctrl_close(&dev.ctrl);
-	if (!ret && atomic_load(&dev.failed))
+	if (!ret && stop == STOP_FAILED)
 		ret = -EIO;
 	return ret ? 1 : 0;
 }

@@ -35,7 +35,24 @@ struct uc_dev {
 	unsigned int nr_setup;	/* queue threads done with setup */
 	int setup_err;		/* first setup failure */
 	atomic_int failed;	/* a queue thread died: the daemon must stop */
+	uint64_t features;	/* GET_FEATURES, 0 if the kernel lacks it */
 };
+
+struct uc_serve_opts {
+	int recover_id;		/* >= 0: take over this device (its server died) */
+	int ready_fd;		/* >= 0: also write "/dev/ublkbN\n" here once live */
+};
+
+/* Run state under /run/ublk-compose (src/run.c). */
+#define UC_RUN_DIR "/run/ublk-compose"
+/* Record that pid serves device id with config conf. Returns 0 or -errno. */
+int uc_run_save(unsigned int id, const char *conf, int pid);
+void uc_run_forget(unsigned int id);
+/* The config path device id was started with, into buf. Returns 0 or -errno. */
+int uc_run_conf(unsigned int id, char *buf, size_t len);
+/* `recover ID` and `upgrade ID` subcommands. Return the process exit status. */
+int uc_cmd_recover(int argc, char **argv);
+int uc_cmd_upgrade(int argc, char **argv);
 
 /* Queue thread (src/queue.c): set up, FETCH every tag, serve until stopped. */
 void *uc_ublk_queue_thread(void *arg);
@@ -44,7 +61,7 @@ void *uc_ublk_queue_thread(void *arg);
  * Serve graph g (loaded, not opened) as a ublk device until SIGINT/SIGTERM.
  * Prints /dev/ublkbN on stdout once live. Returns the process exit status.
  */
-int uc_dev_serve(struct uc_graph *g);
+int uc_dev_serve(struct uc_graph *g, const struct uc_serve_opts *opts);
 /* `list` and `del` subcommands. Return the process exit status. */
 int uc_dev_list(void);
 int uc_dev_del(int argc, char **argv);

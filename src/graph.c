@@ -8,6 +8,8 @@
 #include "graph.h"
 #include "log.h"
 
+const char *const uc_recovery_names[] = { "reissue", "requeue", "fail", "off", NULL };
+
 #define UC_MAX_DEPTH	16	/* nesting limit: keeps recursion bounded */
 #define UC_MAX_IOV	1024	/* IOV_MAX: what one readv/writev accepts */
 
@@ -105,7 +107,9 @@ int uc_graph_add_leaf(struct uc_graph *g, struct uc_node *n)
 
 static int dev_parse(struct uc_graph *g, const config_setting_t *d)
 {
-	static const char *const keys[] = { "queues", "depth", "max_io", "block_size", "id", NULL };
+	static const char *const keys[] = { "queues", "depth", "max_io", "block_size", "id",
+					    "recovery", NULL };
+	const char *rec;
 	struct uc_dev_conf *c = &g->dev;
 	uint64_t max_io;
 	long long v;
@@ -147,6 +151,16 @@ static int dev_parse(struct uc_graph *g, const config_setting_t *d)
 		return uc_conf_err(config_setting_get_member(d, "id"), "id must be -1 or a device number");
 	if (ret)
 		c->id = v;
+	if ((ret = uc_conf_string(d, "recovery", &rec)) < 0)
+		return ret;
+	for (c->recovery = 0; ret && uc_recovery_names[c->recovery]; c->recovery++)
+		if (!strcmp(rec, uc_recovery_names[c->recovery]))
+			break;
+	if (!uc_recovery_names[c->recovery])
+		return uc_conf_err(config_setting_get_member(d, "recovery"),
+				   "recovery must be \"reissue\", \"requeue\", \"fail\" or \"off\"");
+	if (!ret)
+		c->recovery = UC_RECOVERY_REISSUE;
 	return 0;
 }
 

@@ -6,12 +6,22 @@
 #include <stdio.h>
 #include "layer.h"
 
+enum uc_recovery {
+	UC_RECOVERY_REISSUE,	/* I/O waits for a new server; held requests are re-issued */
+	UC_RECOVERY_REQUEUE,	/* I/O waits; requests the dead server held fail */
+	UC_RECOVERY_FAIL,	/* every request fails until a new server takes over */
+	UC_RECOVERY_OFF,	/* the device dies with the daemon */
+};
+
+extern const char *const uc_recovery_names[];
+
 struct uc_dev_conf {
 	unsigned int queues;	/* ublk queues, one thread each */
 	unsigned int depth;	/* tags per queue */
 	uint32_t max_io;	/* bytes: largest request */
 	unsigned int block_size;	/* logical block size: 512 or 4096 */
 	int id;			/* /dev/ublkbN number, -1: kernel picks */
+	enum uc_recovery recovery;	/* what the kernel does when this daemon dies */
 };
 
 struct uc_graph {

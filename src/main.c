@@ -2,6 +2,7 @@
 /* ublk-compose command line. */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "dev.h"
 #include "graph.h"
@@ -14,6 +15,9 @@ static void usage(FILE *out)
 "       ublk-compose check -c FILE      validate FILE and print the layer tree with sizes\n"
 "       ublk-compose list               list ublk devices: id, state, size, daemon pid\n"
 "       ublk-compose del ID|--all       remove a device whose daemon is gone\n"
+"       ublk-compose -c FILE --recover ID  serve device ID again after its server died\n"
+"       ublk-compose recover ID         the same, with the config ID was started with\n"
+"       ublk-compose upgrade ID         hand device ID over to this binary without I/O errors\n"
 "       ublk-compose --help | --version\n"
 "Layers:\n");
 	for (const char *const *n = (const char *const[]){ "file", "stripe", "concat", NULL }; *n; n++) {
@@ -31,8 +35,11 @@ int main(int argc, char **argv)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "recover", required_argument, NULL, 'R' },
+		{ "ready-fd", required_argument, NULL, 'F' },
 		{ NULL, 0, NULL, 0 },
 	};
+	struct uc_serve_opts sopts = { .recover_id = -1, .ready_fd = -1 };
 	const char *conf = NULL, *cmd = "serve";
 	struct uc_graph g;
 	int c, ret;
@@ -46,6 +53,10 @@ int main(int argc, char **argv)
 		return uc_dev_list();
 	if (!strcmp(cmd, "del"))
 		return uc_dev_del(argc - 1, argv + 1);
+	if (!strcmp(cmd, "recover"))
+		return uc_cmd_recover(argc - 1, argv + 1);
+	if (!strcmp(cmd, "upgrade"))
+		return uc_cmd_upgrade(argc - 1, argv + 1);
 	if (strcmp(cmd, "serve") && strcmp(cmd, "check")) {
 		fprintf(stderr, "ublk-compose: unknown command '%s'\n", cmd);
 		usage(stderr);
@@ -57,6 +68,12 @@ int main(int argc, char **argv)
 		case 'v': uc_verbose++; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("ublk-compose %s\n", UC_VERSION); return 0;
+		case 'R':
+			sopts.recover_id = atoi(optarg);
+			if (strncmp(optarg, "/dev/ublkb", 10) == 0)
+				sopts.recover_id = atoi(optarg + 10);
+			break;
+		case 'F': sopts.ready_fd = atoi(optarg); break;
 		default: usage(stderr); return 2;
 		}
 	}
@@ -73,7 +90,7 @@ int main(int argc, char **argv)
 		uc_graph_free(&g);
 		return 0;
 	}
-	ret = uc_dev_serve(&g);
+	ret = uc_dev_serve(&g, &sopts);
 	uc_graph_free(&g);
 	return ret;
 }
