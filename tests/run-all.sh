@@ -6,7 +6,7 @@
 #  4. the end-to-end suite (tests/e2e/run.sh, on the host or in QEMU VMs) with build/ublk-compose
 #     (lts + latest kernels), then again with build-asan/ublk-compose (lts kernel)
 #  5. prints `N passed, N failed` (ctest tests + e2e cases) and exits non-zero on any failure
-# env: SKIP_DEPS=1, SKIP_ASAN=1, SKIP_E2E=1, SKIP_E2E_ASAN=1, E2E_VM_TIMEOUT (per VM, default 1200 s), E2E_CASES
+# env: SKIP_DEPS=1, SKIP_ASAN=1, SKIP_FUZZ=1 (FUZZ_SECONDS=60), SKIP_E2E=1, SKIP_E2E_ASAN=1, E2E_VM_TIMEOUT (per VM, default 1800 s), E2E_CASES
 set -u -o pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 REPO=$PWD
@@ -64,13 +64,27 @@ if [ -z "${SKIP_ASAN:-}" ]; then
     build_and_test build-asan asan -DCMAKE_BUILD_TYPE=Debug -DUC_SANITIZE=ON
 fi
 
+# ---- 3b. config fuzzing (clang libFuzzer, bounded; FUZZ_SECONDS, longer runs: tests/fuzz/run.sh 3600)
+if [ -z "${SKIP_FUZZ:-}" ]; then
+  note "fuzz: config parser for ${FUZZ_SECONDS:-60}s"
+  bash tests/fuzz/run.sh "${FUZZ_SECONDS:-60}" > build-fuzz.out 2>&1; rc=$?
+  tail -n 3 build-fuzz.out
+  if [ "$rc" = 0 ] && [ -z "$(ls build-fuzz/crashes 2>/dev/null)" ]; then
+    echo "PASS: fuzz-conf (${FUZZ_SECONDS:-60}s, no crash, leak or hang)"; PASSED=$((PASSED + 1))
+  elif [ "$rc" = 77 ]; then
+    echo "SKIP: fuzz-conf (no clang)"
+  else
+    bad "fuzz-conf (rc=$rc; inputs in build-fuzz/crashes/, log build-fuzz.out)"
+  fi
+fi
+
 # ---- 4. end to end
 if [ -z "${SKIP_E2E:-}" ]; then
   if [ "$BUILD_OK" != 0 ] || [ ! -x build/ublk-compose ]; then
     bad "e2e not run (no build/ublk-compose)"
   else
     note "e2e"
-    E2E_VM_TIMEOUT=${E2E_VM_TIMEOUT:-1200} UC_BIN=$REPO/build/ublk-compose \
+    E2E_VM_TIMEOUT=${E2E_VM_TIMEOUT:-1800} UC_BIN=$REPO/build/ublk-compose \
       timeout -k 60 "${E2E_TIMEOUT:-3000}" bash tests/e2e/run.sh </dev/null 2>&1 | tee build/e2e.log
     rc=${PIPESTATUS[0]}
     line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' build/e2e.log | tail -n 1)
@@ -91,7 +105,7 @@ fi
 if [ -z "${SKIP_E2E:-}" ] && [ -z "${SKIP_ASAN:-}" ] && [ -z "${SKIP_E2E_ASAN:-}" ] && [ -x build-asan/ublk-compose ]; then
   note "e2e (asan build)"
   E2E_TAG=asan E2E_KERNELS=${E2E_ASAN_KERNELS:-lts} E2E_OUT=$REPO/build-asan/e2e-out \
-  E2E_VM_TIMEOUT=${E2E_VM_TIMEOUT:-1200} UC_BIN=$REPO/build-asan/ublk-compose \
+  E2E_VM_TIMEOUT=${E2E_VM_TIMEOUT:-1800} UC_BIN=$REPO/build-asan/ublk-compose \
   ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
     timeout -k 60 "${E2E_TIMEOUT:-3000}" bash tests/e2e/run.sh </dev/null 2>&1 | tee build-asan/e2e.log
   rc=${PIPESTATUS[0]}

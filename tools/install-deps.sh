@@ -2,7 +2,7 @@
 # tools/install-deps.sh: install the Debian packages needed to build and test ublk-compose
 # (skips apt entirely when everything is already installed). Needs root for installing.
 set -u -o pipefail
-PKGS="build-essential cmake pkg-config liburing-dev libconfig-dev libzstd-dev clang
+PKGS="build-essential cmake pkg-config liburing-dev libconfig-dev libzstd-dev clang libclang-rt-14-dev
       fio mdadm e2fsprogs util-linux mount kmod
       qemu-system-x86 busybox-static cpio xz-utils zstd debian-archive-keyring"
 missing=()
