@@ -401,6 +401,8 @@ BAD(queues_huge_int64, "queues", "device = {\n queues = 4294967297L; #<\n};\n"
     "volume = { type = \"file\"; path = \"a.img\"; size = \"1M\"; };\n")
 BAD(block_size_1024, "block_size", DEV("  block_size = 1024; #<\n"))
 BAD(max_io_3k, "max_io", DEV("  max_io = \"3K\"; #<\n"))
+BAD(recovery_unknown, "recovery", DEV("  recovery = \"sometimes\"; #<\n"))
+BAD(recovery_not_string, "recovery", DEV("  recovery = true; #<\n"))
 BAD(max_io_64m, "max_io", DEV("  max_io = \"64M\"; #<\n"))
 BAD(max_io_unaligned, "max_io", DEV("  max_io = 6000; #<\n"))
 BAD(id_negative, "id", DEV("  id = -2; #<\n"))
@@ -677,6 +679,7 @@ static int test_defaults(void)
 	CHECK(g.dev.max_io == 512 * K, "max_io %u", g.dev.max_io);
 	CHECK(g.dev.block_size == 512, "block_size %u", g.dev.block_size);
 	CHECK(g.dev.id == -1, "id %d", g.dev.id);
+	CHECK(g.dev.recovery == UC_RECOVERY_REISSUE, "recovery %d", g.dev.recovery);
 	CHECK(g.size == 1 * M && g.nr_nodes == 1 && g.nr_leaves == 1, "graph");
 	/* file leaves default to O_DIRECT */
 	{
@@ -694,6 +697,23 @@ static int test_defaults(void)
 	CHECK(g.dev.queues == 1 && g.dev.depth == 128 && g.dev.max_io == 512 * K &&
 	      g.dev.block_size == 512 && g.dev.id == -1, "defaults with an empty device group");
 	uc_graph_free(&g);
+	return T_PASS;
+}
+
+static int test_recovery_modes(void)
+{
+	static const char *const names[] = { "reissue", "requeue", "fail", "off" };
+	char text[256];
+	struct uc_graph g;
+
+	for (unsigned int i = 0; i < 4; i++) {
+		snprintf(text, sizeof(text), "device = { recovery = \"%s\"; };\n"
+			 "volume = { type = \"file\"; path = \"a.img\"; size = \"1M\"; };\n", names[i]);
+		if (load_good(&g, case_dir("recovery"), text))
+			return T_FAIL;
+		CHECK(g.dev.recovery == (enum uc_recovery)i, "%s: %d", names[i], g.dev.recovery);
+		uc_graph_free(&g);
+	}
 	return T_PASS;
 }
 
@@ -1071,7 +1091,8 @@ static const struct t_case cases[] = {
 	C(size_empty), C(size_overflow), C(size_zero), C(size_below_4k),
 	C(chunk_not_pow2), C(chunk_too_small), C(chunk_too_big), C(stripe_child_below_chunk),
 	C(depth_zero), C(depth_5000), C(queues_zero), C(queues_65), C(queues_huge_int64),
-	C(block_size_1024), C(max_io_3k), C(max_io_64m), C(max_io_unaligned), C(id_negative),
+	C(block_size_1024), C(max_io_3k), C(recovery_unknown), C(recovery_not_string),
+	C(recovery_modes), C(max_io_64m), C(max_io_unaligned), C(id_negative),
 	C(duplicate_path), C(duplicate_same_file_two_spellings), C(duplicate_same_file_via_subdir),
 	C(duplicate_new_file_two_spellings), C(duplicate_new_file_dotdot),
 	C(missing_file_without_size), C(existing_file_smaller_than_size), C(existing_file_below_4k),
