@@ -1,0 +1,205 @@
+#!/bin/bash
+# tools/bench/guest.sh: the device side of tools/bench/run.sh. Runs where /dev/ublk-control exists
+# (inside the QEMU guest, or on the host): makes the backing files on one medium (tmpfs), brings up
+# each ublk-compose volume and its kernel reference (loop / md over loop) on the same files, and
+# runs the same fio jobs against both, interleaved (ours, reference, ours, ...) REPS times.
+# Raw fio JSON goes to $OUT/raw/ROW.SIDE.JOB.REP.json; run.sh (report.py) turns it into tables.
+# env: OUT (required), UC_BIN, BENCH_WORK (default /var/tmp/ucbench), QUEUES, NUMJOBS, RUNTIME,
+#      REPS, JOBS (names, see job_args), ROWS (file stripe4 raid10 mirror2 compress), SCALING (1/0)
+set -u -o pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+UC_BIN=${UC_BIN:-$REPO/build/ublk-compose}
+W=${BENCH_WORK:-/var/tmp/ucbench}
+QUEUES=${QUEUES:-1} NUMJOBS=${NUMJOBS:-1} RUNTIME=${RUNTIME:-4} REPS=${REPS:-3}
+JOBS=${JOBS:-"randread4k_qd32 randwrite4k_qd32 randread4k_qd1 read1m_qd8 write1m_qd8 randrw70_4k_qd32"}
+ROWS=${ROWS:-"file stripe4 raid10 mirror2 compress"}
+SCALING=${SCALING:-1}
+FILE_MB=${FILE_MB:-512}      # the single-file volume
+LEG_MB=${LEG_MB:-128}        # each of the 4 stripe/raid legs
+RAW=$OUT/raw
+mkdir -p "$RAW" "$W"
+log() { echo "[bench $(date +%T)] $*" >&2; }
+
+# ------------------------------------------------------------------ fio jobs
+job_args() {
+  case $1 in
+    randread4k_qd32)  echo "--rw=randread --bs=4k --iodepth=32" ;;
+    randwrite4k_qd32) echo "--rw=randwrite --bs=4k --iodepth=32" ;;
+    randread4k_qd1)   echo "--rw=randread --bs=4k --iodepth=1" ;;
+    read1m_qd8)       echo "--rw=read --bs=1M --iodepth=8" ;;
+    write1m_qd8)      echo "--rw=write --bs=1M --iodepth=8" ;;
+    randrw70_4k_qd32) echo "--rw=randrw --rwmixread=70 --bs=4k --iodepth=32" ;;
+    *) echo "unknown job $1" >&2; return 1 ;;
+  esac
+}
+
+# run_fio DEV OUTFILE JOB [numjobs]
+run_fio() {
+  local dev=$1 out=$2 job=$3 nj=${4:-$NUMJOBS}
+  # shellcheck disable=SC2046
+  timeout -k 10 $((RUNTIME * 4 + 120)) fio --name="$job" --filename="$dev" --ioengine=io_uring --direct=1 \
+    --time_based --runtime="$RUNTIME" --numjobs="$nj" --group_reporting --norandommap --randrepeat=0 \
+    --percentile_list=50:99 --output-format=json --output="$out" $(job_args "$job") </dev/null >/dev/null 2>"$out.err" \
+    || log "fio $job on $dev failed rc=$? ($(head -c 300 "$out.err"))"
+  [ -s "$out.err" ] || rm -f "$out.err"
+}
+
+# ------------------------------------------------------------------ devices
+DPID='' DDEV=''
+start_uc() {   # start_uc CONF TAG: sets DPID DDEV; returns 1 on failure
+  local conf=$1 tag=$2 out=$OUT/daemon-$2.out i
+  "$UC_BIN" -c "$conf" >"$out" 2>"$OUT/daemon-$tag.err" </dev/null &
+  DPID=$!
+  for i in $(seq 1 300); do
+    DDEV=$(grep -m1 -oE '^/dev/ublkb[0-9]+' "$out" 2>/dev/null || true)
+    [ -n "$DDEV" ] && [ -b "$DDEV" ] && { log "ublk-compose ($tag) pid $DPID serves $DDEV"; return 0; }
+    kill -0 "$DPID" 2>/dev/null || { log "ublk-compose ($tag) exited: $(tail -n 3 "$OUT/daemon-$tag.err")"; DPID=''; return 1; }
+    sleep 0.2
+  done
+  log "ublk-compose ($tag): no device after 60 s"; stop_uc; return 1
+}
+stop_uc() {
+  [ -n "$DPID" ] || return 0
+  kill -TERM "$DPID" 2>/dev/null
+  local i; for i in $(seq 1 300); do kill -0 "$DPID" 2>/dev/null || break; sleep 0.2; done
+  kill -KILL "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null; DPID='' DDEV=''
+}
+LOOPS=()
+loop_of() {    # loop_of FILE: a direct-I/O loop device on FILE (echo its name)
+  local l; l=$(losetup --direct-io=on -f --show "$1") || return 1
+  LOOPS+=("$l"); echo "$l"
+}
+MD=''
+md_create() {  # md_create LEVEL N FILES... (extra args in MDARGS): sets MD
+  local level=$1 n=$2; shift 2
+  local devs=() f
+  for f in "$@"; do devs+=("$(loop_of "$f")"); done
+  for f in "${devs[@]}"; do mdadm --zero-superblock --force "$f" >/dev/null 2>&1; done
+  MD=/dev/md/ucbench
+  # shellcheck disable=SC2086
+  if ! mdadm --create "$MD" --run --force --metadata=1.2 --level="$level" --raid-devices="$n" \
+      ${MDARGS:-} "${devs[@]}" </dev/null >"$OUT/mdadm-$level.log" 2>&1; then
+    log "mdadm --create level $level failed: $(tail -n 2 "$OUT/mdadm-$level.log")"; MD=''; return 1
+  fi
+  MD=$(readlink -f "$MD")
+  cat /proc/mdstat >> "$OUT/mdadm-$level.log"
+  log "md $level on ${devs[*]}: $MD"
+}
+md_stop() {
+  [ -n "$MD" ] && mdadm --stop "$MD" >/dev/null 2>&1
+  MD=''
+  local l; for l in "${LOOPS[@]}"; do losetup -d "$l" 2>/dev/null; done; LOOPS=()
+}
+cleanup() { stop_uc; md_stop; }
+trap cleanup EXIT
+
+# ------------------------------------------------------------------ configs (ublk-compose side)
+devconf() { echo "device = { queues = ${1:-$QUEUES}; depth = 128; max_io = \"1M\"; block_size = 4096; };"; }
+leg() { echo "{ type = \"file\"; path = \"$1\"; }"; }
+conf_file()    { devconf "${1:-}"; echo "volume = $(leg f0.img);"; }
+conf_stripe4() { devconf; echo "volume = { type = \"stripe\"; chunk = \"64K\"; children = ( $(leg s0.img), $(leg s1.img), $(leg s2.img), $(leg s3.img) ); };"; }
+# Layers that do not exist yet: these are the configs the bench will use once they do (`check`
+# accepting them is what turns the row on; adjust the keys here if the layer's syntax differs).
+conf_mirror2() { devconf; echo "volume = { type = \"mirror\"; children = ( $(leg s0.img), $(leg s1.img) ); };"; }
+conf_raid10()  { devconf; echo "volume = { type = \"stripe\"; chunk = \"64K\"; children = ( { type = \"mirror\"; children = ( $(leg s0.img), $(leg s1.img) ); }, { type = \"mirror\"; children = ( $(leg s2.img), $(leg s3.img) ); } ); };"; }
+conf_compress() { devconf; echo "volume = { type = \"compress\"; children = ( $(leg c0.img) ); };"; }
+
+# layer_ok ROW: 0 if ublk-compose accepts the row's config; else writes the reason to $OUT/status-ROW
+layer_ok() {
+  local row=$1 msg rc
+  "conf_$row" > "$W/$row.conf"
+  msg=$("$UC_BIN" check -c "$W/$row.conf" 2>&1 >/dev/null); rc=$?
+  if [ "$rc" = 0 ]; then echo ok > "$OUT/status-$row"; return 0; fi
+  if [ "$rc" = 2 ] && grep -q "unknown layer type" <<<"$msg"; then
+    echo "n/a (layer not implemented)" > "$OUT/status-$row"
+  else
+    echo "n/a (config rejected: ${msg:0:120})" > "$OUT/status-$row"
+  fi
+  log "$row: $(cat "$OUT/status-$row")"
+  return 1
+}
+
+# bench_pair ROW OURS_DEV REF_DEV: every job, REPS times, interleaved; an empty dev is skipped
+bench_pair() {
+  local row=$1 ours=$2 ref=$3 job rep
+  for job in $JOBS; do
+    for rep in $(seq 1 "$REPS"); do
+      [ -n "$ours" ] && run_fio "$ours" "$RAW/$row.ours.$job.$rep.json" "$job"
+      [ -n "$ref" ] && run_fio "$ref" "$RAW/$row.ref.$job.$rep.json" "$job"
+    done
+    log "$row $job done"
+  done
+}
+
+# ------------------------------------------------------------------ machine facts
+{
+  echo "kernel=$(uname -r)"
+  echo "nproc=$(nproc)"
+  echo "cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+  echo "mem_mb=$(awk '/MemTotal/{print int($2/1024)}' /proc/meminfo)"
+  echo "fio=$(fio --version)"
+  echo "medium=$(df -T "$W" | awk 'NR==2{print $2}') ($W)"
+  echo "queues=$QUEUES"; echo "numjobs=$NUMJOBS"; echo "runtime=$RUNTIME"; echo "reps=$REPS"
+  echo "hypervisor=$(grep -m1 -o 'hypervisor' /proc/cpuinfo || echo none)"
+  echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+} > "$OUT/machine.txt"
+log "$(tr '\n' ' ' < "$OUT/machine.txt")"
+
+# ------------------------------------------------------------------ backing files (written in full)
+cd "$W" || exit 1
+rm -f ./*.img
+dd if=/dev/urandom of=f0.img bs=1M count="$FILE_MB" status=none
+for i in 0 1 2 3; do dd if=f0.img of=s$i.img bs=1M count="$LEG_MB" skip=$((i * LEG_MB % FILE_MB)) status=none; done
+sync
+log "backing files: f0 ${FILE_MB}M, s0..s3 ${LEG_MB}M each on $(df -T . | awk 'NR==2{print $2}')"
+
+for row in $ROWS; do
+  log "---- $row"
+  case $row in
+    file)
+      conf_file > "$W/file.conf"; echo ok > "$OUT/status-file"
+      start_uc "$W/file.conf" file || { echo "n/a (daemon failed)" > "$OUT/status-file"; }
+      L=$(loop_of "$W/f0.img"); echo "loop_dio=$(cat /sys/block/"${L#/dev/}"/loop/dio 2>/dev/null)" >> "$OUT/machine.txt"
+      bench_pair file "$DDEV" "$L"
+      stop_uc; md_stop ;;
+    stripe4)
+      conf_stripe4 > "$W/stripe4.conf"; echo ok > "$OUT/status-stripe4"
+      start_uc "$W/stripe4.conf" stripe4 || echo "n/a (daemon failed)" > "$OUT/status-stripe4"
+      MDARGS="--chunk=64" md_create 0 4 s0.img s1.img s2.img s3.img
+      bench_pair stripe4 "$DDEV" "$MD"
+      stop_uc; md_stop ;;
+    raid10)
+      layer_ok raid10 && { start_uc "$W/raid10.conf" raid10 || echo "n/a (daemon failed)" > "$OUT/status-raid10"; }
+      MDARGS="--chunk=64 --layout=n2 --assume-clean --bitmap=none" md_create 10 4 s0.img s1.img s2.img s3.img
+      bench_pair raid10 "$DDEV" "$MD"
+      stop_uc; md_stop ;;
+    mirror2)
+      layer_ok mirror2 && { start_uc "$W/mirror2.conf" mirror2 || echo "n/a (daemon failed)" > "$OUT/status-mirror2"; }
+      MDARGS="--assume-clean --bitmap=none" md_create 1 2 s0.img s1.img
+      bench_pair mirror2 "$DDEV" "$MD"
+      stop_uc; md_stop ;;
+    compress)
+      # reference: the uncompressed single-file volume (the `file` row's ublk-compose figures)
+      if layer_ok compress; then
+        dd if=f0.img of=c0.img bs=1M count="$FILE_MB" status=none
+        start_uc "$W/compress.conf" compress || echo "n/a (daemon failed)" > "$OUT/status-compress"
+        bench_pair compress "$DDEV" ""
+        stop_uc
+      fi ;;
+  esac
+done
+
+if [ "$SCALING" = 1 ]; then
+  log "---- scaling: single-file volume, 4k randread QD32, numjobs 2, queues 1 vs 2"
+  for q in 1 2; do conf_file "$q" > "$W/file-q$q.conf"; done
+  for rep in $(seq 1 "$REPS"); do
+    for q in 1 2; do
+      start_uc "$W/file-q$q.conf" "scale-q$q" || continue
+      run_fio "$DDEV" "$RAW/scaling.q$q.randread4k_qd32.$rep.json" randread4k_qd32 2
+      stop_uc
+    done
+  done
+fi
+rm -f "$W"/*.img
+log "done"
