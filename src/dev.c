@@ -185,6 +185,10 @@ static int start_queues(struct uc_dev *dev)
 
 		uq->dev = dev;
 		uq->id = i;
+		/* run each queue on the CPUs that submit to it, as kublk does */
+		uq->has_affinity = !uc_ctrl_cmd(&dev->ctrl, UBLK_U_CMD_GET_QUEUE_AFFINITY,
+						dev->info.dev_id, &uq->affinity,
+						sizeof(uq->affinity), i, CTRL_TIMEOUT_MS);
 		uq->stop_efd = eventfd(0, EFD_CLOEXEC);
 		if (uq->stop_efd < 0 || pthread_create(&uq->thread, NULL, uc_ublk_queue_thread, uq))
 			return -errno ? -errno : -EAGAIN;

@@ -4,6 +4,7 @@
 #define UC_DEV_H
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include "ctrl.h"
 #include "io.h"
@@ -19,6 +20,8 @@ struct uc_ublk_queue {		/* one thread, one ring */
 	int stop_efd;		/* written by the control thread to wake the ring */
 	pthread_t thread;
 	bool thread_started;
+	bool has_affinity;
+	cpu_set_t affinity;	/* CPUs whose requests land on this queue */
 	bool stopping;
 	unsigned int nr_cmds;	/* FETCH/COMMIT commands held by the kernel */
 };

@@ -157,7 +157,12 @@ void *uc_ublk_queue_thread(void *arg)
 {
 	struct uc_ublk_queue *uq = arg;
 	struct uc_dev *dev = uq->dev;
-	int ret = queue_setup(uq);
+	int ret;
+
+	if (uq->has_affinity &&
+	    pthread_setaffinity_np(pthread_self(), sizeof(uq->affinity), &uq->affinity))
+		uc_dbg("queue %u: cannot set CPU affinity", uq->id);
+	ret = queue_setup(uq);
 
 	pthread_mutex_lock(&dev->lock);
 	dev->nr_setup++;
