@@ -67,12 +67,19 @@ def main():
     d = args[0]
     engine = json.load(open(args[1])) if len(args) > 1 and os.path.exists(args[1]) else None
     raw = os.path.join(d, "raw")
+    if not os.path.isdir(raw) and os.path.exists(os.path.join(d, "raw.tar.xz")):  # a packed run: re-report
+        subprocess.run(["tar", "-C", d, "-xJf", os.path.join(d, "raw.tar.xz")], check=True)
     machine = {}
     for line in open(os.path.join(d, "machine.txt")):
         if "=" in line:
             k, v = line.rstrip("\n").split("=", 1)
             machine[k] = v
     machine["accel"] = "QEMU TCG (no KVM)" if machine.get("hypervisor") != "none" else "bare metal / host"
+    # the machine this report is made on (the one that ran QEMU)
+    ci = open("/proc/cpuinfo").read()
+    machine["host_cpu"] = next((l.split(":", 1)[1].strip() for l in ci.splitlines() if l.startswith("model name")), "?")
+    machine["host_nproc"] = os.cpu_count()
+    machine["host_kernel"] = os.uname().release
     res = {"label": label, "command": cmd, "machine": machine, "rows": [], "scaling": None, "engine": engine}
     for row, ol, rl, target in ROWS:
         st_path = os.path.join(d, f"status-{row}")
@@ -121,7 +128,8 @@ def met(v):
 def markdown(res):
     m = res["machine"]
     L = []
-    L.append(f"**Kernel {m.get('kernel')}** — {m.get('accel')}, {m.get('nproc')} vCPU ({m.get('cpu')}), "
+    L.append(f"**Kernel {m.get('kernel')}** — {m.get('accel')} on a {m.get('host_nproc')}-CPU {m.get('host_cpu')} host "
+             f"(Linux {m.get('host_kernel')}); guest {m.get('nproc')} vCPU ({m.get('cpu')}), "
              f"{m.get('mem_mb')} MB; backing files on {m.get('medium')}; {m.get('fio')}; "
              f"ublk queues={m.get('queues')}, fio numjobs={m.get('numjobs')}, {m.get('runtime')} s x {m.get('reps')} reps (median); loop dio={m.get('loop_dio', '?')}; {m.get('date')}")
     if res.get("command"):
@@ -175,7 +183,7 @@ def chart(res, d):
     gp.append(f"set multiplot layout {len(rows)},1 title 'ublk-compose vs kernel, {res['machine'].get('kernel')} "
               f"({res['machine'].get('accel')}, {res['machine'].get('nproc')} vCPU), IOPS (log scale), ratio = ours/ref'")
     gp += ["set style data histogram", "set style histogram clustered gap 1", "set style fill solid 0.85 border -1",
-           "set boxwidth 0.9", "set logscale y", "set grid ytics", "set key top right", "set ylabel 'IOPS'",
+           "set boxwidth 0.9", "set logscale y", "set grid ytics", "set key top left horizontal", "set ylabel 'IOPS'",
            "set xtics nomirror", "set yrange [*:*]"]
     for row, ol, rl, _ in rows:
         dat = os.path.join(d, f".chart-{row}.dat")
@@ -192,7 +200,7 @@ def chart(res, d):
         status = next(e["status"] for e in res["rows"] if e["row"] == row)
         t = f"{ol} vs {rl}" + ("" if status == "ok" else f"  [{ol}: {status}]")
         gp.append(f"set title '{t}'")
-        gp.append(f"set yrange [10:{ymax * 4}]")
+        gp.append(f"set yrange [10:{ymax * 15}]")
         gp.append(f"plot '{dat}' using 2:xtic(1) title '{ol}' lc rgb '#1f77b4', "
                   f"'' using 3 title '{rl}' lc rgb '#ff7f0e', "
                   f"'' using 0:(($2>$3?$2:$3)*1.6):4 with labels notitle")
