@@ -8,7 +8,13 @@
 # env:   UC_BIN (default build/ublk-compose), E2E_WORKDIR (parent of the tmp dir holding configs and
 #        backing files; default /var/tmp, a tmpfs in the VM), E2E_LOGDIR (default
 #        $VMRUN_OUT/e2e-logs or build/e2e-logs), E2E_KEEP=1 keeps the work dir,
-#        E2E_VOLUMES (default "file stripe4 loop2"), timeouts: see lib.sh.
+#        E2E_VOLUMES (default "file stripe4 loop2"), timeouts: see lib.sh,
+#        E2E_STRESS_ROUNDS (default 2): rounds of the stress case (each round: SIGTERM under I/O,
+#        kill -9 + del, kill -9 + recover). The full count is 10:
+#          E2E_STRESS_ROUNDS=10 bash tests/e2e/run.sh 'stripe4/stress*'
+# Crash recovery / live upgrade cases (file and/or stripe4): recover-ext4-fio, upgrade-under-fio,
+# lock, recovery-{reissue,requeue,off,fail}, stress. Servers started by `recover`/`upgrade` run
+# detached (not our children): they are tracked through /run/ublk-compose/ID.pid (see lib.sh).
 # Output: one `PASS: NAME` / `FAIL: NAME (reason)` line per case, then `N passed, N failed`.
 set -u -o pipefail
 E2E_CASES_SH=$(readlink -f "${BASH_SOURCE[0]}")
@@ -18,13 +24,14 @@ E2E_CASES_SH=$(readlink -f "${BASH_SOURCE[0]}")
 MIB=$((1 << 20))
 
 # ---------------------------------------------------------------- configs
-# gen_conf VOL QUEUES -> prints the config path; backing files live next to it (one set per VOL)
+# gen_conf VOL QUEUES [RECOVERY] -> prints the config path; backing files live next to it (one set
+# per VOL); RECOVERY sets device.recovery (reissue, requeue, fail, off; default: the daemon's)
 gen_conf() {
-  local vol=$1 q=$2 dir=$E2E_WORK/$1
-  local conf=$dir/q$q.conf
+  local vol=$1 q=$2 rec=${3:-} dir=$E2E_WORK/$1
+  local conf=$dir/q$q${rec:+-$rec}.conf
   mkdir -p "$dir"
   {
-    echo "device = { queues = $q; depth = 128; max_io = \"512K\"; block_size = 4096; id = -1; };"
+    echo "device = { queues = $q; depth = 128; max_io = \"512K\"; block_size = 4096; id = -1;${rec:+ recovery = \"$rec\";} };"
     case $vol in
       file)
         echo 'volume = { type = "file"; path = "f0.img"; size = "256M"; };' ;;
@@ -205,6 +212,255 @@ case_kill9_del() {
   check_daemon_logs crash
 }
 
+# ---------------------------------------------------------------- crash recovery, live upgrade
+kver_ge() {  # kver_ge MAJOR MINOR: the running kernel is at least MAJOR.MINOR
+  local v ma mi
+  v=$(uname -r | grep -oE '^[0-9]+\.[0-9]+'); ma=${v%%.*}; mi=${v#*.}
+  [ "$ma" -gt "$1" ] || { [ "$ma" = "$1" ] && [ "$mi" -ge "$2" ]; }
+}
+
+# wait_quiesced: after kill -9 the device must be left quiesced (I/O waits for a new server)
+wait_quiesced() {
+  wait_until 30 state_is "$DID" quiesced ||
+    fail "device $DID state '$(dev_state "$DID")' 30s after kill -9, want quiesced"
+  timeout 30 "$UC_BIN" list > "$CASE_DIR/list-quiesced.txt" 2>&1
+  log "device $DID quiesced: $(grep -E "^$DID " "$CASE_DIR/list-quiesced.txt")"
+}
+
+# h. ext4 + fio verify on a file; kill -9 the daemon mid-write; `recover ID`: fio completes and
+#    verifies, e2fsck clean, SIGTERM to the recovered server removes the device
+case_recover_ext4_fio() {
+  local base dev id
+  start_daemon "$(gen_conf "$VOL" 2)" daemon
+  dev=$DDEV id=$DID
+  timeout 300 mkfs.ext4 -q -F "$DDEV" || fail "mkfs.ext4 failed"
+  MNT=$E2E_WORK/mnt-$VOL; mkdir -p "$MNT"
+  timeout 60 mount "$DDEV" "$MNT" || fail "mount failed"
+  base=$(dev_writes "$DID")
+  bg_fio ext4 --name=ext4 --filename="$MNT/fio.dat" --rw=randwrite --bs=8k --iodepth=32 --size=48M \
+    --verify=crc32c --verify_fatal=1 --do_verify=1 --fsync_on_close=1
+  wait_until 120 writes_ge "$DID" $((base + 600)) || fail "fio: fewer than 600 writes in 120s"
+  exited "$FIO_PID" && fail "fio finished before the kill (too fast to test): $(tail -n 2 "$CASE_DIR/ext4.fio.log" | tr '\n' ' ')"
+  kill9_daemon
+  sleep 1.5
+  wait_quiesced
+  exited "$FIO_PID" && fail "fio exited while no server ran (I/O must wait): $(grep -m1 -i err "$CASE_DIR/ext4.fio.log")"
+  uc_recover recover
+  wait_bg_fio "$E2E_FIO_TIMEOUT"
+  fio_check ext4 "$FRC"
+  rm -f "$MNT/fio.dat"
+  timeout 120 umount "$MNT" || fail "umount failed"
+  timeout 300 e2fsck -fn "$DDEV" > "$CASE_DIR/e2fsck.log" 2>&1 || fail "e2fsck -fn not clean after recovery (rc $?), see e2fsck.log"
+  stop_daemon_ok
+  [ -z "$(run_pid "$id")" ] || fail "run state $UC_RUN_DIR/$id.pid left after the server stopped"
+  check_daemon_logs strict
+}
+
+# i. live upgrade twice while fio writes with verify (verify_backlog: reads interleave): no error
+case_upgrade_under_fio() {
+  local base pids
+  start_daemon "$(gen_conf "$VOL" 2)" daemon
+  pids=$DPID
+  base=$(dev_writes "$DID")
+  bg_fio upg --name=upg --filename="$DDEV" --rw=randwrite --bs=8k --iodepth=32 --numjobs=2 --size=64M \
+    --offset_increment=128M --verify=crc32c --verify_fatal=1 --do_verify=1 --verify_backlog=512
+  for n in 1 2; do
+    wait_until 180 writes_ge "$DID" $((base + n * 2500)) || fail "fio: fewer than $((n * 2500)) writes in 180s"
+    exited "$FIO_PID" && fail "fio finished before upgrade $n (too fast to test)"
+    uc_upgrade "upgrade$n"
+    [[ " $pids " != *" $DPID "* ]] || fail "upgrade $n: server pid $DPID was used before ($pids)"
+    pids+=" $DPID"
+  done
+  exited "$FIO_PID" && log "note: fio finished right after the second upgrade"
+  wait_bg_fio "$E2E_FIO_TIMEOUT"
+  fio_check upg "$FRC"
+  log "server pids: $pids"
+  stop_daemon_ok
+  check_daemon_logs strict
+}
+
+# j. backing files are locked: a second server on the same config fails (exit 1, "locked") and leaves
+#    no device; `recover` of a live device is refused; the first server keeps serving
+case_lock() {
+  local conf nodes pid1 rc
+  conf=$(gen_conf "$VOL" 2)
+  start_daemon "$conf" daemon
+  pid1=$DPID nodes=$(ublk_nodes)
+  log "second server on $conf"
+  timeout -k 10 120 "$UC_BIN" -c "$conf" -v > "$CASE_DIR/second.out" 2> "$CASE_DIR/second.err" </dev/null; rc=$?
+  [ "$rc" = 1 ] || fail "second server on the same files: exit $rc, want 1: $(head -n2 "$CASE_DIR/second.err" | tr '\n' ' ')"
+  grep -q 'in use by another ublk-compose (locked)' "$CASE_DIR/second.err" ||
+    fail "second server: no 'in use by another ublk-compose (locked)' message: $(head -n2 "$CASE_DIR/second.err" | tr '\n' ' ')"
+  grep -q ublkb "$CASE_DIR/second.out" && fail "second server printed a device: $(head -n1 "$CASE_DIR/second.out")"
+  [ "$(ublk_nodes)" = "$nodes" ] || fail "second server left ublk nodes: before '$nodes', after '$(ublk_nodes)'"
+  alive "$pid1" || fail "the first server died"
+  uc_cli recover-live 180 recover "$DID"
+  [ "$CRC" != 0 ] || fail "recover of a device whose server runs succeeded"
+  [ "$(run_pid "$DID")" = "$pid1" ] || fail "recover of a live device changed the recorded pid to '$(run_pid "$DID")'"
+  [ "$(ublk_nodes)" = "$nodes" ] || fail "refused recover changed ublk nodes: '$(ublk_nodes)'"
+  alive "$pid1" || fail "the first server died after the refused recover"
+  state_is "$DID" live || fail "device state '$(dev_state "$DID")' after the refused recover"
+  run_fio after-lock --rw=randwrite --bs=8k --iodepth=16 --size=16M --verify=crc32c --verify_fatal=1 --do_verify=1
+  stop_daemon_ok
+  check_daemon_logs strict
+}
+
+# k. reissue / requeue: I/O issued while no server runs waits (> 3 s) and completes after `recover`
+recovery_wait() {
+  local mode=$1 rpid wpid rc w=$E2E_WORK/$VOL
+  start_daemon "$(gen_conf "$VOL" 2 "$mode")" daemon
+  head -c $((1 * MIB)) /dev/urandom > "$w/pat1.bin"; head -c $((1 * MIB)) /dev/urandom > "$w/pat2.bin"
+  timeout 60 dd if="$w/pat1.bin" of="$DDEV" bs=1M seek=4 oflag=direct conv=fsync status=none || fail "dd write failed"
+  kill9_daemon
+  wait_quiesced
+  timeout -k 5 300 dd if="$DDEV" of="$w/read1.bin" bs=1M skip=4 count=1 iflag=direct status=none &
+  rpid=$!; BG_PIDS+=("$rpid")
+  timeout -k 5 300 dd if="$w/pat2.bin" of="$DDEV" bs=1M seek=8 oflag=direct conv=fsync status=none &
+  wpid=$!; BG_PIDS+=("$wpid")
+  sleep 3
+  exited "$rpid" && fail "a read while no server ran did not wait (recovery=$mode)"
+  exited "$wpid" && fail "a write while no server ran did not wait (recovery=$mode)"
+  uc_recover recover
+  wait_until 60 exited "$rpid" || fail "the waiting read did not complete within 60s of recover"
+  wait "$rpid"; rc=$?; [ "$rc" = 0 ] || fail "the waiting read failed (rc $rc)"
+  wait_until 60 exited "$wpid" || fail "the waiting write did not complete within 60s of recover"
+  wait "$wpid"; rc=$?; [ "$rc" = 0 ] || fail "the waiting write failed (rc $rc)"
+  cmp -s "$w/read1.bin" "$w/pat1.bin" || fail "data read across the recovery differs from what was written"
+  timeout 60 dd if="$DDEV" bs=1M skip=8 count=1 iflag=direct status=none | cmp -s - "$w/pat2.bin" ||
+    fail "data written across the recovery does not read back"
+  rm -f "$w"/pat?.bin "$w/read1.bin"
+  stop_daemon_ok
+  check_daemon_logs strict
+}
+case_recovery_reissue() { recovery_wait reissue; }
+case_recovery_requeue() { recovery_wait requeue; }
+
+# l. recovery = "off": the device dies with its server (node gone, I/O fails), `del` cleans up
+case_recovery_off() {
+  local dev id base p
+  start_daemon "$(gen_conf "$VOL" 2 off)" daemon
+  dev=$DDEV id=$DID
+  base=$(dev_reads "$DID")
+  bg_fio off --name=off --filename="$DDEV" --rw=randread --bs=16k --iodepth=32 --size=256M \
+    --time_based=1 --runtime=600
+  wait_until 60 reads_ge "$DID" $((base + 200)) || fail "fio: fewer than 200 reads in 60s"
+  kill9_daemon
+  wait_until 10 gone "$dev" || fail "$dev still exists 10s after kill -9 with recovery=off"
+  wait_bg_fio 60
+  [ "$FRC" != 0 ] || fail "fio exited 0 although its device died"
+  timeout 30 dd if="$dev" of=/dev/null bs=4k count=1 iflag=direct status=none 2>/dev/null &&
+    fail "a read of $dev succeeded after its server died"
+  uc_cli recover-off 180 recover "$id"
+  [ "$CRC" != 0 ] || fail "recover of a device created with recovery=off succeeded"
+  p=$(run_pid "$id")
+  if [ -n "$p" ] && alive "$p" && grep -q ublk-compose "/proc/$p/cmdline" 2>/dev/null; then
+    fail "a server (pid $p) runs for device $id after the refused recover"
+  fi
+  if [ -e "/dev/ublkc$id" ]; then
+    uc_cli del 60 del "$id"
+    [ "$CRC" = 0 ] || fail "ublk-compose del $id failed (rc $CRC): $(head -n1 "$CASE_DIR/del.err")"
+  else
+    log "note: /dev/ublkc$id already gone without del"
+  fi
+  wait_until 10 gone "/dev/ublkc$id" || fail "/dev/ublkc$id still exists after del"
+  DID=
+  check_daemon_logs crash
+}
+
+# m. recovery = "fail": Linux >= 6.13: I/O while no server runs fails fast, `recover` brings the
+#    device back; older kernels: the daemon refuses to start with a clear message, no device left
+case_recovery_fail() {
+  local conf rc t0 w=$E2E_WORK/$VOL
+  conf=$(gen_conf "$VOL" 2 fail)
+  if ! kver_ge 6 13; then
+    log "kernel $(uname -r) < 6.13: recovery = \"fail\" must be refused"
+    timeout -k 10 120 "$UC_BIN" -c "$conf" -v > "$CASE_DIR/daemon.out" 2> "$CASE_DIR/daemon.err" </dev/null; rc=$?
+    [ "$rc" = 1 ] || [ "$rc" = 2 ] || fail "daemon with recovery=fail on $(uname -r): exit $rc, want 1 (or 2)"
+    grep -Eq 'recovery = "fail" is not supported.*6\.13' "$CASE_DIR/daemon.err" ||
+      fail "no clear message for recovery=fail on $(uname -r): $(head -n3 "$CASE_DIR/daemon.err" | tr '\n' ' ')"
+    grep -q ublkb "$CASE_DIR/daemon.out" && fail "daemon printed a device: $(head -n1 "$CASE_DIR/daemon.out")"
+    [ -z "$(ublk_nodes)" ] || fail "ublk nodes left behind: $(ublk_nodes)"
+    log "refused: $(grep -m1 'not supported' "$CASE_DIR/daemon.err")"
+    return 0
+  fi
+  start_daemon "$conf" daemon
+  head -c $((1 * MIB)) /dev/urandom > "$w/pat1.bin"
+  timeout 60 dd if="$w/pat1.bin" of="$DDEV" bs=1M seek=4 oflag=direct conv=fsync status=none || fail "dd write failed"
+  kill9_daemon
+  wait_until 30 state_is "$DID" fail-io || fail "device state '$(dev_state "$DID")' 30s after kill -9, want fail-io"
+  t0=$SECONDS
+  timeout -k 5 60 dd if="$DDEV" of=/dev/null bs=4k count=1 skip=100 iflag=direct status=none 2>"$CASE_DIR/dd-read.err"; rc=$?
+  [ "$rc" != 0 ] || fail "a read while no server ran succeeded (recovery=fail)"
+  [ "$rc" != 124 ] && [ "$rc" != 137 ] || fail "a read while no server ran hung (recovery=fail)"
+  [ $((SECONDS - t0)) -le 10 ] || fail "a read while no server ran took $((SECONDS - t0))s to fail (want <= 10s)"
+  log "read while no server ran failed after $((SECONDS - t0))s (rc $rc): $(head -c 120 "$CASE_DIR/dd-read.err")"
+  t0=$SECONDS
+  timeout -k 5 60 dd if=/dev/zero of="$DDEV" bs=4k count=1 seek=100 oflag=direct status=none 2>"$CASE_DIR/dd-write.err"; rc=$?
+  [ "$rc" != 0 ] || fail "a write while no server ran succeeded (recovery=fail)"
+  [ $((SECONDS - t0)) -le 10 ] || fail "a write while no server ran took $((SECONDS - t0))s to fail (want <= 10s)"
+  log "write while no server ran failed after $((SECONDS - t0))s (rc $rc)"
+  uc_recover recover
+  timeout 60 dd if="$DDEV" bs=1M skip=4 count=1 iflag=direct status=none | cmp -s - "$w/pat1.bin" ||
+    fail "data does not read back after recover from fail-io"
+  rm -f "$w/pat1.bin"
+  stop_daemon_ok
+  check_daemon_logs strict
+}
+
+# n. stress: fio at QD256 (writes with verify + reads, 2 queues x 128 tags) while, each round,
+#    (a) SIGTERM under I/O, (b) kill -9 + del, (c) kill -9 + recover (fio must then finish clean).
+#    Rounds: E2E_STRESS_ROUNDS (default 2; 10 for the full run).
+stress_fio() {
+  bg_fio "$1" --filename="$DDEV" \
+    --name=w --rw=randwrite --bssplit=4k/50:16k/30:64k/20 --iodepth=128 --offset=0 --size=128M \
+    --verify=crc32c --verify_fatal=1 --do_verify=1 --verify_backlog=1024 \
+    --name=r --rw=randread --bs=16k --iodepth=128 --offset=512M --size=256M
+}
+
+case_stress() {
+  local rounds=${E2E_STRESS_ROUNDS:-2} r kind conf base dev id
+  conf=$(gen_conf "$VOL" 2)
+  for ((r = 1; r <= rounds; r++)); do
+    for kind in sigterm kill-del kill-recover; do
+      log "---- round $r/$rounds: $kind"
+      start_daemon "$conf" "r$r-$kind"
+      dev=$DDEV id=$DID
+      base=$(dev_writes "$DID")
+      stress_fio "r$r-$kind"
+      wait_until 120 writes_ge "$DID" $((base + 300 + RANDOM % 1500)) || fail "round $r $kind: fio made too little progress in 120s"
+      exited "$FIO_PID" && fail "round $r $kind: fio finished before the fault (too fast to test)"
+      case $kind in
+        sigterm)
+          kill -TERM "$DPID"
+          wait_bg_fio 120
+          [ "$FRC" != 0 ] || fail "round $r: fio exited 0 although the device was stopped under it"
+          stop_daemon 60
+          [ "$DRC" = 0 ] || fail "round $r: daemon exit code $DRC after SIGTERM under I/O (want 0)" ;;
+        kill-del)
+          kill9_daemon
+          sleep "0.$((RANDOM % 10))"
+          log "state before del: $(timeout 30 "$UC_BIN" list 2>&1 | grep -E "^$id ")"
+          uc_cli "r$r-del" 60 del "$id"
+          [ "$CRC" = 0 ] || fail "round $r: ublk-compose del $id failed (rc $CRC): $(head -n1 "$CASE_DIR/r$r-del.err")"
+          wait_bg_fio 120
+          [ "$FRC" != 0 ] || fail "round $r: fio exited 0 although the device was deleted under it" ;;
+        kill-recover)
+          kill9_daemon
+          sleep "$((RANDOM % 2)).$((RANDOM % 10))"
+          uc_recover "r$r-recover"
+          wait_bg_fio "$E2E_FIO_TIMEOUT"
+          fio_check "r$r-$kind" "$FRC"
+          stop_daemon ;;
+      esac
+      wait_until 20 gone "$dev" || fail "round $r $kind: $dev still exists 20s after the end"
+      wait_until 20 gone "/dev/ublkc$id" || fail "round $r $kind: /dev/ublkc$id still exists 20s after the end"
+      [ -z "$(ublk_nodes)" ] || fail "round $r $kind: ublk nodes left: $(ublk_nodes)"
+      DID=
+    done
+  done
+  check_daemon_logs crash
+}
+
 # config validation (no device needed)
 case_check_config() {
   local conf bad rc
@@ -231,12 +487,40 @@ CASES=(
   "discard-zeroes case_discard"
   "sigterm-under-io case_sigterm_under_io"
   "kill9-del case_kill9_del"
+  # NAME FUNC VOLUMES: only on these volumes
+  "recover-ext4-fio case_recover_ext4_fio file,stripe4"
+  "lock case_lock file,stripe4"
+  "recovery-reissue case_recovery_reissue stripe4"
+  "recovery-requeue case_recovery_requeue stripe4"
+  "recovery-off case_recovery_off stripe4"
+  "recovery-fail case_recovery_fail stripe4"
+  "stress case_stress stripe4"
+  # last: on 6.12 a failing hand-over can wedge the kernel (see the report in git log)
+  "upgrade-under-fio case_upgrade_under_fio file,stripe4"
 )
+
+# case_on CASE-ENTRY VOL: the entry applies to VOL
+case_on() {
+  local vols
+  read -r _ _ vols <<< "$1"
+  [ -z "$vols" ] || [[ ",$vols," == *",$2,"* ]]
+}
+
+# the stress case gets more time: about 5 min per round under TCG, at least E2E_CASE_TIMEOUT
+case_secs() {
+  local s=$E2E_CASE_TIMEOUT
+  if [ "$1" = case_stress ]; then
+    s=$((300 * ${E2E_STRESS_ROUNDS:-2} + 300)); [ "$s" -ge "$E2E_CASE_TIMEOUT" ] || s=$E2E_CASE_TIMEOUT
+  fi
+  echo "$s"
+}
 
 all_names() {
   local v c
   echo "config/check"
-  for v in ${E2E_VOLUMES:-file stripe4 loop2}; do for c in "${CASES[@]}"; do echo "$v/${c%% *}"; done; done
+  for v in ${E2E_VOLUMES:-file stripe4 loop2}; do
+    for c in "${CASES[@]}"; do case_on "$c" "$v" && echo "$v/${c%% *}"; done
+  done
 }
 
 # ---------------------------------------------------------------- child mode: one case
@@ -278,7 +562,9 @@ log "work dir $E2E_WORK, logs $E2E_LOGDIR, binary $UC_BIN"
 run_case config/check case_check_config
 for VOL in ${E2E_VOLUMES:-file stripe4 loop2}; do
   for c in "${CASES[@]}"; do
-    run_case "$VOL/${c%% *}" "${c##* }"
+    case_on "$c" "$VOL" || continue
+    read -r cname cfunc _ <<< "$c"
+    run_case "$VOL/$cname" "$cfunc" "$(case_secs "$cfunc")"
   done
   drop_loops "$E2E_WORK/$VOL"
   rm -rf "${E2E_WORK:?}/$VOL"   # free the backing files (tmpfs in the VM)

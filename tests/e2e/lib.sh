@@ -6,6 +6,9 @@
 #   start_daemon CONF TAG   -> sets DPID, DDEV (/dev/ublkbN), DID (N); daemon logs in $CASE_DIR/TAG.{out,err}
 #   stop_daemon [SECS]      -> SIGTERM + bounded wait; sets DRC (exit code)
 #   fail "reason"           -> ends the case as FAIL with that reason
+#   uc_recover TAG / uc_upgrade TAG -> `ublk-compose recover|upgrade $DID`; the detached server it
+#                              starts becomes DPID (DDETACHED=1: not our child, no exit code)
+#   bg_fio TAG args / wait_bg_fio SECS -> fio in the background (FIO_PID), bounded wait (FRC)
 # Every wait is bounded (timeouts are generous: QEMU TCG is 5-10x slower than hardware).
 
 E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -25,8 +28,10 @@ E2E_KERN_RE=${E2E_KERN_RE:-'BUG:|WARNING:|Oops|general protection|Call Trace:|hu
 log() { echo "[$(date +%T)] $*" >&2; }
 
 # ---------------------------------------------------------------- inside a case (child process)
-DPID='' DDEV='' DID='' DRC='' DERR=''
+DPID='' DDEV='' DID='' DRC='' DERR='' DDETACHED=''
 BG_PIDS=()
+UC_RUN_DIR=${UC_RUN_DIR:-/run/ublk-compose}   # the daemon's run state: ID.conf, ID.pid, ID.log
+RUNLOG_IDS=' '
 
 fail() {
   log "FAIL: $*"
@@ -55,7 +60,7 @@ start_daemon() {
   local conf=$1 tag=${2:-daemon}
   local out=$CASE_DIR/$tag.out
   DERR=$CASE_DIR/$tag.err
-  DDEV='' DID='' DRC=''
+  DDEV='' DID='' DRC='' DDETACHED=''
   [ -x "$UC_BIN" ] || fail "binary $UC_BIN missing"
   log "start: $UC_BIN -c $conf $E2E_DAEMON_ARGS"
   # shellcheck disable=SC2086
@@ -91,9 +96,125 @@ stop_daemon() {
     kill -KILL "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null; DPID=
     fail "daemon did not exit within ${secs}s of SIGTERM (killed with -9)"
   fi
+  if [ -n "$DDETACHED" ]; then
+    # not our child (started by recover/upgrade): no exit code; its log is checked instead
+    DRC=0; DPID=; DDETACHED=
+    log "detached daemon exited"
+    return 0
+  fi
   wait "$DPID"; DRC=$?; DPID=
   log "daemon exited rc=$DRC"
   return 0
+}
+
+# kill9_daemon: kill -9 the daemon (child or detached), bounded wait until it is gone
+kill9_daemon() {
+  [ -n "$DPID" ] || fail "kill9_daemon: no daemon"
+  log "kill -9 $DPID"
+  kill -KILL "$DPID" 2>/dev/null
+  wait_until 30 exited "$DPID" || fail "daemon $DPID still there 30s after kill -9"
+  [ -n "$DDETACHED" ] || wait "$DPID" 2>/dev/null
+  DPID= DDETACHED=
+}
+
+# ---------------------------------------------------------------- run state, recover, upgrade
+# run_pid ID: the server pid recorded in the run state (empty if none)
+run_pid() { tr -dc 0-9 2>/dev/null < "$UC_RUN_DIR/$1.pid"; }
+
+# dev_state ID: the STATE column of `ublk-compose list` (live, quiesced, fail-io, dead; empty if absent)
+dev_state() { timeout 30 "$UC_BIN" list 2>/dev/null | awk -v id="$1" '$1 == id { print $2 }'; }
+state_is() { [ "$(dev_state "$1")" = "$2" ]; }
+
+# dev_writes ID / dev_reads ID: completed write / read requests of /dev/ublkbID
+dev_writes() { awk '{ print $5 }' "/sys/block/ublkb$1/stat" 2>/dev/null || echo 0; }
+dev_reads() { awk '{ print $1 }' "/sys/block/ublkb$1/stat" 2>/dev/null || echo 0; }
+writes_ge() { [ "$(dev_writes "$1")" -ge "$2" ]; }
+reads_ge() { [ "$(dev_reads "$1")" -ge "$2" ]; }
+
+# runlog_track: servers started by recover/upgrade log to $UC_RUN_DIR/$DID.log (appended): start it
+# empty once per case and device id, and scan it with the other daemon logs
+runlog_track() {
+  local f=$UC_RUN_DIR/$DID.log
+  [[ $RUNLOG_IDS == *" $DID "* ]] && return 0
+  RUNLOG_IDS+="$DID "
+  mkdir -p "$UC_RUN_DIR"; : > "$f"
+  echo "$f" >> "$CASE_DIR/daemon-logs"
+}
+
+# adopt_server WHAT: the server recorded for $DID (started detached by recover/upgrade) becomes DPID
+adopt_server() {
+  local p
+  p=$(run_pid "$DID")
+  [ -n "$p" ] && alive "$p" || fail "$1: no running server recorded in $UC_RUN_DIR/$DID.pid (pid '$p')"
+  grep -q ublk-compose "/proc/$p/cmdline" 2>/dev/null || fail "$1: pid $p in $UC_RUN_DIR/$DID.pid is not ublk-compose"
+  DPID=$p DDETACHED=1
+  echo "$p" >> "${E2E_PIDFILE:-/dev/null}"
+  log "$1: server pid $p serves $DDEV"
+}
+
+# uc_cli TAG SECS ARGS...: run `ublk-compose ARGS` bounded, output in $CASE_DIR/TAG.{out,err}; sets CRC
+uc_cli() {
+  local tag=$1 secs=$2; shift 2
+  log "run: ublk-compose $*"
+  timeout -k 10 "$secs" "$UC_BIN" "$@" >"$CASE_DIR/$tag.out" 2>"$CASE_DIR/$tag.err" </dev/null
+  CRC=$?
+  [ "$CRC" = 124 ] || [ "$CRC" = 137 ] && fail "ublk-compose $* did not return within ${secs}s"
+  log "ublk-compose $1 rc=$CRC: $(cat "$CASE_DIR/$tag.out" "$CASE_DIR/$tag.err" 2>/dev/null | head -c 300 | tr '\n' ' ')"
+  return 0
+}
+
+# uc_recover TAG: `ublk-compose recover $DID` (its server died); the new server becomes DPID
+uc_recover() {
+  local tag=${1:-recover} t0=$SECONDS
+  [ -z "$DPID" ] || fail "uc_recover: daemon $DPID still tracked"
+  runlog_track
+  uc_cli "$tag" 180 recover "$DID"
+  [ "$CRC" = 0 ] || fail "ublk-compose recover $DID: rc $CRC: $(head -n2 "$CASE_DIR/$tag.err" | tr '\n' ' ') log: $(tail -n 3 "$UC_RUN_DIR/$DID.log" 2>/dev/null | tr '\n' ' ')"
+  grep -qx "$DDEV" "$CASE_DIR/$tag.out" || fail "ublk-compose recover $DID printed '$(head -c 80 "$CASE_DIR/$tag.out")', want $DDEV"
+  adopt_server "$tag"
+  state_is "$DID" live || fail "$tag: device state '$(dev_state "$DID")' after recover, want live"
+  log "$tag: recovered in $((SECONDS - t0))s"
+}
+
+# uc_upgrade TAG: `ublk-compose upgrade $DID` while the server runs; the new server becomes DPID
+uc_upgrade() {
+  local tag=${1:-upgrade} old=$DPID old_child t0=$SECONDS rc
+  [ -n "$old" ] || fail "uc_upgrade: no daemon"
+  old_child=$([ -z "$DDETACHED" ] && echo 1)
+  runlog_track
+  uc_cli "$tag" 180 upgrade "$DID"
+  [ "$CRC" = 0 ] || fail "ublk-compose upgrade $DID: rc $CRC: $(head -n2 "$CASE_DIR/$tag.err" | tr '\n' ' ') log: $(tail -n 3 "$UC_RUN_DIR/$DID.log" 2>/dev/null | tr '\n' ' ')"
+  grep -qx "$DDEV" "$CASE_DIR/$tag.out" || fail "ublk-compose upgrade $DID printed '$(head -c 80 "$CASE_DIR/$tag.out")', want $DDEV"
+  wait_until 30 exited "$old" || fail "$tag: the old server $old still runs after upgrade returned"
+  if [ -n "$old_child" ]; then
+    wait "$old"; rc=$?
+    [ "$rc" = 0 ] || fail "$tag: the old server exited rc=$rc after the hand-over (want 0)"
+  fi
+  DPID=
+  adopt_server "$tag"
+  [ "$DPID" != "$old" ] || fail "$tag: server pid unchanged ($old)"
+  state_is "$DID" live || fail "$tag: device state '$(dev_state "$DID")' after upgrade, want live"
+  log "$tag: pid $old -> $DPID in $((SECONDS - t0))s"
+}
+
+# ---------------------------------------------------------------- fio
+# bg_fio TAG ARGS...: fio in the background (give --filename and jobs yourself); sets FIO_PID, FIO_TAG
+bg_fio() {
+  FIO_TAG=$1; shift
+  log "fio $FIO_TAG (background): $*"
+  fio --ioengine=io_uring --direct=1 "$@" </dev/null >"$CASE_DIR/$FIO_TAG.fio.log" 2>&1 &
+  FIO_PID=$!; BG_PIDS+=("$FIO_PID")
+}
+
+# wait_bg_fio SECS: bounded wait for the background fio; sets FRC; fails on a hang
+wait_bg_fio() {
+  local secs=${1:-$E2E_FIO_TIMEOUT}
+  if ! wait_until "$secs" exited "$FIO_PID"; then
+    kill -KILL "$FIO_PID" 2>/dev/null
+    fail "fio $FIO_TAG still running after ${secs}s (hang?): $(tail -n 2 "$CASE_DIR/$FIO_TAG.fio.log" | tr '\n' ' ')"
+  fi
+  wait "$FIO_PID"; FRC=$?
+  log "fio $FIO_TAG exited rc=$FRC"
 }
 
 # stop_daemon_ok: stop and require exit 0 and the device nodes gone within 10 s
@@ -127,6 +248,12 @@ run_fio() {
     "$@" </dev/null >"$out" 2>&1
   rc=$?
   [ "$rc" = 124 ] || [ "$rc" = 137 ] && fail "fio $tag timed out after ${E2E_FIO_TIMEOUT}s"
+  fio_check "$tag" "$rc"
+}
+
+# fio_check TAG RC: the checks of run_fio on $CASE_DIR/TAG.fio.log and exit code RC
+fio_check() {
+  local tag=$1 rc=$2 out=$CASE_DIR/$1.fio.log
   # verify complaints (job header lines name the job and options: leave them out)
   local vre='verify: bad|verify failed|verify error|bad magic|bad header|mismatch|wanted [0-9a-f]+ at'
   if grep -Ev '\(g(roupid)?=[0-9]+' "$out" | grep -Eiq "$vre"; then
@@ -154,6 +281,15 @@ case_cleanup() {
     wait_until 30 exited "$DPID" || kill -KILL "$DPID" 2>/dev/null
     wait "$DPID" 2>/dev/null
   fi
+  # a detached server (recover/upgrade) of our device that we did not track (yet)
+  if [ -n "$DID" ]; then
+    p=$(run_pid "$DID")
+    if [ -n "$p" ] && alive "$p" && grep -q ublk-compose "/proc/$p/cmdline" 2>/dev/null; then
+      kill -TERM "$p" 2>/dev/null
+      wait_until 30 exited "$p" || kill -KILL "$p" 2>/dev/null
+    fi
+  fi
+  for p in $RUNLOG_IDS; do cp "$UC_RUN_DIR/$p.log" "$CASE_DIR/run-$p.log" 2>/dev/null; done
   if [ -n "$DID" ] && [ -e "/dev/ublkc$DID" ]; then
     timeout 30 "$UC_BIN" del "$DID" >&2 2>&1 || true
   fi
@@ -178,19 +314,20 @@ case_selected() {
 
 ublk_nodes() { ls /dev/ublkc* /dev/ublkb* 2>/dev/null | tr '\n' ' '; }
 
-# run_case NAME FUNC: run FUNC in a fresh child (bounded), print PASS/FAIL, keep counts
+# run_case NAME FUNC [SECS]: run FUNC in a fresh child (bounded by SECS, default $E2E_CASE_TIMEOUT),
+# print PASS/FAIL, keep counts
 run_case() {
-  local name=$1 func=$2 cdir rc reason kmark leftover t0
+  local name=$1 func=$2 ctimeout=${3:-$E2E_CASE_TIMEOUT} cdir rc reason kmark leftover t0
   case_selected "$name" || return 0
   cdir=$E2E_LOGDIR/${name//\//_}
   rm -rf "$cdir"; mkdir -p "$cdir"
   kmark=$(dmesg 2>/dev/null | wc -l)
   t0=$SECONDS
-  CASE_DIR=$cdir CASE_NAME=$name timeout -k 30 "$E2E_CASE_TIMEOUT" \
+  CASE_DIR=$cdir CASE_NAME=$name timeout -k 30 "$ctimeout" \
     bash "$E2E_CASES_SH" --one "$func" </dev/null >"$cdir/case.log" 2>&1
   rc=$?
   reason=$(head -n1 "$cdir/reason" 2>/dev/null)
-  [ "$rc" = 124 ] || [ "$rc" = 137 ] && reason="case timed out after ${E2E_CASE_TIMEOUT}s${reason:+; $reason}"
+  [ "$rc" = 124 ] || [ "$rc" = 137 ] && reason="case timed out after ${ctimeout}s${reason:+; $reason}"
   [ "$rc" != 0 ] && [ -z "$reason" ] && reason="exit code $rc (see $cdir/case.log)"
   # kernel log since the case began
   dmesg 2>/dev/null | tail -n +"$((kmark + 1))" > "$cdir/dmesg.log"

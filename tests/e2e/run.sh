@@ -3,7 +3,7 @@
 # `modprobe ublk_drv`), else inside QEMU VMs (tools/vmrun) for the lts and latest Debian kernels.
 # usage: tests/e2e/run.sh [PATTERN...]     (patterns select cases, see cases.sh; also $E2E_CASES)
 # env:   UC_BIN (default build/ublk-compose; built if missing), E2E_KERNELS (default "lts latest"),
-#        E2E_VM_TIMEOUT (per VM, default 1500 s), E2E_OUT (default build/e2e-out: logs per kernel),
+#        E2E_VM_TIMEOUT (per VM, default 1500 s + 300 s per E2E_STRESS_ROUNDS), E2E_OUT (default build/e2e-out: logs per kernel),
 #        E2E_FORCE_VM=1 (use the VM even when the host has ublk), E2E_TAG (appended to the
 #        [kernel] label, e.g. "asan" for a sanitizer build)
 # Prints `PASS: [KVER] NAME` / `FAIL: [KVER] NAME (reason)` and a final `N passed, N failed`.
@@ -61,12 +61,12 @@ elif command -v qemu-system-x86_64 >/dev/null; then
     echo "e2e: booting the $k kernel under QEMU (logs in $out)" >&2
     # inside the VM: cases.sh writes logs to /tmp/out (= $out) and works on guest tmpfs (/var/tmp)
     cmd="UC_BIN=$(printf %q "$UC_BIN") E2E_CASES=$(printf %q "$E2E_CASES")"
-    for v in ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS E2E_VOLUMES E2E_DAEMON_ARGS E2E_FIO_TIMEOUT E2E_CASE_TIMEOUT E2E_START_TIMEOUT E2E_STOP_TIMEOUT E2E_KEEP; do
+    for v in ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS E2E_VOLUMES E2E_DAEMON_ARGS E2E_FIO_TIMEOUT E2E_CASE_TIMEOUT E2E_START_TIMEOUT E2E_STOP_TIMEOUT E2E_KEEP E2E_STRESS_ROUNDS; do
       [ -n "${!v:-}" ] && cmd+=" $v=$(printf %q "${!v}")"
     done
     cmd+=" E2E_WORKDIR=/var/tmp bash $(printf %q "$REPO/tests/e2e/cases.sh") 2>/tmp/out/cases-stderr.log"
     LAST_RC=
-    filter "$k" < <(VMRUN_OUT=$out VMRUN_KERNEL=$k VMRUN_TIMEOUT=${E2E_VM_TIMEOUT:-1500} \
+    filter "$k" < <(VMRUN_OUT=$out VMRUN_KERNEL=$k VMRUN_TIMEOUT=${E2E_VM_TIMEOUT:-$((1500 + 300 * ${E2E_STRESS_ROUNDS:-2}))} \
       bash "$REPO/tools/vmrun" -m "${E2E_VM_MEM:-4096}" -c "${E2E_VM_CPUS:-2}" -- "$cmd"; echo "__RC=$?")
     if [ "$SEEN_SUMMARY" = 0 ]; then
       echo "FAIL: [$k] e2e VM run (rc=$LAST_RC, no summary: VM timeout or crash; see $out/.vmrun-console and $out/cases-stderr.log)"
