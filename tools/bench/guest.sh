@@ -139,6 +139,7 @@ bench_pair() {
   echo "cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
   echo "mem_mb=$(awk '/MemTotal/{print int($2/1024)}' /proc/meminfo)"
   echo "fio=$(fio --version)"
+  echo "ublk_compose=$("$UC_BIN" --version 2>&1 | head -1) ${BUILD_INFO:-}"
   echo "medium=$(df -T "$W" | awk 'NR==2{print $2}') ($W)"
   echo "queues=$QUEUES"; echo "numjobs=$NUMJOBS"; echo "runtime=$RUNTIME"; echo "reps=$REPS"
   echo "hypervisor=$(grep -m1 -o 'hypervisor' /proc/cpuinfo || echo none)"

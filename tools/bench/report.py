@@ -130,7 +130,7 @@ def markdown(res):
     L = []
     L.append(f"**Kernel {m.get('kernel')}** — {m.get('accel')} on a {m.get('host_nproc')}-CPU {m.get('host_cpu')} host "
              f"(Linux {m.get('host_kernel')}); guest {m.get('nproc')} vCPU ({m.get('cpu')}), "
-             f"{m.get('mem_mb')} MB; backing files on {m.get('medium')}; {m.get('fio')}; "
+             f"{m.get('mem_mb')} MB; backing files on {m.get('medium')}; {m.get('fio')}; {m.get('ublk_compose', '')}; "
              f"ublk queues={m.get('queues')}, fio numjobs={m.get('numjobs')}, {m.get('runtime')} s x {m.get('reps')} reps (median); loop dio={m.get('loop_dio', '?')}; {m.get('date')}")
     if res.get("command"):
         L.append("")

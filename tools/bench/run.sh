@@ -50,6 +50,13 @@ if ! command -v gnuplot >/dev/null; then
 fi
 for t in fio mdadm losetup python3; do command -v $t >/dev/null || { log "$t missing (apt-get install fio mdadm)"; exit 1; }; done
 
+# a private copy of the binary: a rebuild of build/ by someone else mid-run must not change what is measured
+mkdir -p build/bench
+cp build/ublk-compose build/bench/ublk-compose
+ENVS+=(UC_BIN="$REPO/build/bench/ublk-compose")
+BUILD_INFO="head=$(git rev-parse --short HEAD 2>/dev/null) built=$(date -u -r build/ublk-compose +%Y-%m-%dT%H:%M:%SZ) sha256=$(sha256sum build/ublk-compose | cut -c1-12)$(git diff --quiet HEAD -- src layers CMakeLists.txt 2>/dev/null || echo ' (src/ or layers/ had uncommitted changes)')"
+ENVS+=(BUILD_INFO="$BUILD_INFO")
+log "measuring build/ublk-compose: $BUILD_INFO"
 DATE=$(date +%Y-%m-%d-%H%M)
 mkdir -p "$OUTROOT"
 
