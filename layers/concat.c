@@ -113,4 +113,5 @@ const struct uc_layer_ops concat_layer_ops = {
 	.close = concat_close,
 	.submit = concat_submit,
 	.status = concat_status,
+	.zero_copy = true,
 };

@@ -292,6 +292,28 @@ static void prep_zero(struct io_uring_sqe *sqe, const struct file *f, struct uc_
 				FALLOC_FL_KEEP_SIZE, s->off, s->len);
 }
 
+/* READ/WRITE from the tag buffer, or (zero copy) from the request's registered pages */
+static void prep_rw(struct io_uring_sqe *sqe, const struct uc_queue *q, const struct uc_sub *s,
+		    int idx)
+{
+	bool rd = s->op == UC_OP_READ;
+
+	if (!q->zero_copy) {
+		io_uring_prep_rw(rd ? IORING_OP_READV : IORING_OP_WRITEV, sqe, idx, s->iov, s->nr_iov,
+				 s->off);
+	} else if (s->nr_iov == 1) {
+		io_uring_prep_rw(rd ? IORING_OP_READ_FIXED : IORING_OP_WRITE_FIXED, sqe, idx,
+				 s->iov[0].iov_base, s->iov[0].iov_len, s->off);
+		sqe->buf_index = s->io->tag;
+	} else {
+		io_uring_prep_rw(rd ? UC_IORING_OP_READV_FIXED : UC_IORING_OP_WRITEV_FIXED, sqe, idx,
+				 s->iov, s->nr_iov, s->off);
+		sqe->buf_index = s->io->tag;
+	}
+	if (!rd && (s->flags & UC_F_FUA))
+		sqe->rw_flags = RWF_DSYNC;
+}
+
 static int file_submit(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
 {
 	const struct file *f = n->priv;
@@ -301,11 +323,8 @@ static int file_submit(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
 		return -EBUSY;
 	switch (s->op) {
 	case UC_OP_READ:
-		io_uring_prep_readv(sqe, n->file_index, s->iov, s->nr_iov, s->off);
-		break;
 	case UC_OP_WRITE:
-		io_uring_prep_writev2(sqe, n->file_index, s->iov, s->nr_iov, s->off,
-				      s->flags & UC_F_FUA ? RWF_DSYNC : 0);
+		prep_rw(sqe, q, s, n->file_index);
 		break;
 	case UC_OP_FLUSH:
 		io_uring_prep_fsync(sqe, n->file_index, IORING_FSYNC_DATASYNC);
@@ -352,4 +371,5 @@ const struct uc_layer_ops file_layer_ops = {
 	.submit = file_submit,
 	.complete = file_complete,
 	.status = file_status,
+	.zero_copy = true,
 };

@@ -150,4 +150,5 @@ const struct uc_layer_ops stripe_layer_ops = {
 	.child_max_iov = stripe_child_max_iov,
 	.submit = stripe_submit,
 	.status = stripe_status,
+	.zero_copy = true,
 };

@@ -102,6 +102,22 @@ static uint64_t recovery_flags(const struct uc_dev *dev, int *err)
 
 static int set_max_io(struct uc_dev *dev);
 
+/* Zero copy needs AUTO_BUF_REG (6.16), vectored fixed I/O (6.15) and layers that allow it. */
+static bool zero_copy_possible(const struct uc_dev *dev)
+{
+	struct io_uring_probe *p;
+	bool ok;
+
+	if (!dev->g->zero_copy || !(dev->features & UBLK_F_AUTO_BUF_REG))
+		return false;
+	p = io_uring_get_probe();
+	ok = p && io_uring_opcode_supported(p, UC_IORING_OP_READV_FIXED) &&
+	     io_uring_opcode_supported(p, UC_IORING_OP_WRITEV_FIXED);
+	if (p)
+		io_uring_free_probe(p);
+	return ok;
+}
+
 static int add_dev(struct uc_dev *dev)
 {
 	const struct uc_graph *g = dev->g;
@@ -112,6 +128,8 @@ static int add_dev(struct uc_dev *dev)
 	want |= recovery_flags(dev, &ret);
 	if (ret)
 		return ret;
+	if (zero_copy_possible(dev))
+		want |= UBLK_F_AUTO_BUF_REG;
 	dev->info = (struct ublksrv_ctrl_dev_info){
 		.nr_hw_queues = g->dev.queues,
 		.queue_depth = g->dev.depth,
@@ -131,6 +149,9 @@ static int add_dev(struct uc_dev *dev)
 	}
 	uc_info("added device %u, flags 0x%" PRIx64 ": %s", dev->info.dev_id,
 		(uint64_t)dev->info.flags, uc_ctrl_flags_str(dev->info.flags, b, sizeof(b)));
+	dev->zero_copy = dev->info.flags & UBLK_F_AUTO_BUF_REG;
+	want &= ~UBLK_F_AUTO_BUF_REG;	/* optional: without it, the copy path */
+	uc_info("I/O path: %s", dev->zero_copy ? "zero copy (AUTO_BUF_REG)" : "copy");
 	/* the kernel drops flags it does not know and adds some of its own */
 	if ((dev->info.flags & want) != want) {
 		uc_err("kernel refused flags 0x%" PRIx64 " (ioctl encoding needs Linux >= 6.4)",
@@ -236,6 +257,14 @@ static enum stop_kind wait_for_stop(struct uc_dev *dev, const sigset_t *sigs)
 			return STOP_DELETE;
 		}
 		if (sig == SIGUSR1) {
+			/*
+			 * Without QUIESCE the only hand-over is to exit under load, and on
+			 * 6.12 that raced the kernel into an io_uring refcount underflow.
+			 */
+			if (!(dev->info.flags & UBLK_F_QUIESCE)) {
+				uc_warn("SIGUSR1: hand-over needs UBLK_F_QUIESCE (Linux >= 6.16); still serving");
+				continue;
+			}
 			uc_info("SIGUSR1: handing the device over to a new server");
 			return STOP_HANDOVER;
 		}
@@ -267,8 +296,11 @@ static int recover_prepare(struct uc_dev *dev, unsigned int id)
 	const struct uc_graph *g = dev->g;
 	int ret;
 
-	/* the old server may still be on its way out: its char device closes last */
-	for (int i = 0; i < 100; i++) {
+	/*
+	 * The old server may still be on its way out: under heavy I/O the kernel
+	 * took up to ~30 s (6.12, TCG) to quiesce the device after a kill -9.
+	 */
+	for (int i = 0; i < 900; i++) {
 		ret = uc_ctrl_get_info(&dev->ctrl, id, &dev->info);
 		if (ret) {
 			uc_err("device %u: %s", id, strerror(-ret));
@@ -282,14 +314,24 @@ static int recover_prepare(struct uc_dev *dev, unsigned int id)
 		}
 		usleep(100000);
 	}
-	if (dev->info.state != UBLK_S_DEV_QUIESCED && dev->info.state != UBLK_S_DEV_FAIL_IO) {
-		uc_err("device %u cannot be recovered (state %u; created without recovery?)", id,
-		       dev->info.state);
+	if (!(dev->info.flags & UBLK_F_USER_RECOVERY)) {
+		uc_err("device %u was created with recovery = \"off\": it cannot be recovered", id);
 		return -EINVAL;
+	}
+	if (dev->info.state != UBLK_S_DEV_QUIESCED && dev->info.state != UBLK_S_DEV_FAIL_IO) {
+		uc_err("device %u is still %s 90 s after its server died", id,
+		       dev->info.state == UBLK_S_DEV_LIVE ? "live" : "dead");
+		return -ETIMEDOUT;
 	}
 	if (dev->info.nr_hw_queues != g->dev.queues || dev->info.queue_depth != g->dev.depth) {
 		uc_err("device %u has %u queues of depth %u, the config says %u of %u", id,
 		       dev->info.nr_hw_queues, dev->info.queue_depth, g->dev.queues, g->dev.depth);
+		return -EINVAL;
+	}
+	/* the I/O path is fixed at ADD_DEV: a zero-copy device needs zero-copy layers */
+	dev->zero_copy = dev->info.flags & UBLK_F_AUTO_BUF_REG;
+	if (dev->zero_copy && !zero_copy_possible(dev)) {
+		uc_err("device %u uses zero copy, which this config or kernel cannot serve", id);
 		return -EINVAL;
 	}
 	return set_max_io(dev);
@@ -359,19 +401,16 @@ static int dev_up(struct uc_dev *dev, const struct uc_serve_opts *opts, bool *ad
 }
 
 /*
- * Leave the device to the next server: quiesce it where the kernel can
- * (in-flight requests finish, FETCHes are cancelled); else the queues drain
- * their member I/O and exit, and the kernel requeues what they held.
+ * Leave the device to the next server: quiesce it (in-flight requests
+ * finish, FETCHes are cancelled), then the queues exit.
  */
 static void dev_handover(struct uc_dev *dev)
 {
-	if (dev->info.flags & UBLK_F_QUIESCE) {
-		int r = uc_ctrl_cmd(&dev->ctrl, UBLK_U_CMD_QUIESCE_DEV, dev->info.dev_id, NULL, 0,
-				    10000, CTRL_TIMEOUT_MS);
+	int r = uc_ctrl_cmd(&dev->ctrl, UBLK_U_CMD_QUIESCE_DEV, dev->info.dev_id, NULL, 0, 10000,
+			    CTRL_TIMEOUT_MS);
 
-		if (r)
-			uc_warn("QUIESCE_DEV failed: %s; leaving without it", strerror(-r));
-	}
+	if (r)
+		uc_warn("QUIESCE_DEV failed: %s; leaving without it", strerror(-r));
 }
 
 int uc_dev_serve(struct uc_graph *g, const struct uc_serve_opts *opts)
@@ -531,7 +570,8 @@ static int del_one(struct uc_ctrl *c, unsigned int id)
 			id, info.ublksrv_pid);
 		return 1;
 	}
-	ret = uc_ctrl_remove(c, id, 10000);
+	/* a server killed under load can leave STOP_DEV waiting for a while */
+	ret = uc_ctrl_remove(c, id, 90000);
 	if (ret) {
 		fprintf(stderr, "ublk-compose: device %u: delete failed: %s\n", id, strerror(-ret));
 		return 1;

@@ -39,6 +39,7 @@ struct uc_dev {
 	int setup_err;		/* first setup failure */
 	atomic_int failed;	/* a queue thread died: the daemon must stop */
 	uint64_t features;	/* GET_FEATURES, 0 if the kernel lacks it */
+	bool zero_copy;		/* UBLK_F_AUTO_BUF_REG granted: requests' pages go into the rings */
 };
 
 struct uc_serve_opts {

@@ -108,7 +108,7 @@ int uc_graph_add_leaf(struct uc_graph *g, struct uc_node *n)
 static int dev_parse(struct uc_graph *g, const config_setting_t *d)
 {
 	static const char *const keys[] = { "queues", "depth", "max_io", "block_size", "id",
-					    "recovery", NULL };
+					    "recovery", "zero_copy", NULL };
 	const char *rec;
 	struct uc_dev_conf *c = &g->dev;
 	uint64_t max_io;
@@ -161,7 +161,7 @@ static int dev_parse(struct uc_graph *g, const config_setting_t *d)
 				   "recovery must be \"reissue\", \"requeue\", \"fail\" or \"off\"");
 	if (!ret)
 		c->recovery = UC_RECOVERY_REISSUE;
-	return 0;
+	return uc_conf_bool(d, "zero_copy", &c->zero_copy) < 0 ? -EINVAL : 0;
 }
 
 /* Top-down: how many iovecs each node's subs may carry; bottom-up: arena sizes. */
@@ -209,7 +209,7 @@ int uc_graph_load(struct uc_graph *g, const char *path)
 	memset(g, 0, sizeof(*g));
 	config_init(&g->cfg);
 	g->dev = (struct uc_dev_conf){ .queues = 1, .depth = 128, .max_io = 512 << 10,
-				       .block_size = 512, .id = -1 };
+				       .block_size = 512, .id = -1, .zero_copy = true };
 	g->conf_path = strdup(path);
 	g->conf_dir = dir_of(path);
 	if (!g->conf_path || !g->conf_dir)
@@ -238,6 +238,9 @@ int uc_graph_load(struct uc_graph *g, const char *path)
 	if (ret)
 		return ret;
 	g->size = g->root->size / g->dev.block_size * g->dev.block_size;
+	g->zero_copy = g->dev.zero_copy;
+	for (unsigned int i = 0; i < g->nr_nodes; i++)
+		g->zero_copy &= g->nodes[i]->ops->zero_copy;
 	if (!g->size)
 		return uc_conf_err(vol, "volume size is 0");
 	return size_arenas(g, g->root, 1);

@@ -22,6 +22,7 @@ struct uc_dev_conf {
 	unsigned int block_size;	/* logical block size: 512 or 4096 */
 	int id;			/* /dev/ublkbN number, -1: kernel picks */
 	enum uc_recovery recovery;	/* what the kernel does when this daemon dies */
+	bool zero_copy;		/* use zero copy where the kernel and every layer can */
 };
 
 struct uc_graph {
@@ -38,6 +39,7 @@ struct uc_graph {
 	unsigned int nr_iovs;	/* per-tag iovec arena */
 	uint64_t size;		/* device bytes: root size rounded to block_size */
 	bool opened;
+	bool zero_copy;		/* every layer can run on the kernel's pages (and the config allows it) */
 };
 
 /*

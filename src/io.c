@@ -179,7 +179,8 @@ void uc_queue_start(struct uc_queue *q, unsigned int tag, const struct uc_req *r
 	case UC_OP_WRITE:
 		if (!r->len || r->len > g->dev.max_io)
 			err = -EIO;
-		s->iov[0] = (struct iovec){ io->buf, r->len };
+		/* zero copy: iovecs hold offsets into the request's registered buffer */
+		s->iov[0] = (struct iovec){ q->zero_copy ? NULL : io->buf, r->len };
 		s->nr_iov = 1;
 		break;
 	case UC_OP_DISCARD:

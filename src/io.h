@@ -12,6 +12,10 @@
 #include <liburing.h>
 #include "graph.h"
 
+/* Vectored I/O on a registered buffer (Linux 6.15); liburing 2.3 predates them. */
+#define UC_IORING_OP_READV_FIXED	60
+#define UC_IORING_OP_WRITEV_FIXED	61
+
 struct uc_io {			/* one per tag, preallocated */
 	struct uc_sub *subs;	/* arena: graph->nr_subs slots */
 	struct iovec *iovs;	/* arena: graph->nr_iovs entries */
@@ -44,6 +48,7 @@ struct uc_queue {
 	unsigned int nr_member;	/* member SQEs in flight */
 	uint64_t nr_short;	/* short transfers resubmitted (stats, tests) */
 	unsigned int ring_flags;	/* setup flags the kernel accepted */
+	bool zero_copy;		/* data stays in the kernel's request pages (buffer index = tag) */
 	/* a request finished: res is bytes (READ/WRITE), 0, or -errno */
 	void (*commit)(struct uc_queue *q, struct uc_io *io, int res);
 	void *owner;

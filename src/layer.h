@@ -109,6 +109,13 @@ struct uc_layer_ops {
 	int (*complete)(struct uc_node *n, struct uc_queue *q, struct uc_sub *s, int res);
 	/* One line of health/config for `check` and `status`. */
 	int (*status)(const struct uc_node *n, char *buf, size_t len);
+	/*
+	 * The layer never reads or changes the data, only where it goes: its
+	 * requests can use the kernel's pages directly (zero copy, where the
+	 * kernel has UBLK_F_AUTO_BUF_REG). Then iov_base values are offsets in
+	 * the request, and leaves issue READ(V)_FIXED/WRITE(V)_FIXED.
+	 */
+	bool zero_copy;
 };
 
 #define UC_RESUBMITTED	1

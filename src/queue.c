@@ -41,7 +41,10 @@ static void queue_cmd(struct uc_ublk_queue *uq, unsigned int tag, unsigned int c
 	io_cmd->q_id = uq->id;
 	io_cmd->tag = tag;
 	io_cmd->result = result;
-	io_cmd->addr = (uintptr_t)uq->q.ios[tag].buf;
+	if (uq->q.zero_copy)
+		sqe->addr = tag;	/* struct ublk_auto_buf_reg: register as buffer `tag` */
+	else
+		io_cmd->addr = (uintptr_t)uq->q.ios[tag].buf;
 	io_uring_sqe_set_data64(sqe, uc_udata_cmd(tag, cmd));
 	uq->nr_cmds++;
 }
@@ -104,6 +107,12 @@ static int queue_setup(struct uc_ublk_queue *uq)
 	}
 	uq->q.owner = uq;
 	uq->q.commit = queue_commit;
+	uq->q.zero_copy = dev->zero_copy;
+	/* AUTO_BUF_REG puts each request's pages at index tag of this sparse table */
+	if (uq->q.zero_copy && (ret = io_uring_register_buffers_sparse(&uq->q.ring, uq->q.depth))) {
+		uc_err("queue %u: cannot register a buffer table: %s", uq->id, strerror(-ret));
+		return ret;
+	}
 	uq->descs_len = page_round(dev->info.queue_depth * sizeof(struct ublksrv_io_desc));
 	uq->descs = mmap(NULL, uq->descs_len, PROT_READ, MAP_SHARED | MAP_POPULATE, dev->char_fd,
 			 UBLKSRV_CMD_BUF_OFFSET + uq->id * stride);

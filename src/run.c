@@ -131,7 +131,8 @@ static int spawn_server(const char *conf, unsigned int id, bool detach)
 	}
 	close(p[1]);
 	pfd = (struct pollfd){ .fd = p[0], .events = POLLIN };
-	if (poll(&pfd, 1, 60000) == 1)
+	/* recovery may wait up to 90 s for the old device to quiesce */
+	if (poll(&pfd, 1, 150000) == 1)
 		n = read(p[0], line, sizeof(line) - 1);
 	close(p[0]);
 	if (n <= 0) {
@@ -187,6 +188,12 @@ int uc_cmd_upgrade(int argc, char **argv)
 	}
 	if (!(info.flags & UBLK_F_USER_RECOVERY)) {
 		fprintf(stderr, "ublk-compose: device %u was created with recovery = \"off\"\n", id);
+		return 1;
+	}
+	if (!(info.flags & UBLK_F_QUIESCE)) {
+		fprintf(stderr, "ublk-compose: live upgrade needs UBLK_F_QUIESCE (Linux >= 6.16); on this "
+			"kernel stop the server (kill) and run `ublk-compose recover %u`: I/O pauses, "
+			"nothing fails\n", id);
 		return 1;
 	}
 	if (info.ublksrv_pid > 0 && !kill(info.ublksrv_pid, SIGUSR1)) {

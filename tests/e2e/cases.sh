@@ -257,11 +257,33 @@ case_recover_ext4_fio() {
 }
 
 # i. live upgrade twice while fio writes with verify (verify_backlog: reads interleave): no error
+# kernel_has_quiesce: UBLK_F_QUIESCE (Linux >= 6.16), which live upgrade needs
+kernel_has_quiesce() {
+  local v; v=$(uname -r); v=${v%%-*}
+  [ "$(printf '%s\n6.16\n' "${v%.*}" | sort -V | head -n1)" = 6.16 ]
+}
+
 case_upgrade_under_fio() {
   local base pids
   start_daemon "$(gen_conf "$VOL" 2)" daemon
   pids=$DPID
   base=$(dev_writes "$DID")
+  if ! kernel_has_quiesce; then
+    # without QUIESCE, exiting a server under load raced 6.12 into an io_uring refcount
+    # underflow (kernel BUG): upgrade is refused there, and the server keeps serving
+    bg_fio upg --name=upg --filename="$DDEV" --rw=randwrite --bs=8k --iodepth=32 --size=32M \
+      --verify=crc32c --verify_fatal=1 --do_verify=1
+    uc_cli upgrade-refused 60 upgrade "$DID"
+    [ "$CRC" = 1 ] || fail "upgrade without QUIESCE: rc $CRC, want 1"
+    grep -q "needs UBLK_F_QUIESCE" "$CASE_DIR/upgrade-refused.err" ||
+      fail "upgrade without QUIESCE: no clear message: $(head -n1 "$CASE_DIR/upgrade-refused.err")"
+    alive "$DPID" || fail "the server died after a refused upgrade"
+    wait_bg_fio "$E2E_FIO_TIMEOUT"
+    fio_check upg "$FRC"
+    stop_daemon_ok
+    check_daemon_logs strict
+    return
+  fi
   bg_fio upg --name=upg --filename="$DDEV" --rw=randwrite --bs=8k --iodepth=32 --numjobs=2 --size=64M \
     --offset_increment=128M --verify=crc32c --verify_fatal=1 --do_verify=1 --verify_backlog=512
   for n in 1 2; do
