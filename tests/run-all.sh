@@ -104,9 +104,10 @@ fi
 # ---- 4b. end to end with the sanitizer build (lts kernel only: it is slower)
 if [ -z "${SKIP_E2E:-}" ] && [ -z "${SKIP_ASAN:-}" ] && [ -z "${SKIP_E2E_ASAN:-}" ] && [ -x build-asan/ublk-compose ]; then
   note "e2e (asan build)"
-  # one stress round here (the release build runs the default count on both kernels)
+  # no stress here: kill -9 under QD256 with the slow ASan binary hung 6.12 twice (kernel side);
+  # the release build runs stress on both kernels
   E2E_TAG=asan E2E_KERNELS=${E2E_ASAN_KERNELS:-lts} E2E_OUT=$REPO/build-asan/e2e-out \
-  E2E_STRESS_ROUNDS=${E2E_ASAN_STRESS_ROUNDS:-1} \
+  E2E_SKIP_CASES=${E2E_ASAN_SKIP_CASES-stress} \
   E2E_VM_TIMEOUT=${E2E_VM_TIMEOUT:-1800} UC_BIN=$REPO/build-asan/ublk-compose \
   ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
     timeout -k 60 "${E2E_TIMEOUT:-3000}" bash tests/e2e/run.sh </dev/null 2>&1 | tee build-asan/e2e.log

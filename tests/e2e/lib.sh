@@ -302,7 +302,10 @@ E2E_FAILED_NAMES=()
 
 # case_selected NAME: $E2E_CASES (space/comma separated globs, empty = all)
 case_selected() {
-  local name=$1 pat
+  local name=$1 pat skip=${E2E_SKIP_CASES:-}
+  for pat in ${skip//,/ }; do
+    [[ $name == *$pat* ]] && return 1
+  done
   [ -z "${E2E_CASES:-}" ] && return 0
   for pat in ${E2E_CASES//,/ }; do
     # shellcheck disable=SC2053
