@@ -293,12 +293,12 @@ static void prep_zero(struct io_uring_sqe *sqe, const struct file *f, struct uc_
 }
 
 /* READ/WRITE from the tag buffer, or (zero copy) from the request's registered pages */
-static void prep_rw(struct io_uring_sqe *sqe, const struct uc_queue *q, const struct uc_sub *s,
+static void prep_rw(struct io_uring_sqe *sqe, const struct uc_sub *s,
 		    int idx)
 {
 	bool rd = s->op == UC_OP_READ;
 
-	if (!q->zero_copy) {
+	if (!s->io->zero_copy) {
 		io_uring_prep_rw(rd ? IORING_OP_READV : IORING_OP_WRITEV, sqe, idx, s->iov, s->nr_iov,
 				 s->off);
 	} else if (s->nr_iov == 1) {
@@ -324,7 +324,7 @@ static int file_submit(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
 	switch (s->op) {
 	case UC_OP_READ:
 	case UC_OP_WRITE:
-		prep_rw(sqe, q, s, n->file_index);
+		prep_rw(sqe, s, n->file_index);
 		break;
 	case UC_OP_FLUSH:
 		io_uring_prep_fsync(sqe, n->file_index, IORING_FSYNC_DATASYNC);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* libconfig helpers: typed getters that report FILE:LINE on bad input. */
 #include <errno.h>
+#include <stdbool.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -26,12 +27,15 @@ int uc_conf_err(const config_setting_t *s, const char *fmt, ...)
 int uc_conf_check_keys(const config_setting_t *g, const char *const *keys, const char *what)
 {
 	int n = config_setting_length(g);
+	bool layer = config_setting_get_member(g, "type");
 
 	for (int i = 0; i < n; i++) {
 		const config_setting_t *e = config_setting_get_elem(g, i);
 		const char *name = config_setting_name(e);
 		const char *const *k;
 
+		if (layer && name && !strcmp(name, "name"))
+			continue;	/* every layer may have a name (src/graph.c) */
 		for (k = keys; *k; k++)
 			if (name && !strcmp(name, *k))
 				break;

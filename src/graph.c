@@ -22,6 +22,40 @@ static int node_depth(const struct uc_node *n)
 	return d;
 }
 
+/* name = "..." or the node's path from the root: volume.children[1].children[0] */
+static int node_name(struct uc_graph *g, struct uc_node *parent, const config_setting_t *cfg,
+		     struct uc_node *n)
+{
+	const char *name = NULL;
+	int ret = uc_conf_string(cfg, "name", &name);
+
+	if (ret < 0)
+		return ret;
+	if (ret) {
+		if (!*name || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") != strlen(name))
+			return uc_conf_err(config_setting_get_member(cfg, "name"),
+					   "name must be letters, digits, '_', '-', '.'");
+		for (unsigned int i = 0; i + 1 < g->nr_nodes; i++)
+			if (!strcmp(g->nodes[i]->name, name))
+				return uc_conf_err(config_setting_get_member(cfg, "name"),
+						   "name '%s' is used twice", name);
+		n->name = strdup(name);
+	} else if (!parent) {
+		n->name = strdup("volume");
+	} else if (asprintf(&n->name, "%s.children[%u]", parent->name, parent->nr_children) < 0) {
+		n->name = NULL;
+	}
+	return n->name ? 0 : -ENOMEM;
+}
+
+struct uc_node *uc_graph_find(const struct uc_graph *g, const char *name)
+{
+	for (unsigned int i = 0; i < g->nr_nodes; i++)
+		if (g->nodes[i]->name && !strcmp(g->nodes[i]->name, name))
+			return g->nodes[i];
+	return NULL;
+}
+
 static int node_parse(struct uc_graph *g, struct uc_node *parent, const config_setting_t *cfg,
 		      struct uc_node **out)
 {
@@ -60,10 +94,13 @@ static int node_parse(struct uc_graph *g, struct uc_node *parent, const config_s
 	n->file_index = -1;
 	n->fd = -1;
 	n->max_subs = 1;
+	n->child_subs = 1;
 	n->conf_file = config_setting_source_file(cfg);
 	n->conf_line = config_setting_source_line(cfg);
 	g->nodes[g->nr_nodes++] = n;	/* owned by g from here, freed on error too */
 	*out = n;
+	if ((ret = node_name(g, parent, cfg, n)))
+		return ret;
 	return ops->parse(n, cfg);
 }
 
@@ -164,10 +201,19 @@ static int dev_parse(struct uc_graph *g, const config_setting_t *d)
 	return uc_conf_bool(d, "zero_copy", &c->zero_copy) < 0 ? -EINVAL : 0;
 }
 
-/* Top-down: how many iovecs each node's subs may carry; bottom-up: arena sizes. */
+/*
+ * Top-down: how many iovecs each node's subs may carry and how many subs of
+ * a node one request can use (a mirror sends a child up to child_subs subs
+ * per sub of its own); sums: arena sizes and internal tags.
+ */
 static int size_arenas(struct uc_graph *g, struct uc_node *n, unsigned int max_iov)
 {
 	n->max_iov = max_iov;
+	if (n->parent)
+		n->max_subs = n->parent->max_subs * n->parent->child_subs;
+	g->nr_internal += n->internal_ios;
+	if (n->internal_buf > g->internal_buf)
+		g->internal_buf = n->internal_buf;
 	if (max_iov > UC_MAX_IOV) {
 		char b[32];
 
@@ -256,6 +302,17 @@ int uc_graph_open(struct uc_graph *g)
 		if (n->ops->open && (ret = n->ops->open(n)))
 			return ret;
 	}
+	/* children before parents: a mirror of mirrors assembles the inner ones first */
+	for (unsigned int i = g->nr_nodes; i--;) {
+		struct uc_node *n = g->nodes[i];
+		int ret;
+
+		if (n->ops->activate && (ret = n->ops->activate(n))) {
+			uc_graph_sync_done(g);
+			return ret;
+		}
+	}
+	uc_graph_sync_done(g);
 	g->opened = true;
 	return 0;
 }
@@ -267,6 +324,7 @@ void uc_graph_free(struct uc_graph *g)
 
 		if (n->ops->close)
 			n->ops->close(n);
+		free(n->name);
 		free(n->children);
 		free(n);
 	}
@@ -284,8 +342,8 @@ static void print_node(const struct uc_node *n, FILE *out, int depth)
 
 	if (n->ops->status)
 		n->ops->status(n, line, sizeof(line));
-	fprintf(out, "%*s%-8s %8s  %s\n", depth * 2, "", n->ops->name,
-		uc_size_str(n->size, size, sizeof(size)), line);
+	fprintf(out, "%*s%-8s %8s  %s  [%s]\n", depth * 2, "", n->ops->name,
+		uc_size_str(n->size, size, sizeof(size)), line, n->name);
 	for (unsigned int i = 0; i < n->nr_children; i++)
 		print_node(n->children[i], out, depth + 1);
 }

@@ -37,6 +37,9 @@ struct uc_graph {
 	unsigned int nr_leaves;
 	unsigned int nr_subs;	/* per-tag sub arena */
 	unsigned int nr_iovs;	/* per-tag iovec arena */
+	unsigned int nr_internal;	/* internal tags per queue (layers' own I/O) */
+	uint32_t internal_buf;	/* bytes of an internal tag's buffer beyond max_io */
+	struct uc_queue *sync_q;	/* uc_graph_sync_io()'s queue while activating */
 	uint64_t size;		/* device bytes: root size rounded to block_size */
 	bool opened;
 	bool zero_copy;		/* every layer can run on the kernel's pages (and the config allows it) */
@@ -57,6 +60,17 @@ int uc_graph_open(struct uc_graph *g);
 void uc_graph_free(struct uc_graph *g);
 /* Print the tree with sizes, one node per line. */
 void uc_graph_print(const struct uc_graph *g, FILE *out);
+/* The node with that name (or path), or NULL. */
+struct uc_node *uc_graph_find(const struct uc_graph *g, const char *name);
+/*
+ * Synchronous I/O through the subtree at n, for activate(): op at off, len
+ * bytes from/to buf (any length; split by max_io). Runs on a private ring on
+ * the calling thread. Returns 0 or -errno.
+ */
+int uc_graph_sync_io(struct uc_graph *g, struct uc_node *n, int op, uint64_t off, void *buf,
+		     uint64_t len);
+/* Drop the private ring uc_graph_sync_io() set up. */
+void uc_graph_sync_done(struct uc_graph *g);
 /* Register a leaf node (called by leaf layers' parse). */
 int uc_graph_add_leaf(struct uc_graph *g, struct uc_node *n);
 

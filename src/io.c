@@ -75,10 +75,14 @@ static void root_end(struct uc_queue *q, struct uc_sub *s)
 	struct uc_io *io = s->io;
 	int res = s->result;
 
-	if (!res && op_moves_data(s->op))
-		res = io->len;	/* s->len shrinks when a leaf root resubmits a short transfer */
 	io->busy = false;
 	q->nr_busy--;
+	if (io->internal) {
+		io->done(q, io, res);
+		return;
+	}
+	if (!res && op_moves_data(s->op))
+		res = io->len;	/* s->len shrinks when a leaf root resubmits a short transfer */
 	q->commit(q, io, res);
 }
 
@@ -86,12 +90,18 @@ void uc_sub_put(struct uc_queue *q, struct uc_sub *s)
 {
 	while (s && !--s->pending) {
 		struct uc_sub *parent = s->parent;
+		struct uc_node *n = s->node;
 
+		if (n->ops->end && n->ops->end(n, q, s) == UC_RESUBMITTED)
+			return;	/* the layer holds a new reference */
 		if (!parent) {
 			root_end(q, s);
 			return;
 		}
-		uc_sub_error(parent, s->result);
+		if (parent->node->ops->child_end)
+			parent->node->ops->child_end(parent->node, q, parent, s);
+		else
+			uc_sub_error(parent, s->result);
 		s = parent;
 	}
 }
@@ -164,10 +174,11 @@ void uc_queue_start(struct uc_queue *q, unsigned int tag, const struct uc_req *r
 	struct uc_sub *s;
 	int err = 0;
 
-	assert(!io->busy);
+	assert(!io->busy && !io->internal);
 	io->busy = true;
 	q->nr_busy++;
 	io->nr_subs = io->nr_iovs = 0;
+	io->zero_copy = q->zero_copy;
 	s = sub_alloc(q, io, g->root);
 	s->op = r->op;
 	s->flags = r->flags;
@@ -200,6 +211,39 @@ void uc_queue_start(struct uc_queue *q, unsigned int tag, const struct uc_req *r
 		uc_sub_error(s, err);
 		uc_sub_put(q, s);
 		return;
+	}
+	sub_issue(q, s);
+}
+
+struct uc_io *uc_internal_get(struct uc_queue *q)
+{
+	for (unsigned int i = q->depth; i < q->depth + q->nr_internal; i++)
+		if (!q->ios[i].busy)
+			return &q->ios[i];
+	return NULL;
+}
+
+void uc_internal_start(struct uc_queue *q, struct uc_io *io, struct uc_node *node, int op,
+		       unsigned int flags, uint64_t off, uint64_t len,
+		       void (*done)(struct uc_queue *, struct uc_io *, int), void *arg)
+{
+	struct uc_sub *s;
+
+	assert(io->internal && !io->busy);
+	io->busy = true;
+	q->nr_busy++;
+	io->nr_subs = io->nr_iovs = 0;
+	io->done = done;
+	io->arg = arg;
+	io->len = len;
+	s = sub_alloc(q, io, node);
+	s->op = op;
+	s->flags = flags;
+	s->off = off;
+	s->len = len;
+	if (op_moves_data(op)) {
+		s->iov[0] = (struct iovec){ io->buf, len };
+		s->nr_iov = 1;
 	}
 	sub_issue(q, s);
 }
@@ -241,6 +285,41 @@ void uc_queue_member_cqe(struct uc_queue *q, const struct io_uring_cqe *cqe)
 	uc_sub_put(q, s);	/* this CQE's reference */
 }
 
+bool uc_queue_cqe(struct uc_queue *q, const struct io_uring_cqe *cqe)
+{
+	if (uc_udata_is_member(cqe->user_data)) {
+		uc_queue_member_cqe(q, cqe);
+		return true;
+	}
+	if (cqe->user_data == UC_UDATA_TIMER) {
+		q->timer_armed = false;
+		return true;
+	}
+	return false;
+}
+
+void uc_queue_poll(struct uc_queue *q)
+{
+	bool again = false;
+
+	for (unsigned int i = 0; i < q->nr_pollers; i++)
+		again |= q->pollers[i]->ops->poll(q->pollers[i], q);
+	if (again && !q->timer_armed) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&q->ring);
+
+		if (!sqe) {
+			io_uring_submit(&q->ring);
+			sqe = io_uring_get_sqe(&q->ring);
+		}
+		if (sqe) {
+			q->tick = (struct __kernel_timespec){ .tv_nsec = 1000000 };
+			io_uring_prep_timeout(sqe, &q->tick, 0, 0);
+			io_uring_sqe_set_data64(sqe, UC_UDATA_TIMER);
+			q->timer_armed = true;
+		}
+	}
+}
+
 static unsigned int roundup_pow2(unsigned int v)
 {
 	unsigned int p = 1;
@@ -278,10 +357,13 @@ static int ring_setup(struct uc_queue *q, unsigned int entries, unsigned int fla
 int uc_queue_init(struct uc_queue *q, struct uc_graph *g, unsigned int id, unsigned int depth,
 		  unsigned int setup_flags, unsigned int extra_sqes)
 {
-	unsigned int entries = roundup_pow2(depth * (g->nr_leaves + extra_sqes));
+	unsigned int nr_ios = depth + g->nr_internal;
+	unsigned int entries = roundup_pow2(nr_ios * (g->nr_leaves + extra_sqes) + 1);
+	size_t ibuf = g->internal_buf > g->dev.max_io ? g->internal_buf : g->dev.max_io;
 	int ret, *fds;
 
 	memset(q, 0, sizeof(*q));
+	ibuf = (ibuf + 4095) & ~(size_t)4095;
 	q->g = g;
 	q->id = id;
 	q->depth = depth;
@@ -290,27 +372,34 @@ int uc_queue_init(struct uc_queue *q, struct uc_graph *g, unsigned int id, unsig
 	ret = ring_setup(q, entries, setup_flags);
 	if (ret)
 		return ret;
-	q->ios = calloc(depth, sizeof(*q->ios));
-	q->sub_arena = calloc((size_t)depth * g->nr_subs, sizeof(*q->sub_arena));
-	q->iov_arena = calloc((size_t)depth * g->nr_iovs, sizeof(*q->iov_arena));
-	q->bufs_len = (size_t)depth * g->dev.max_io;
+	q->nr_internal = g->nr_internal;
+	q->ios = calloc(nr_ios, sizeof(*q->ios));
+	q->sub_arena = calloc((size_t)nr_ios * g->nr_subs, sizeof(*q->sub_arena));
+	q->iov_arena = calloc((size_t)nr_ios * g->nr_iovs, sizeof(*q->iov_arena));
+	q->bufs_len = (size_t)depth * g->dev.max_io + (size_t)g->nr_internal * ibuf;
+	q->pollers = calloc(g->nr_nodes, sizeof(*q->pollers));
 	q->bufs = mmap(NULL, q->bufs_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	fds = calloc(g->nr_leaves, sizeof(*fds));
 	if (q->bufs == MAP_FAILED)
 		q->bufs = NULL;
-	if (!q->ios || !q->sub_arena || !q->iov_arena || !q->bufs || !fds) {
+	if (!q->ios || !q->sub_arena || !q->iov_arena || !q->bufs || !fds || !q->pollers) {
 		free(fds);
 		uc_queue_exit(q);
 		return -ENOMEM;
 	}
-	for (unsigned int i = 0; i < depth; i++) {
+	for (unsigned int i = 0; i < nr_ios; i++) {
 		struct uc_io *io = &q->ios[i];
 
 		io->tag = i;
 		io->subs = &q->sub_arena[(size_t)i * g->nr_subs];
 		io->iovs = &q->iov_arena[(size_t)i * g->nr_iovs];
-		io->buf = (char *)q->bufs + (size_t)i * g->dev.max_io;
+		io->internal = i >= depth;
+		io->buf = (char *)q->bufs + (io->internal ?
+			(size_t)depth * g->dev.max_io + (i - depth) * ibuf : (size_t)i * g->dev.max_io);
 	}
+	for (unsigned int i = 0; i < g->nr_nodes; i++)
+		if (g->nodes[i]->ops->poll)
+			q->pollers[q->nr_pollers++] = g->nodes[i];
 	for (unsigned int i = 0; i < g->nr_leaves; i++)
 		fds[i] = g->leaves[i]->fd;
 	ret = g->nr_leaves ? io_uring_register_files(&q->ring, fds, g->nr_leaves) : 0;
@@ -330,10 +419,85 @@ void uc_queue_exit(struct uc_queue *q)
 	if (q->bufs)
 		munmap(q->bufs, q->bufs_len);
 	free(q->ios);
+	free(q->pollers);
+	q->pollers = NULL;
 	free(q->sub_arena);
 	free(q->iov_arena);
 	q->bufs = NULL;
 	q->ios = NULL;
 	q->sub_arena = NULL;
 	q->iov_arena = NULL;
+}
+
+/* ---- synchronous I/O for activate() ---- */
+
+static void sync_done(struct uc_queue *q, struct uc_io *io, int res)
+{
+	(void)q;
+	*(int *)io->arg = res;
+}
+
+int uc_graph_sync_io(struct uc_graph *g, struct uc_node *n, int op, uint64_t off, void *buf,
+		     uint64_t len)
+{
+	struct uc_queue *q = g->sync_q;
+	int ret;
+
+	if (!q) {
+		q = calloc(1, sizeof(*q));
+		if (!q)
+			return -ENOMEM;
+		if (!g->nr_internal)
+			g->nr_internal = 1;
+		/* depth 1 ublk tag is never used; id past every real queue */
+		if ((ret = uc_queue_init(q, g, UC_SYNC_QUEUE_ID, 1, 0, 0))) {
+			free(q);
+			return ret;
+		}
+		g->sync_q = q;
+	}
+	while (len) {
+		struct uc_io *io = uc_internal_get(q);
+		uint64_t max = g->internal_buf > g->dev.max_io ? g->internal_buf : g->dev.max_io;
+		uint64_t chunk = len < max ? len : max;
+		int res = 1;
+
+		assert(io);
+		if (op == UC_OP_WRITE)
+			memcpy(io->buf, buf, chunk);
+		uc_internal_start(q, io, n, op, 0, off, op_moves_data(op) ? chunk : 0, sync_done, &res);
+		while (res == 1 || !uc_queue_idle(q)) {
+			struct io_uring_cqe *cqe;
+			unsigned int head, nr = 0;
+
+			ret = uc_queue_enter(q);
+			if (ret < 0 && ret != -EINTR && ret != -EAGAIN)
+				return ret;
+			io_uring_for_each_cqe(&q->ring, head, cqe) {
+				uc_queue_cqe(q, cqe);
+				nr++;
+			}
+			io_uring_cq_advance(&q->ring, nr);
+			uc_queue_poll(q);
+		}
+		if (res < 0)
+			return res;
+		if (op == UC_OP_READ)
+			memcpy(buf, io->buf, chunk);
+		if (!op_moves_data(op))
+			break;
+		buf = (char *)buf + chunk;
+		off += chunk;
+		len -= chunk;
+	}
+	return 0;
+}
+
+void uc_graph_sync_done(struct uc_graph *g)
+{
+	if (g->sync_q) {
+		uc_queue_exit(g->sync_q);
+		free(g->sync_q);
+		g->sync_q = NULL;
+	}
 }

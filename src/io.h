@@ -16,6 +16,10 @@
 #define UC_IORING_OP_READV_FIXED	60
 #define UC_IORING_OP_WRITEV_FIXED	61
 
+/* uc_graph_sync_io()'s queue id: layers size per-queue state UC_MAX_QUEUES + 1 */
+#define UC_MAX_QUEUES		64
+#define UC_SYNC_QUEUE_ID	UC_MAX_QUEUES
+
 struct uc_io {			/* one per tag, preallocated */
 	struct uc_sub *subs;	/* arena: graph->nr_subs slots */
 	struct iovec *iovs;	/* arena: graph->nr_iovs entries */
@@ -25,6 +29,10 @@ struct uc_io {			/* one per tag, preallocated */
 	uint32_t len;		/* bytes of the current request */
 	uint16_t tag;
 	bool busy;		/* a request is in the graph */
+	bool zero_copy;		/* iov_base values are offsets in the kernel's pages */
+	bool internal;		/* a layer's own request: done() instead of commit */
+	void (*done)(struct uc_queue *q, struct uc_io *io, int res);
+	void *arg;		/* for done() */
 };
 
 struct uc_req {
@@ -44,11 +52,17 @@ struct uc_queue {
 	struct iovec *iov_arena;
 	void *bufs;
 	size_t bufs_len;
-	unsigned int nr_busy;	/* requests in the graph */
+	unsigned int nr_internal;	/* internal tags, after the depth ublk tags */
+	unsigned int nr_busy;	/* requests in the graph (internal ones too) */
 	unsigned int nr_member;	/* member SQEs in flight */
 	uint64_t nr_short;	/* short transfers resubmitted (stats, tests) */
 	unsigned int ring_flags;	/* setup flags the kernel accepted */
 	bool zero_copy;		/* data stays in the kernel's request pages (buffer index = tag) */
+	bool stopping;		/* the owner is draining: layers start no new background work */
+	bool timer_armed;
+	struct __kernel_timespec tick;
+	struct uc_node **pollers;	/* nodes with a poll() op */
+	unsigned int nr_pollers;
 	/* a request finished: res is bytes (READ/WRITE), 0, or -errno */
 	void (*commit)(struct uc_queue *q, struct uc_io *io, int res);
 	void *owner;
@@ -68,10 +82,34 @@ void uc_queue_exit(struct uc_queue *q);
 void uc_queue_start(struct uc_queue *q, unsigned int tag, const struct uc_req *r);
 /* Handle one CQE whose user_data is a member I/O. */
 void uc_queue_member_cqe(struct uc_queue *q, const struct io_uring_cqe *cqe);
+/*
+ * Handle a CQE of the engine (member I/O or its timer). Returns false for
+ * CQEs that belong to the owner (ublk commands, its own events).
+ */
+bool uc_queue_cqe(struct uc_queue *q, const struct io_uring_cqe *cqe);
+/* Once per loop turn, after reaping: layers' poll(); arms the timer they ask for. */
+void uc_queue_poll(struct uc_queue *q);
 /* Submit what is queued and wait for at least one CQE. Returns io_uring_submit_and_wait's. */
 static inline int uc_queue_enter(struct uc_queue *q)
 {
 	return io_uring_submit_and_wait(&q->ring, 1);
 }
+/* True when nothing is in flight: no request, no member I/O, no timer. */
+static inline bool uc_queue_idle(const struct uc_queue *q)
+{
+	return !q->nr_busy && !q->nr_member && !q->timer_armed;
+}
+
+/*
+ * Internal requests: a layer's own I/O (metadata, resync) through the
+ * subtree at any node, on the queue's internal tags. uc_internal_get returns
+ * a free one (its buf holds max(max_io, graph->internal_buf) bytes) or NULL;
+ * uc_internal_start sends op [off, off+len) to node, data in io->buf;
+ * done(q, io, res) runs when it ends (res: 0 or -errno) and frees the tag.
+ */
+struct uc_io *uc_internal_get(struct uc_queue *q);
+void uc_internal_start(struct uc_queue *q, struct uc_io *io, struct uc_node *node, int op,
+		       unsigned int flags, uint64_t off, uint64_t len,
+		       void (*done)(struct uc_queue *, struct uc_io *, int), void *arg);
 
 #endif

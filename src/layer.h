@@ -7,9 +7,13 @@
  *
  * Lifetime of a sub: it holds a reference count `pending`. Every child sub
  * and every SQE in flight holds one; the core holds one while submit runs.
- * When the count drops to zero the layer's optional end() runs, the result
- * (0 or the first -errno) goes to the parent, and the parent loses a
- * reference. The root's end commits the ublk request.
+ * When the count drops to zero the layer's optional end() runs (it may issue
+ * more and keep the sub alive), then the parent's child_end() sees the
+ * finished child (by default its -errno becomes the parent's), and the
+ * parent loses a reference. The root's end commits the ublk request.
+ *
+ * Layers can also start requests of their own (metadata, resync) on a
+ * queue's internal tags: uc_internal_get()/uc_internal_start() in io.h.
  *
  * Nothing here allocates per I/O: subs and iovecs come from per-tag arenas
  * sized from the graph (uc_node.max_subs, uc_node.max_iov) when it is built.
@@ -35,6 +39,7 @@ enum uc_op {
 	UC_OP_FLUSH = 2,
 	UC_OP_DISCARD = 3,
 	UC_OP_WRITE_ZEROES = 5,
+	UC_OP_PRIVATE = 0x20,	/* from here: a layer's own ops on internal requests */
 };
 
 #define UC_F_FUA	(1U << 0)	/* write through: RWF_DSYNC on member writes */
@@ -55,6 +60,8 @@ struct uc_sub {
 	struct iovec *iov;	/* READ/WRITE data, inside the tag buffer */
 	unsigned int nr_iov;
 	unsigned int state;	/* layer scratch, e.g. a fallback step */
+	uint32_t mask;		/* layer scratch, e.g. children that failed */
+	struct uc_sub *next;	/* layer's list link while it parks the sub */
 };
 
 struct uc_node {
@@ -69,6 +76,10 @@ struct uc_node {
 	uint32_t io_opt;	/* bytes: optimal I/O (0 = none) */
 	bool can_discard;	/* DISCARD/WRITE_ZEROES reach every leaf */
 	unsigned int max_subs;	/* subs of this node one request can hold (>= 1) */
+	unsigned int child_subs;	/* subs one sub of this node may send to one child (>= 1) */
+	unsigned int internal_ios;	/* internal tags this node needs per queue */
+	uint32_t internal_buf;	/* bytes an internal tag's buffer must hold */
+	char *name;		/* conf name = "...", or a path like volume.children[1] */
 	unsigned int max_iov;	/* iovecs one sub of this node can carry */
 	int file_index;		/* leaves: registered file slot, else -1 */
 	int fd;			/* leaves: open file, else -1 */
@@ -107,6 +118,27 @@ struct uc_layer_ops {
 	 * UC_RESUBMITTED after queueing s again.
 	 */
 	int (*complete)(struct uc_node *n, struct uc_queue *q, struct uc_sub *s, int res);
+	/*
+	 * Optional: s has no references left. Return 0 to finish it, or
+	 * UC_RESUBMITTED after taking a reference and issuing more (a retry on
+	 * another child, a repair write, waiting for metadata).
+	 */
+	int (*end)(struct uc_node *n, struct uc_queue *q, struct uc_sub *s);
+	/* Optional: child sub cs of s finished (default: cs->result goes into s). */
+	void (*child_end)(struct uc_node *n, struct uc_queue *q, struct uc_sub *s,
+			  struct uc_sub *cs);
+	/*
+	 * Optional, after every node is open, children before parents: read or
+	 * set up on-disk state (uc_graph_sync_io()). Returns 0 or -errno after
+	 * printing why.
+	 */
+	int (*activate)(struct uc_node *n);
+	/*
+	 * Optional, once per queue loop turn: resume parked subs, start
+	 * background work. Returns true to be called again soon even if no CQE
+	 * arrives (the queue arms a short timer).
+	 */
+	bool (*poll)(struct uc_node *n, struct uc_queue *q);
 	/* One line of health/config for `check` and `status`. */
 	int (*status)(const struct uc_node *n, char *buf, size_t len);
 	/*

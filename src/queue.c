@@ -131,7 +131,7 @@ static int queue_setup(struct uc_ublk_queue *uq)
 
 static bool queue_done(const struct uc_ublk_queue *uq)
 {
-	return (uq->stopping || !uq->nr_cmds) && !uq->q.nr_busy && !uq->q.nr_member;
+	return (uq->stopping || !uq->nr_cmds) && uc_queue_idle(&uq->q);
 }
 
 static void queue_serve(struct uc_ublk_queue *uq)
@@ -149,15 +149,16 @@ static void queue_serve(struct uc_ublk_queue *uq)
 			break;
 		}
 		io_uring_for_each_cqe(ring, head, cqe) {
-			if (uc_udata_is_member(cqe->user_data))
-				uc_queue_member_cqe(&uq->q, cqe);
+			if (uc_queue_cqe(&uq->q, cqe))
+				;
 			else if (cqe->user_data == UC_UDATA_EVENT)
-				uq->stopping = true;
+				uq->stopping = uq->q.stopping = true;
 			else
 				queue_cmd_cqe(uq, cqe);
 			n++;
 		}
 		io_uring_cq_advance(ring, n);
+		uc_queue_poll(&uq->q);
 	}
 	io_uring_submit(ring);	/* commits of the last requests */
 }

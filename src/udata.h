@@ -2,7 +2,7 @@
 /*
  * CQE user_data layout, one encoder for the whole queue ring:
  * bit 63: member I/O (else a ublk command or an internal event)
- * bit 62: internal event (stop wake-up)
+ * bit 62: internal event (stop wake-up, poll timer)
  * member:   bits 0..15 tag, 16..31 sub slot
  * ublk cmd: bits 0..15 tag, 16..23 command (UBLK_IO_*)
  */
@@ -15,6 +15,7 @@
 
 #define UC_UDATA_MEMBER	(1ULL << 63)
 #define UC_UDATA_EVENT	(1ULL << 62)
+#define UC_UDATA_TIMER	(UC_UDATA_EVENT | 1)	/* the engine's poll timer */
 
 static inline uint64_t uc_udata_member(unsigned int tag, unsigned int sub)
 {

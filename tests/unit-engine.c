@@ -177,12 +177,12 @@ static int harness_reap(struct harness *h, unsigned int left)
 		if (uc_queue_enter(&h->q) < 0)
 			return -1;
 		io_uring_for_each_cqe(&h->q.ring, head, cqe) {
-			if (!uc_udata_is_member(cqe->user_data))
+			if (!uc_queue_cqe(&h->q, cqe))
 				return -1;
-			uc_queue_member_cqe(&h->q, cqe);
 			n++;
 		}
 		io_uring_cq_advance(&h->q.ring, n);
+		uc_queue_poll(&h->q);
 	}
 	return 0;
 }
