@@ -139,6 +139,14 @@ struct uc_layer_ops {
 	 * arrives (the queue arms a short timer).
 	 */
 	bool (*poll)(struct uc_node *n, struct uc_queue *q);
+	/*
+	 * Optional: an admin command for this node (`ublk-compose ctl ID NODE
+	 * KEY [VALUE]`), e.g. a fault layer's errors=write. Runs on the admin
+	 * thread while queues serve: the layer makes it thread safe. Returns 0
+	 * or -errno; reply gets one line either way.
+	 */
+	int (*ctl)(struct uc_node *n, const char *key, const char *value, char *reply,
+		   size_t len);
 	/* One line of health/config for `check` and `status`. */
 	int (*status)(const struct uc_node *n, char *buf, size_t len);
 	/*
