@@ -248,6 +248,7 @@ static int file_open(struct uc_node *n)
 		return err == EWOULDBLOCK ? -EBUSY : -err;
 	}
 	f->created = !f->exists;
+	n->created = f->created;
 	if (f->created && ftruncate(n->fd, n->size)) {
 		int err = errno;
 

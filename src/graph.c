@@ -319,6 +319,10 @@ int uc_graph_open(struct uc_graph *g)
 
 void uc_graph_free(struct uc_graph *g)
 {
+	for (unsigned int i = 0; g->opened && i < g->nr_nodes; i++)
+		if (g->nodes[i]->ops->deactivate)
+			g->nodes[i]->ops->deactivate(g->nodes[i]);
+	uc_graph_sync_done(g);
 	for (unsigned int i = g->nr_nodes; i--;) {
 		struct uc_node *n = g->nodes[i];
 

@@ -75,6 +75,7 @@ struct uc_node {
 	uint32_t io_min;	/* bytes: smallest efficient I/O (0 = block size) */
 	uint32_t io_opt;	/* bytes: optimal I/O (0 = none) */
 	bool can_discard;	/* DISCARD/WRITE_ZEROES reach every leaf */
+	bool created;		/* leaves: open() created the file (it holds no data yet) */
 	unsigned int max_subs;	/* subs of this node one request can hold (>= 1) */
 	unsigned int child_subs;	/* subs one sub of this node may send to one child (>= 1) */
 	unsigned int internal_ios;	/* internal tags this node needs per queue */
@@ -133,6 +134,8 @@ struct uc_layer_ops {
 	 * printing why.
 	 */
 	int (*activate)(struct uc_node *n);
+	/* Optional, on a clean stop after the queues drained, parents first: persist state. */
+	void (*deactivate)(struct uc_node *n);
 	/*
 	 * Optional, once per queue loop turn: resume parked subs, start
 	 * background work. Returns true to be called again soon even if no CQE
