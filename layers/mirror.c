@@ -23,6 +23,7 @@
  * numbers, under m->lock or in atomics for the hot path.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -31,6 +32,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 #include "graph.h"
 #include "io.h"
 #include "log.h"
@@ -1202,6 +1204,36 @@ static void mirror_deactivate(struct uc_node *n)
 		uc_dbg("%s: stopped %s", n->name, clean ? "clean" : "with resync pending");
 }
 
+static int mirror_examine(const char *path, FILE *out)
+{
+	uint8_t *b = aligned_alloc(4096, MIRROR_SB_SIZE);
+	struct mirror_sb sb;
+	int fd = open(path, O_RDONLY), ret;
+
+	if (fd < 0 || !b) {
+		ret = fd < 0 ? -errno : -ENOMEM;
+		goto out;
+	}
+	if (pread(fd, b, MIRROR_SB_SIZE, 0) != MIRROR_SB_SIZE) {
+		ret = -EIO;
+		goto out;
+	}
+	ret = mirror_sb_decode(&sb, b);
+	if (ret == -EBADMSG)
+		fprintf(out, "%s: mirror superblock with a bad checksum or inconsistent fields\n", path);
+	else if (ret == -EPROTO)
+		fprintf(out, "%s: mirror superblock of an unknown version\n", path);
+	else if (!ret)
+		mirror_sb_print(&sb, out);
+	if (ret == -EBADMSG || ret == -EPROTO)
+		ret = -EINVAL;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(b);
+	return ret;
+}
+
 static int mirror_status(const struct uc_node *n, char *buf, size_t len)
 {
 	struct mirror *m = n->priv;
@@ -1234,5 +1266,6 @@ const struct uc_layer_ops mirror_layer_ops = {
 	.deactivate = mirror_deactivate,
 	.poll = mirror_poll,
 	.status = mirror_status,
+	.examine = mirror_examine,
 	.zero_copy = true,
 };

@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/uio.h>
 #include <libconfig.h>
 
@@ -150,6 +151,12 @@ struct uc_layer_ops {
 	 */
 	int (*ctl)(struct uc_node *n, const char *key, const char *value, char *reply,
 		   size_t len);
+	/*
+	 * Optional: print the on-disk metadata this layer keeps at the start of
+	 * path (`ublk-compose examine PATH`). Returns 0, or -ENOENT if path
+	 * holds none of it, or another -errno.
+	 */
+	int (*examine)(const char *path, FILE *out);
 	/* One line of health/config for `check` and `status`. */
 	int (*status)(const struct uc_node *n, char *buf, size_t len);
 	/*
@@ -165,6 +172,8 @@ struct uc_layer_ops {
 
 /* Registered layers (src/layers.c). Returns NULL if no layer has that name. */
 const struct uc_layer_ops *uc_layer_find(const char *name);
+/* The i-th registered layer, NULL past the end. */
+const struct uc_layer_ops *uc_layer_at(unsigned int i);
 /* Tests add their own leaves. Returns 0 or -ENOSPC. */
 int uc_layer_add(const struct uc_layer_ops *ops);
 

@@ -20,6 +20,11 @@ const struct uc_layer_ops *uc_layer_find(const char *name)
 	return NULL;
 }
 
+const struct uc_layer_ops *uc_layer_at(unsigned int i)
+{
+	return i < sizeof(layers) / sizeof(layers[0]) ? layers[i] : NULL;
+}
+
 int uc_layer_add(const struct uc_layer_ops *ops)
 {
 	for (unsigned int i = 0; i < sizeof(layers) / sizeof(layers[0]); i++)

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* ublk-compose command line. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,14 +19,39 @@ static void usage(FILE *out)
 "       ublk-compose -c FILE --recover ID  serve device ID again after its server died\n"
 "       ublk-compose recover ID         the same, with the config ID was started with\n"
 "       ublk-compose upgrade ID         hand device ID over to this binary without I/O errors\n"
+"       ublk-compose examine PATH...    print the metadata on a mirror leg (like mdadm --examine)\n"
 "       ublk-compose --help | --version\n"
 "Layers:\n");
-	for (const char *const *n = (const char *const[]){ "file", "stripe", "concat", NULL }; *n; n++) {
-		const struct uc_layer_ops *ops = uc_layer_find(*n);
+	for (unsigned int i = 0; uc_layer_at(i); i++)
+		if (uc_layer_at(i)->help)
+			fprintf(out, "  %-8s %s\n", uc_layer_at(i)->name, uc_layer_at(i)->help);
+}
 
-		if (ops)
-			fprintf(out, "  %-8s %s\n", ops->name, ops->help);
+/* examine PATH...: the metadata a layer keeps on a leg, without starting anything */
+static int cmd_examine(int argc, char **argv)
+{
+	int rc = 0;
+
+	if (argc < 2) {
+		fprintf(stderr, "usage: ublk-compose examine PATH...\n");
+		return 2;
 	}
+	for (int a = 1; a < argc; a++) {
+		int ret = -ENOENT;
+
+		if (argc > 2)
+			printf("%s:\n", argv[a]);
+		for (unsigned int i = 0; ret == -ENOENT && uc_layer_at(i); i++)
+			if (uc_layer_at(i)->examine)
+				ret = uc_layer_at(i)->examine(argv[a], stdout);
+		if (ret == -ENOENT)
+			fprintf(stderr, "%s: no ublk-compose metadata\n", argv[a]);
+		else if (ret)
+			fprintf(stderr, "%s: %s\n", argv[a], strerror(-ret));
+		if (ret)
+			rc = 1;
+	}
+	return rc;
 }
 
 int main(int argc, char **argv)
@@ -49,6 +75,8 @@ int main(int argc, char **argv)
 		argv++;
 		argc--;
 	}
+	if (!strcmp(cmd, "examine"))
+		return cmd_examine(argc, argv);
 	if (!strcmp(cmd, "list"))
 		return uc_dev_list();
 	if (!strcmp(cmd, "del"))
