@@ -39,6 +39,7 @@ struct file {
 	bool created;		/* by open(): removed again if the graph fails */
 	dev_t dev;
 	ino_t ino;
+	int old_fd;		/* after a swap (file_ctl), until every queue moved over */
 };
 
 extern const struct uc_layer_ops file_layer_ops;
@@ -163,6 +164,7 @@ static int file_parse(struct uc_node *n, const config_setting_t *cfg)
 	if (!f)
 		return -ENOMEM;
 	n->priv = f;
+	f->old_fd = -1;
 	f->direct = true;
 	if ((ret = uc_conf_bool(cfg, "direct", &f->direct)) < 0)
 		return ret;
@@ -265,6 +267,8 @@ static void file_close(struct uc_node *n)
 	if (n->fd >= 0)
 		close(n->fd);
 	n->fd = -1;
+	if (f && f->old_fd >= 0)
+		close(f->old_fd);
 	if (f && f->created && !n->graph->opened)
 		unlink(f->path);
 	if (f) {
@@ -355,6 +359,106 @@ static int file_complete(struct uc_node *n, struct uc_queue *q, struct uc_sub *s
 	return res < 0 ? res : 0;
 }
 
+/*
+ * Swap the backing file at runtime (a mirror's `replace`): "check-path"
+ * validates, "path" opens the new file (created with the leaf's size if
+ * missing, locked), "path-commit" closes the old one once every queue has
+ * re-registered the leaves (uc_graph_files_changed()).
+ */
+static int file_ctl(struct uc_node *n, const char *key, const char *value, char *reply, size_t len)
+{
+	struct file *f = n->priv;
+	struct stat st;
+	char *key2, b1[32], b2[32];
+	int fd, ret = 0;
+
+	if (!strcmp(key, "path-commit")) {
+		if (f->old_fd >= 0)
+			close(f->old_fd);
+		f->old_fd = -1;
+		return 0;
+	}
+	if ((strcmp(key, "check-path") && strcmp(key, "path")) || !value || value[0] != '/') {
+		snprintf(reply, len, "file: keys: check-path|path ABSOLUTE_PATH");
+		return -EINVAL;
+	}
+	key2 = canonical(value);
+	if (!key2)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < n->graph->nr_leaves; i++) {
+		const struct uc_node *o = n->graph->leaves[i];
+
+		if (o->ops == &file_layer_ops && !strcmp(((const struct file *)o->priv)->key, key2))
+			ret = -EBUSY;
+	}
+	if (ret) {
+		snprintf(reply, len, "%s is already part of this volume", value);
+		goto out;
+	}
+	if (!stat(value, &st)) {
+		uint64_t have = st.st_size;
+
+		if (S_ISBLK(st.st_mode) && (ret = blk_size(value, &have))) {
+			snprintf(reply, len, "%s: %s", value, strerror(-ret));
+			goto out;
+		}
+		if (!S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode)) {
+			snprintf(reply, len, "%s is not a regular file or block device", value);
+			ret = -EINVAL;
+			goto out;
+		}
+		if (have < n->size) {
+			snprintf(reply, len, "%s is %s, smaller than the leg (%s)", value,
+				 uc_size_str(have, b1, sizeof(b1)), uc_size_str(n->size, b2, sizeof(b2)));
+			ret = -ENOSPC;
+			goto out;
+		}
+	} else if (errno != ENOENT) {
+		ret = -errno;
+		snprintf(reply, len, "%s: %s", value, strerror(-ret));
+		goto out;
+	}
+	fd = open(value, O_RDWR | O_CLOEXEC | O_CREAT | (f->direct ? O_DIRECT : 0), 0600);
+	if (fd < 0 && errno == EINVAL && f->direct)
+		fd = open(value, O_RDWR | O_CLOEXEC | O_CREAT, 0600);
+	if (fd < 0) {
+		ret = -errno;
+		snprintf(reply, len, "%s: %s", value, strerror(-ret));
+		goto out;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		snprintf(reply, len, "%s: %s", value, ret == -EBUSY ?
+			 "in use by another ublk-compose (locked)" : strerror(-ret));
+		close(fd);
+		goto out;
+	}
+	if (!fstat(fd, &st) && S_ISREG(st.st_mode) && (uint64_t)st.st_size < n->size &&
+	    ftruncate(fd, n->size)) {
+		ret = -errno;
+		snprintf(reply, len, "%s: cannot size it: %s", value, strerror(-ret));
+		close(fd);
+		goto out;
+	}
+	if (!strcmp(key, "check-path")) {
+		close(fd);	/* it may have been created: it stays, empty and sparse */
+		goto out;
+	}
+	f->old_fd = n->fd;
+	n->fd = fd;
+	f->is_blk = S_ISBLK(st.st_mode);
+	free(f->path);
+	free(f->key);
+	f->path = strdup(value);
+	f->key = key2;
+	key2 = NULL;
+	f->created = false;
+	snprintf(reply, len, "%s", value);
+out:
+	free(key2);
+	return ret;
+}
+
 static int file_status(const struct uc_node *n, char *buf, size_t len)
 {
 	const struct file *f = n->priv;
@@ -372,5 +476,6 @@ const struct uc_layer_ops file_layer_ops = {
 	.submit = file_submit,
 	.complete = file_complete,
 	.status = file_status,
+	.ctl = file_ctl,
 	.zero_copy = true,
 };

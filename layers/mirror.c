@@ -40,6 +40,8 @@
 
 #define UC_OP_META	(UC_OP_PRIVATE + 0)	/* internal: write superblock + bitmap to legs */
 #define UC_OP_RESYNC	(UC_OP_PRIVATE + 1)	/* internal: copy a window from one leg to others */
+#define UC_OP_SCRUB	(UC_OP_PRIVATE + 2)	/* internal: read a window from every leg, compare */
+#define SCRUB_MAX	1024	/* mismatching ranges one scrub reports */
 #define UNIT_SHIFT	20	/* write-in-flight counters per MiB */
 #define READ_ERRORS_MAX	20	/* md's max_corrected_read_errors */
 #define CLEAR_IDLE_NS	2000000000ULL	/* bitmap bits clear after 2 s without writes */
@@ -48,7 +50,7 @@
 
 enum phase {
 	PH_NONE, PH_WRITE, PH_WAIT_WINDOW, PH_WAIT_BIT, PH_WAIT_FAULTY, PH_DONE, PH_READ,
-	PH_RS_READ, PH_RS_WRITE, PH_META,
+	PH_RS_READ, PH_RS_WRITE, PH_META, PH_SC_READ, PH_SC_WRITE,
 };
 
 /* s->mask: low 16 bits legs issued/tried, high 16 bits legs that failed */
@@ -65,6 +67,12 @@ struct leg {
 	_Atomic uint32_t read_errors;
 	_Atomic int pending;	/* reads in flight: least-pending policy */
 	uint64_t faulty_seq;	/* metadata sequence that records it faulty (lock) */
+};
+
+struct mismatch {
+	uint64_t off, len;
+	uint32_t legs;		/* legs that differ from the good copy */
+	unsigned int good;
 };
 
 struct repair {
@@ -98,7 +106,7 @@ struct mirror {
 	uint32_t meta_legs;
 	/* background work on queue 0: resync windows and read repairs */
 	_Atomic uint64_t win_lo, win_hi;	/* locked window, empty when equal */
-	bool bg_inflight, bg_draining, bg_is_repair;
+	bool bg_inflight, bg_draining, bg_is_repair, bg_is_scrub;
 	unsigned int bg_src;
 	uint32_t bg_targets;
 	bool rs_active;
@@ -108,6 +116,12 @@ struct mirror {
 	struct repair repairs[REPAIRS];
 	unsigned int rq_head, rq_tail;
 	uint64_t last_scan;
+	/* scrub: started by the admin thread, run by queue 0 like resync */
+	bool scrub_active, scrub_repair, scrub_aborted;
+	uint64_t scrub_pos, scrub_bad, scrub_fixed, scrub_unreadable;
+	struct mismatch *scrub;
+	unsigned int nr_scrub;
+	uint32_t scrub_legs;
 	_Atomic uint64_t corrected, repair_dropped;
 	/* per queue (only that queue's thread touches its slot) */
 	struct uc_sub *parked[UC_MAX_QUEUES + 1];
@@ -206,9 +220,15 @@ static int mirror_parse(struct uc_node *n, const config_setting_t *cfg)
 	m->nunits = (n->size >> UNIT_SHIFT) + 1;
 	n->io_min = n->children[0]->io_min;
 	n->io_opt = n->children[0]->io_opt;
+	/* resync/scrub window: what one internal request moves per leg */
+	m->window = n->graph->dev.max_io < (1U << UNIT_SHIFT) ? n->graph->dev.max_io : 1U << UNIT_SHIFT;
+	m->window = 1ULL << (63 - __builtin_clzll(m->window));
 	/* one metadata write and one background request per queue */
 	n->internal_ios = 2;
 	n->internal_buf = m->slot * m->nr;
+	if (n->internal_buf < m->window * (m->nr + 1))
+		n->internal_buf = m->window * (m->nr + 1);	/* scrub: every copy + the good one */
+	n->child_subs = 2;	/* scrub: a read and a repair write per leg */
 	return 0;
 }
 
@@ -219,6 +239,7 @@ static void mirror_free(struct mirror *m)
 	free(m->touched);
 	free(m->need);
 	free(m->inflight);
+	free(m->scrub);
 	free(m);
 }
 
@@ -477,6 +498,21 @@ static int mirror_submit(struct uc_node *n, struct uc_queue *q, struct uc_sub *s
 			uc_child_issue(q, cs);
 		}
 		return 0;
+	case UC_OP_SCRUB:
+		s->state = PH_SC_READ;
+		s->mask = m->scrub_legs;
+		for (unsigned int i = 0; i < m->nr; i++) {
+			struct uc_sub *cs;
+
+			if (!(m->scrub_legs & (1U << i)))
+				continue;
+			cs = uc_child_prep(q, s, i, s->off + m->data_off, s->len);
+			cs->op = UC_OP_READ;
+			cs->iov[0] = (struct iovec){ (char *)s->io->buf + i * m->window, s->len };
+			cs->nr_iov = 1;
+			uc_child_issue(q, cs);
+		}
+		return 0;
 	case UC_OP_RESYNC:
 		s->iov[0] = (struct iovec){ s->io->buf, s->len };
 		s->nr_iov = 1;
@@ -528,6 +564,84 @@ static void resync_write(struct mirror *m, struct uc_queue *q, struct uc_sub *s)
 		cs->nr_iov = 1;
 		uc_child_issue(q, cs);
 	}
+}
+
+static void scrub_record(struct mirror *m, uint64_t off, uint64_t len, uint32_t legs,
+			 unsigned int good)
+{
+	struct mismatch *last = m->nr_scrub ? &m->scrub[m->nr_scrub - 1] : NULL;
+
+	m->scrub_bad += len;
+	if (last && last->off + last->len == off && last->legs == legs && last->good == good)
+		last->len += len;
+	else if (m->nr_scrub < SCRUB_MAX)
+		m->scrub[m->nr_scrub++] = (struct mismatch){ off, len, legs, good };
+}
+
+/*
+ * Every copy of the window is in; compare them 4K by 4K. The good copy of a
+ * block is the one most legs agree on (ties: the lowest in-sync leg). With
+ * --repair the good blocks are gathered after the copies and written over
+ * each leg that differed anywhere in the window.
+ */
+static void scrub_compare(struct uc_node *n, struct mirror *m, struct uc_queue *q, struct uc_sub *s)
+{
+	uint8_t *buf = s->io->buf, *good_buf = buf + m->nr * m->window;
+	uint32_t legs = TRIED(s) & ~FAILED(s), rewrite = FAILED(s) & TRIED(s);
+
+	pthread_mutex_lock(&m->lock);
+	m->scrub_unreadable += FAILED(s) ? s->len : 0;
+	for (uint64_t b = 0; b < s->len; b += 4096) {
+		uint64_t bl = s->len - b < 4096 ? s->len - b : 4096;
+		unsigned int good = m->nr, best = 0;
+		uint32_t differ = 0;
+
+		for (unsigned int i = 0; i < m->nr; i++) {
+			unsigned int agree = 0;
+
+			if (!(legs & (1U << i)))
+				continue;
+			for (unsigned int k = 0; k < m->nr; k++)
+				if ((legs & (1U << k)) &&
+				    !memcmp(buf + i * m->window + b, buf + k * m->window + b, bl))
+					agree++;
+			if (good == m->nr || agree > best) {
+				good = i;
+				best = agree;
+			}
+		}
+		if (good == m->nr)
+			break;	/* no copy readable: nothing to compare or repair */
+		for (unsigned int i = 0; i < m->nr; i++)
+			if ((legs & (1U << i)) &&
+			    memcmp(buf + i * m->window + b, buf + good * m->window + b, bl))
+				differ |= 1U << i;
+		if (differ)
+			scrub_record(m, s->off + b, bl, differ, good);
+		rewrite |= differ;
+		memcpy(good_buf + b, buf + good * m->window + b, bl);
+	}
+	if (!m->scrub_repair || !rewrite || !legs) {
+		pthread_mutex_unlock(&m->lock);
+		s->state = PH_DONE;
+		return;
+	}
+	m->scrub_fixed += s->len * __builtin_popcount(rewrite);
+	pthread_mutex_unlock(&m->lock);
+	s->state = PH_SC_WRITE;
+	s->mask &= 0xffff;
+	for (unsigned int i = 0; i < m->nr; i++) {
+		struct uc_sub *cs;
+
+		if (!(rewrite & (1U << i)) || !leg_live(m, i))
+			continue;
+		cs = uc_child_prep(q, s, i, s->off + m->data_off, s->len);
+		cs->op = UC_OP_WRITE;
+		cs->iov[0] = (struct iovec){ good_buf, s->len };
+		cs->nr_iov = 1;
+		uc_child_issue(q, cs);
+	}
+	(void)n;
 }
 
 static int mirror_end(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
@@ -610,6 +724,12 @@ static int mirror_end(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
 		resync_write(m, q, s);
 		uc_sub_put(q, s);
 		return UC_RESUBMITTED;
+	case PH_SC_READ:
+		uc_sub_get(s);
+		scrub_compare(n, m, q, s);
+		uc_sub_put(q, s);
+		return UC_RESUBMITTED;
+	case PH_SC_WRITE:
 	case PH_RS_WRITE:
 		if (failed) {
 			pthread_mutex_lock(&m->lock);
@@ -695,7 +815,11 @@ static void bg_done(struct uc_queue *q, struct uc_io *io, int res)
 	atomic_store(&m->win_lo, 0);
 	atomic_store(&m->win_hi, 0);
 	m->bg_inflight = false;
-	if (m->bg_is_repair) {
+	if (m->bg_is_scrub) {
+		m->scrub_pos = hi;
+		if (hi >= n->size)
+			m->scrub_active = false;
+	} else if (m->bg_is_repair) {
 		if (res)
 			uc_warn("%s: rewriting %" PRIu64 "+%" PRIu64 " on leg %u failed", n->name, lo,
 				hi - lo, __builtin_ctz(m->bg_targets));
@@ -733,6 +857,18 @@ static bool bg_pick(struct uc_node *n, struct mirror *m, uint64_t *lo, uint64_t 
 		m->bg_targets = 1U << r->dst;
 		*lo = r->off;
 		*hi = r->off + r->len;
+		return true;
+	}
+	m->bg_is_scrub = false;
+	if (!m->rs_active && m->scrub_active) {
+		m->bg_is_repair = false;
+		m->bg_is_scrub = true;
+		m->scrub_legs = 0;
+		for (unsigned int i = 0; i < m->nr; i++)
+			if (leg_state(m, i) == LEG_IN_SYNC)
+				m->scrub_legs |= 1U << i;
+		*lo = m->scrub_pos;
+		*hi = m->scrub_pos + m->window > n->size ? n->size : m->scrub_pos + m->window;
 		return true;
 	}
 	if (!m->rs_active)
@@ -844,7 +980,8 @@ static bool bg_poll(struct uc_node *n, struct mirror *m, struct uc_queue *q)
 		}
 		pthread_mutex_unlock(&m->lock);
 		if (!got)
-			return bits_clear_idle(m) || m->rs_active || m->rq_head != m->rq_tail;
+			return bits_clear_idle(m) || m->rs_active || m->rq_head != m->rq_tail ||
+			       m->scrub_active;
 	}
 	/* writes that were in flight in the window before it was locked finish first */
 	if (!window_drained(m) || !(io = uc_internal_get(q)))
@@ -853,7 +990,8 @@ static bool bg_poll(struct uc_node *n, struct mirror *m, struct uc_queue *q)
 	m->bg_inflight = true;
 	lo = atomic_load(&m->win_lo);
 	hi = atomic_load(&m->win_hi);
-	uc_internal_start(q, io, n, UC_OP_RESYNC, 0, lo, hi - lo, bg_done, n);
+	uc_internal_start(q, io, n, m->bg_is_scrub ? UC_OP_SCRUB : UC_OP_RESYNC, 0, lo, hi - lo,
+			  bg_done, n);
 	return true;
 }
 
@@ -997,8 +1135,6 @@ static int mirror_activate(struct uc_node *n)
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&m->lock, NULL);
-	m->window = n->graph->dev.max_io < (1U << UNIT_SHIFT) ? n->graph->dev.max_io : 1U << UNIT_SHIFT;
-	m->window = 1ULL << (63 - __builtin_clzll(m->window));	/* power of two */
 
 	for (unsigned int i = 0; i < m->nr; i++) {
 		int r = uc_graph_sync_io(n->graph, n->children[i], UC_OP_READ, 0, buf, MIRROR_SB_SIZE);
@@ -1234,23 +1370,336 @@ out:
 	return ret;
 }
 
-static int mirror_status(const struct uc_node *n, char *buf, size_t len)
+static int mirror_health(const struct uc_node *n)
 {
 	struct mirror *m = n->priv;
-	int off;
+
+	if (atomic_load(&m->failed))
+		return UC_HEALTH_FAILED;
+	if (live_legs(m) != (1U << m->nr) - 1)
+		return UC_HEALTH_DEGRADED;
+	return m->rs_active ? UC_HEALTH_RESYNCING : UC_HEALTH_CLEAN;
+}
+
+/* resync progress (lock held): percent done and seconds left (-1: unknown) */
+static void resync_progress(const struct mirror *m, double *pct, long *eta)
+{
+	double secs = (now_ns() - m->rs_t0) / 1e9;
+
+	*pct = m->rs_total ? 100.0 * m->rs_done / m->rs_total : 0;
+	*eta = m->rs_done && secs > 0.5 ? (long)((m->rs_total - m->rs_done) / (m->rs_done / secs)) : -1;
+}
+
+static int mirror_status(const struct uc_node *n, char *buf, size_t len)
+{
+	static const char *const names[] = { "clean", "resyncing", "degraded", "failed" };
+	struct mirror *m = n->priv;
+	int off, h;
 
 	if (!m->active)
 		return snprintf(buf, len, "legs=%u bitmap_chunk=%llu", m->nr,
 				1ULL << m->chunk_shift);
-	off = snprintf(buf, len, "%s", atomic_load(&m->failed) ? "failed" :
-		       m->rs_active ? "resyncing" : live_legs(m) != (1U << m->nr) - 1 ? "degraded" : "clean");
-	if (m->rs_active && m->rs_total)
-		off += snprintf(buf + off, len - off, " %.1f%%", 100.0 * m->rs_done / m->rs_total);
+	h = mirror_health(n);
+	off = snprintf(buf, len, "%s", names[h]);
+	pthread_mutex_lock(&m->lock);
+	if (m->rs_active) {
+		double pct;
+		long eta;
+
+		resync_progress(m, &pct, &eta);
+		off += snprintf(buf + off, len - off, "%s %.1f%%", h == UC_HEALTH_DEGRADED ?
+				", resyncing" : "", pct);
+		if (eta >= 0)
+			off += snprintf(buf + off, len - off, " (ETA %ldm%02lds)", eta / 60, eta % 60);
+	}
+	pthread_mutex_unlock(&m->lock);
 	for (unsigned int i = 0; i < m->nr && off < (int)len; i++)
 		off += snprintf(buf + off, len - off, " [%u %s errors=%llu]", i,
 				mirror_leg_state_name(leg_state(m, i)),
 				(unsigned long long)atomic_load(&m->legs[i].errors));
 	return off;
+}
+
+static int mirror_json(const struct uc_node *n, char *buf, size_t len)
+{
+	struct mirror *m = n->priv;
+	char uuid[37];
+	double pct = 0;
+	long eta = -1;
+	int off;
+
+	pthread_mutex_lock(&m->lock);
+	if (m->rs_active)
+		resync_progress(m, &pct, &eta);
+	mirror_uuid_str(m->sb.array_uuid, uuid);
+	off = snprintf(buf, len, "\"uuid\": \"%s\", \"events\": %llu, \"bitmap_chunk\": %llu, "
+		       "\"resyncing\": %s, \"resync_percent\": %.1f, \"resync_eta_s\": %ld, "
+		       "\"resync_done\": %llu, \"resync_total\": %llu, \"read_errors_corrected\": %llu, "
+		       "\"legs\": [", uuid, (unsigned long long)m->sb.events,
+		       1ULL << m->chunk_shift, m->rs_active ? "true" : "false", pct, eta,
+		       (unsigned long long)m->rs_done, (unsigned long long)m->rs_total,
+		       (unsigned long long)atomic_load(&m->corrected));
+	pthread_mutex_unlock(&m->lock);
+	for (unsigned int i = 0; i < m->nr && off < (int)len; i++) {
+		mirror_uuid_str(m->legs[i].uuid, uuid);
+		off += snprintf(buf + off, len - off,
+				"%s{\"index\": %u, \"node\": \"%s\", \"state\": \"%s\", \"errors\": %llu, \"uuid\": \"%s\"}",
+				i ? ", " : "", i, n->children[i]->name,
+				mirror_leg_state_name(leg_state(m, i)),
+				(unsigned long long)atomic_load(&m->legs[i].errors), uuid);
+	}
+	if (off < (int)len)
+		off += snprintf(buf + off, len - off, "]");
+	return off;
+}
+
+/* Wait (admin thread) until the metadata holds sequence seq. */
+static int meta_wait(struct uc_node *n, struct mirror *m, uint64_t seq, int timeout_ms)
+{
+	for (int t = 0; atomic_load(&m->meta_done) < seq; t += 5) {
+		if (atomic_load(&m->failed) || t >= timeout_ms)
+			return -ETIMEDOUT;
+		uc_graph_kick(n->graph);
+		usleep(5000);
+	}
+	return 0;
+}
+
+static int child_index(const struct uc_node *n, const char *name)
+{
+	for (unsigned int i = 0; i < n->nr_children; i++)
+		if (!strcmp(n->children[i]->name, name))
+			return i;
+	return -1;
+}
+
+static int mirror_fail_leg(struct uc_node *n, struct mirror *m, int i, char *reply, size_t len)
+{
+	uint64_t seq;
+
+	pthread_mutex_lock(&m->lock);
+	if (!leg_live(m, i)) {
+		pthread_mutex_unlock(&m->lock);
+		snprintf(reply, len, "%s is already %s", n->children[i]->name,
+			 mirror_leg_state_name(leg_state(m, i)));
+		return -EALREADY;
+	}
+	if (live_legs(m) == 1U << i) {
+		pthread_mutex_unlock(&m->lock);
+		snprintf(reply, len, "%s is the last live leg of %s: not failing it",
+			 n->children[i]->name, n->name);
+		return -EBUSY;
+	}
+	leg_fail(n, m, i, "failed by the administrator");
+	seq = m->legs[i].faulty_seq;
+	pthread_mutex_unlock(&m->lock);
+	if (meta_wait(n, m, seq, 30000)) {
+		snprintf(reply, len, "%s marked faulty, but the metadata write did not finish",
+			 n->children[i]->name);
+		return -EIO;
+	}
+	snprintf(reply, len, "%s marked faulty", n->children[i]->name);
+	return 0;
+}
+
+static int mirror_replace_leg(struct uc_node *n, struct mirror *m, int i, const char *path,
+			      char *reply, size_t len)
+{
+	struct uc_node *c = n->children[i];
+	uint64_t seq;
+	int ret;
+
+	if (!c->ops->ctl || strcmp(c->ops->name, "file")) {
+		snprintf(reply, len, "only a file leg can be replaced (%s is a %s)", c->name, c->ops->name);
+		return -EOPNOTSUPP;
+	}
+	if ((ret = c->ops->ctl(c, "check-path", path, reply, len)))
+		return ret;
+	/* the old leg gets no more I/O once it is faulty, durably */
+	pthread_mutex_lock(&m->lock);
+	if (leg_live(m, i) && live_legs(m) == 1U << i) {
+		pthread_mutex_unlock(&m->lock);
+		snprintf(reply, len, "%s is the only live leg: nothing to rebuild it from", c->name);
+		return -EBUSY;
+	}
+	leg_fail(n, m, i, "being replaced");
+	seq = m->meta_seq;
+	pthread_mutex_unlock(&m->lock);
+	if (meta_wait(n, m, seq, 30000)) {
+		snprintf(reply, len, "metadata write did not finish; %s left faulty", c->name);
+		return -EIO;
+	}
+	if ((ret = c->ops->ctl(c, "path", path, reply, len)))
+		return ret;
+	if (uc_graph_files_changed(n->graph, 30000)) {
+		snprintf(reply, len, "queues did not take the new file in time");
+		return -ETIMEDOUT;
+	}
+	c->ops->ctl(c, "path-commit", NULL, reply, len);
+	/* a new, empty leg: rebuilt in full from the in-sync legs */
+	pthread_mutex_lock(&m->lock);
+	new_uuid(m->legs[i].uuid);
+	atomic_store(&m->legs[i].errors, 0);
+	atomic_store(&m->legs[i].read_errors, 0);
+	atomic_store(&m->legs[i].state, LEG_REBUILDING_FULL);
+	m->rs_targets |= 1U << i;
+	m->rs_total = 0;
+	for (uint64_t k = 0; k < m->nbits; k++) {
+		atomic_store(&m->need[k], 1);
+		m->rs_total += 1ULL << m->chunk_shift;
+	}
+	if (m->rs_total > n->size)
+		m->rs_total = n->size;
+	m->rs_pos = 0;
+	m->rs_done = 0;
+	m->rs_bytes = 0;
+	m->rs_t0 = m->rs_last_ckpt = now_ns();
+	if (leg_state(m, m->rs_source) != LEG_IN_SYNC || (m->rs_targets & (1U << m->rs_source)))
+		for (m->rs_source = 0; m->rs_source < m->nr; m->rs_source++)
+			if (leg_state(m, m->rs_source) == LEG_IN_SYNC)
+				break;
+	m->rs_active = true;
+	m->meta_seq++;
+	pthread_mutex_unlock(&m->lock);
+	uc_graph_kick(n->graph);
+	uc_info("%s: %s replaced by %s: rebuilding", n->name, c->name, path);
+	snprintf(reply, len, "%s replaced by %s: rebuilding", c->name, path);
+	return 0;
+}
+
+/*
+ * Admin thread: run a scrub to the end (queue 0 does the I/O) and report.
+ * Returns 0 clean, 1 mismatches found, -errno.
+ */
+static int mirror_scrub(struct uc_node *n, struct mirror *m, bool repair, bool json, char *reply,
+			size_t len)
+{
+	uint64_t t0 = now_ns();
+	int off = 0;
+
+	pthread_mutex_lock(&m->lock);
+	if (m->scrub_active || m->rs_active) {
+		pthread_mutex_unlock(&m->lock);
+		off = snprintf(reply, len, json ? "{\"node\": \"%s\", \"error\": \"%s\"}" : "%s: %s\n",
+			       n->name, m->rs_active ? "resync in progress" : "a scrub is running");
+		return -EBUSY;
+	}
+	if (!m->scrub && !(m->scrub = calloc(SCRUB_MAX, sizeof(*m->scrub)))) {
+		pthread_mutex_unlock(&m->lock);
+		return -ENOMEM;
+	}
+	m->nr_scrub = 0;
+	m->scrub_pos = m->scrub_bad = m->scrub_fixed = m->scrub_unreadable = 0;
+	m->scrub_repair = repair;
+	m->scrub_aborted = false;
+	m->scrub_active = true;
+	pthread_mutex_unlock(&m->lock);
+	uc_info("%s: scrub%s started", n->name, repair ? " (repair)" : "");
+	while (m->scrub_active) {
+		if (!m->active || atomic_load(&m->failed)) {
+			m->scrub_active = false;
+			m->scrub_aborted = true;
+			break;
+		}
+		uc_graph_kick(n->graph);
+		usleep(20000);
+	}
+	pthread_mutex_lock(&m->lock);
+	if (json) {
+		off = snprintf(reply, len, "{\"node\": \"%s\", \"bytes\": %llu, \"complete\": %s, "
+			       "\"mismatched_bytes\": %llu, \"unreadable_bytes\": %llu, \"repair\": %s, "
+			       "\"rewritten_bytes\": %llu, \"seconds\": %.1f, \"mismatches\": [",
+			       n->name, (unsigned long long)m->scrub_pos, m->scrub_aborted ? "false" : "true",
+			       (unsigned long long)m->scrub_bad, (unsigned long long)m->scrub_unreadable,
+			       repair ? "true" : "false", (unsigned long long)m->scrub_fixed,
+			       (now_ns() - t0) / 1e9);
+		for (unsigned int i = 0; i < m->nr_scrub && off < (int)len; i++) {
+			const struct mismatch *x = &m->scrub[i];
+
+			off += snprintf(reply + off, len - off, "%s{\"offset\": %llu, \"length\": %llu, \"good\": %u, \"legs\": [",
+					i ? ", " : "", (unsigned long long)x->off,
+					(unsigned long long)x->len, x->good);
+			for (unsigned int k = 0, first = 1; k < m->nr && off < (int)len; k++)
+				if (x->legs & (1U << k)) {
+					off += snprintf(reply + off, len - off, "%s%u", first ? "" : ", ", k);
+					first = 0;
+				}
+			if (off < (int)len)
+				off += snprintf(reply + off, len - off, "]}");
+		}
+		if (off < (int)len)
+			snprintf(reply + off, len - off, "]}");
+	} else {
+		char b[32];
+
+		off = snprintf(reply, len, "%s: scrub%s of %s %s: %llu bytes differ%s\n", n->name,
+			       repair ? " --repair" : "", uc_size_str(m->scrub_pos, b, sizeof(b)),
+			       m->scrub_aborted ? "ABORTED" : "done",
+			       (unsigned long long)m->scrub_bad,
+			       m->nr_scrub == SCRUB_MAX ? " (first ranges listed)" : "");
+		for (unsigned int i = 0; i < m->nr_scrub && off < (int)len; i++) {
+			const struct mismatch *x = &m->scrub[i];
+
+			off += snprintf(reply + off, len - off, "  mismatch offset %llu length %llu: leg",
+					(unsigned long long)x->off, (unsigned long long)x->len);
+			for (unsigned int k = 0; k < m->nr && off < (int)len; k++)
+				if (x->legs & (1U << k))
+					off += snprintf(reply + off, len - off, " %u (%s)", k,
+							n->children[k]->name);
+			if (off < (int)len)
+				off += snprintf(reply + off, len - off, " differ%s from leg %u%s\n",
+						__builtin_popcount(x->legs) > 1 ? "" : "s", x->good,
+						repair ? ": rewritten from it" : "");
+		}
+		if (m->scrub_unreadable && off < (int)len)
+			off += snprintf(reply + off, len - off, "  %llu bytes could not be read from some leg\n",
+					(unsigned long long)m->scrub_unreadable);
+	}
+	pthread_mutex_unlock(&m->lock);
+	uc_info("%s: scrub done: %llu bytes differ", n->name, (unsigned long long)m->scrub_bad);
+	if (m->scrub_aborted)
+		return -EINTR;
+	return m->scrub_bad ? 1 : 0;
+}
+
+/* Admin: "fail" LEG, "replace" "LEG PATH" (LEG: a child's name), "scrub[-repair]". */
+static int mirror_ctl(struct uc_node *n, const char *key, const char *value, char *reply,
+		      size_t len)
+{
+	struct mirror *m = n->priv;
+	char leg[256];
+	const char *path = NULL;
+	int i;
+
+	if (!m->active) {
+		snprintf(reply, len, "%s is not running", n->name);
+		return -EAGAIN;
+	}
+	if (!strcmp(key, "scrub") || !strcmp(key, "scrub-repair"))
+		return mirror_scrub(n, m, !strcmp(key, "scrub-repair"), value && !strcmp(value, "json"),
+				    reply, len);
+	if (!value || (strcmp(key, "fail") && strcmp(key, "replace"))) {
+		snprintf(reply, len, "mirror: fail LEG | replace LEG PATH | scrub | scrub-repair");
+		return -EINVAL;
+	}
+	snprintf(leg, sizeof(leg), "%s", value);
+	if (!strcmp(key, "replace")) {
+		char *sp = strchr(leg, ' ');
+
+		if (!sp) {
+			snprintf(reply, len, "replace needs a leg and a path");
+			return -EINVAL;
+		}
+		*sp = 0;
+		path = sp + 1;
+	}
+	i = child_index(n, leg);
+	if (i < 0) {
+		snprintf(reply, len, "%s is not a leg of %s", leg, n->name);
+		return -ENOENT;
+	}
+	return path ? mirror_replace_leg(n, m, i, path, reply, len) :
+		      mirror_fail_leg(n, m, i, reply, len);
 }
 
 const struct uc_layer_ops mirror_layer_ops = {
@@ -1266,6 +1715,9 @@ const struct uc_layer_ops mirror_layer_ops = {
 	.deactivate = mirror_deactivate,
 	.poll = mirror_poll,
 	.status = mirror_status,
+	.health = mirror_health,
+	.json = mirror_json,
+	.ctl = mirror_ctl,
 	.examine = mirror_examine,
 	.zero_copy = true,
 };

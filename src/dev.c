@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "admin.h"
 #include "dev.h"
 #include "log.h"
 
@@ -418,6 +419,7 @@ int uc_dev_serve(struct uc_graph *g, const struct uc_serve_opts *opts)
 	struct uc_dev dev = { .g = g, .char_fd = -1, .ctrl.fd = -1,
 			      .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
 	enum stop_kind stop = STOP_FAILED;
+	struct uc_admin admin = { .fd = -1 };
 	bool added = false, live = false;
 	char path[64];
 	sigset_t sigs;
@@ -452,8 +454,14 @@ int uc_dev_serve(struct uc_graph *g, const struct uc_serve_opts *opts)
 		dprintf(opts->ready_fd, "%s\n", path);
 		close(opts->ready_fd);
 	}
+	if ((ret = uc_admin_start(&admin, g, dev.info.dev_id, dev.zero_copy)))
+		uc_warn("admin socket " UC_RUN_DIR "/%u.sock: %s (status/fail/replace unavailable)",
+			dev.info.dev_id, strerror(-ret));
+	ret = 0;
 	stop = wait_for_stop(&dev, &sigs);
 out:
+	/* admin commands act on running queues: no new ones from here */
+	uc_admin_stop(&admin);
 	if (live && stop == STOP_HANDOVER) {
 		dev_handover(&dev);
 	} else if (live || (opts->recover_id < 0 && added)) {

@@ -253,6 +253,9 @@ int uc_graph_load(struct uc_graph *g, const char *path)
 	int ret;
 
 	memset(g, 0, sizeof(*g));
+	pthread_mutex_init(&g->queues_lock, NULL);
+	for (unsigned int i = 0; i <= UC_MAX_QUEUES; i++)
+		g->kick_fd[i] = -1;
 	config_init(&g->cfg);
 	g->dev = (struct uc_dev_conf){ .queues = 1, .depth = 128, .max_io = 512 << 10,
 				       .block_size = 512, .id = -1, .zero_copy = true };

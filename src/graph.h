@@ -3,8 +3,14 @@
 #ifndef UC_GRAPH_H
 #define UC_GRAPH_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include "layer.h"
+
+/* uc_graph_sync_io()'s queue id: layers size per-queue state UC_MAX_QUEUES + 1 */
+#define UC_MAX_QUEUES		64
+#define UC_SYNC_QUEUE_ID	UC_MAX_QUEUES
 
 enum uc_recovery {
 	UC_RECOVERY_REISSUE,	/* I/O waits for a new server; held requests are re-issued */
@@ -40,6 +46,15 @@ struct uc_graph {
 	unsigned int nr_internal;	/* internal tags per queue (layers' own I/O) */
 	uint32_t internal_buf;	/* bytes of an internal tag's buffer beyond max_io */
 	struct uc_queue *sync_q;	/* uc_graph_sync_io()'s queue while activating */
+	/*
+	 * Queues serving the graph, for other threads (admin): a kick wakes a
+	 * queue's ring (its layers' poll runs); files_gen tells queues to
+	 * re-register the leaves' fds after a leaf was swapped.
+	 */
+	pthread_mutex_t queues_lock;
+	int kick_fd[UC_MAX_QUEUES + 1];	/* -1: no queue with that id */
+	_Atomic uint64_t files_gen;
+	_Atomic uint64_t files_seen[UC_MAX_QUEUES + 1];
 	uint64_t size;		/* device bytes: root size rounded to block_size */
 	bool opened;
 	bool zero_copy;		/* every layer can run on the kernel's pages (and the config allows it) */
@@ -69,6 +84,13 @@ struct uc_node *uc_graph_find(const struct uc_graph *g, const char *name);
  */
 int uc_graph_sync_io(struct uc_graph *g, struct uc_node *n, int op, uint64_t off, void *buf,
 		     uint64_t len);
+/* Wake every queue: their layers' poll() runs soon. Any thread. */
+void uc_graph_kick(struct uc_graph *g);
+/*
+ * After a leaf's fd changed: make every queue re-register the leaves and
+ * wait (up to timeout_ms) until they have. Returns 0 or -ETIMEDOUT.
+ */
+int uc_graph_files_changed(struct uc_graph *g, int timeout_ms);
 /* Drop the private ring uc_graph_sync_io() set up. */
 void uc_graph_sync_done(struct uc_graph *g);
 /* Register a leaf node (called by leaf layers' parse). */

@@ -3,7 +3,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #include "io.h"
 #include "log.h"
 #include "udata.h"
@@ -285,6 +287,45 @@ void uc_queue_member_cqe(struct uc_queue *q, const struct io_uring_cqe *cqe)
 	uc_sub_put(q, s);	/* this CQE's reference */
 }
 
+static struct io_uring_sqe *get_sqe(struct uc_queue *q)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&q->ring);
+
+	if (!sqe) {
+		io_uring_submit(&q->ring);
+		sqe = io_uring_get_sqe(&q->ring);
+	}
+	return sqe;
+}
+
+/* A read of the kick eventfd stays queued until another thread writes it. */
+static void arm_kick(struct uc_queue *q)
+{
+	struct io_uring_sqe *sqe;
+
+	if (q->kick_fd < 0 || !(sqe = get_sqe(q)))
+		return;
+	io_uring_prep_read(sqe, q->kick_fd, &q->kick_buf, sizeof(q->kick_buf), 0);
+	io_uring_sqe_set_data64(sqe, UC_UDATA_KICK);
+}
+
+/* Another thread swapped a leaf's fd: register the current ones. */
+static void files_update(struct uc_queue *q)
+{
+	struct uc_graph *g = q->g;
+	uint64_t gen = atomic_load(&g->files_gen);
+	int fds[g->nr_leaves ? g->nr_leaves : 1];
+
+	if (gen == q->files_gen)
+		return;
+	for (unsigned int i = 0; i < g->nr_leaves; i++)
+		fds[i] = g->leaves[i]->fd;
+	if (io_uring_register_files_update(&q->ring, 0, fds, g->nr_leaves) < 0)
+		uc_err("queue %u: cannot register the new files", q->id);
+	q->files_gen = gen;
+	atomic_store(&g->files_seen[q->id], gen);
+}
+
 bool uc_queue_cqe(struct uc_queue *q, const struct io_uring_cqe *cqe)
 {
 	if (uc_udata_is_member(cqe->user_data)) {
@@ -295,6 +336,10 @@ bool uc_queue_cqe(struct uc_queue *q, const struct io_uring_cqe *cqe)
 		q->timer_armed = false;
 		return true;
 	}
+	if (cqe->user_data == UC_UDATA_KICK) {
+		arm_kick(q);
+		return true;
+	}
 	return false;
 }
 
@@ -302,6 +347,8 @@ void uc_queue_poll(struct uc_queue *q)
 {
 	bool again = false;
 
+	if (q->files_gen != atomic_load(&q->g->files_gen))
+		files_update(q);
 	for (unsigned int i = 0; i < q->nr_pollers; i++)
 		again |= q->pollers[i]->ops->poll(q->pollers[i], q);
 	if (again && !q->timer_armed) {
@@ -363,6 +410,7 @@ int uc_queue_init(struct uc_queue *q, struct uc_graph *g, unsigned int id, unsig
 	int ret, *fds;
 
 	memset(q, 0, sizeof(*q));
+	q->kick_fd = -1;
 	ibuf = (ibuf + 4095) & ~(size_t)4095;
 	q->g = g;
 	q->id = id;
@@ -400,6 +448,9 @@ int uc_queue_init(struct uc_queue *q, struct uc_graph *g, unsigned int id, unsig
 	for (unsigned int i = 0; i < g->nr_nodes; i++)
 		if (g->nodes[i]->ops->poll)
 			q->pollers[q->nr_pollers++] = g->nodes[i];
+	/* registered below with the fds of this generation */
+	q->files_gen = atomic_load(&g->files_gen);
+	atomic_store(&g->files_seen[id], q->files_gen);
 	for (unsigned int i = 0; i < g->nr_leaves; i++)
 		fds[i] = g->leaves[i]->fd;
 	ret = g->nr_leaves ? io_uring_register_files(&q->ring, fds, g->nr_leaves) : 0;
@@ -408,11 +459,59 @@ int uc_queue_init(struct uc_queue *q, struct uc_graph *g, unsigned int id, unsig
 		uc_queue_exit(q);
 		return ret;
 	}
+	q->kick_fd = eventfd(0, EFD_CLOEXEC);
+	if (q->kick_fd < 0) {
+		ret = -errno;
+		uc_queue_exit(q);
+		return ret;
+	}
+	arm_kick(q);
+	pthread_mutex_lock(&g->queues_lock);
+	g->kick_fd[id] = q->kick_fd;
+	pthread_mutex_unlock(&g->queues_lock);
 	return 0;
+}
+
+void uc_graph_kick(struct uc_graph *g)
+{
+	pthread_mutex_lock(&g->queues_lock);
+	for (unsigned int i = 0; i <= UC_MAX_QUEUES; i++)
+		if (g->kick_fd[i] >= 0)
+			eventfd_write(g->kick_fd[i], 1);
+	pthread_mutex_unlock(&g->queues_lock);
+}
+
+int uc_graph_files_changed(struct uc_graph *g, int timeout_ms)
+{
+	uint64_t gen = atomic_fetch_add(&g->files_gen, 1) + 1;
+
+	for (int waited = 0;; waited += 5) {
+		bool all = true;
+
+		uc_graph_kick(g);
+		pthread_mutex_lock(&g->queues_lock);
+		for (unsigned int i = 0; i <= UC_MAX_QUEUES; i++)
+			if (g->kick_fd[i] >= 0 && atomic_load(&g->files_seen[i]) < gen)
+				all = false;
+		pthread_mutex_unlock(&g->queues_lock);
+		if (all)
+			return 0;
+		if (waited >= timeout_ms)
+			return -ETIMEDOUT;
+		usleep(5000);
+	}
 }
 
 void uc_queue_exit(struct uc_queue *q)
 {
+	if (q->g && q->kick_fd >= 0) {
+		pthread_mutex_lock(&q->g->queues_lock);
+		if (q->g->kick_fd[q->id] == q->kick_fd)
+			q->g->kick_fd[q->id] = -1;
+		pthread_mutex_unlock(&q->g->queues_lock);
+		close(q->kick_fd);
+	}
+	q->kick_fd = -1;
 	if (q->ring.ring_fd > 0)
 		io_uring_queue_exit(&q->ring);
 	q->ring.ring_fd = -1;
@@ -470,6 +569,7 @@ int uc_graph_sync_io(struct uc_graph *g, struct uc_node *n, int op, uint64_t off
 			struct io_uring_cqe *cqe;
 			unsigned int head, nr = 0;
 
+			uc_queue_poll(q);	/* the request may have parked (a nested mirror) */
 			ret = uc_queue_enter(q);
 			if (ret < 0 && ret != -EINTR && ret != -EAGAIN)
 				return ret;

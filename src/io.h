@@ -16,10 +16,6 @@
 #define UC_IORING_OP_READV_FIXED	60
 #define UC_IORING_OP_WRITEV_FIXED	61
 
-/* uc_graph_sync_io()'s queue id: layers size per-queue state UC_MAX_QUEUES + 1 */
-#define UC_MAX_QUEUES		64
-#define UC_SYNC_QUEUE_ID	UC_MAX_QUEUES
-
 struct uc_io {			/* one per tag, preallocated */
 	struct uc_sub *subs;	/* arena: graph->nr_subs slots */
 	struct iovec *iovs;	/* arena: graph->nr_iovs entries */
@@ -60,6 +56,9 @@ struct uc_queue {
 	bool zero_copy;		/* data stays in the kernel's request pages (buffer index = tag) */
 	bool stopping;		/* the owner is draining: layers start no new background work */
 	bool timer_armed;
+	int kick_fd;		/* eventfd other threads write to wake the ring (uc_graph_kick) */
+	uint64_t kick_buf;
+	uint64_t files_gen;	/* graph->files_gen the registered files match */
 	struct __kernel_timespec tick;
 	struct uc_node **pollers;	/* nodes with a poll() op */
 	unsigned int nr_pollers;
@@ -87,7 +86,10 @@ void uc_queue_member_cqe(struct uc_queue *q, const struct io_uring_cqe *cqe);
  * CQEs that belong to the owner (ublk commands, its own events).
  */
 bool uc_queue_cqe(struct uc_queue *q, const struct io_uring_cqe *cqe);
-/* Once per loop turn, after reaping: layers' poll(); arms the timer they ask for. */
+/*
+ * Once per loop turn, after reaping and starting requests, before waiting:
+ * layers' poll(); arms the timer they ask for.
+ */
 void uc_queue_poll(struct uc_queue *q);
 /* Submit what is queued and wait for at least one CQE. Returns io_uring_submit_and_wait's. */
 static inline int uc_queue_enter(struct uc_queue *q)

@@ -157,6 +157,10 @@ struct uc_layer_ops {
 	 * holds none of it, or another -errno.
 	 */
 	int (*examine)(const char *path, FILE *out);
+	/* Optional: health for `status` (enum uc_health). */
+	int (*health)(const struct uc_node *n);
+	/* Optional: extra JSON members for `status --json` ("\"k\": v, ..."; no braces). */
+	int (*json)(const struct uc_node *n, char *buf, size_t len);
 	/* One line of health/config for `check` and `status`. */
 	int (*status)(const struct uc_node *n, char *buf, size_t len);
 	/*
@@ -169,6 +173,8 @@ struct uc_layer_ops {
 };
 
 #define UC_RESUBMITTED	1
+
+enum uc_health { UC_HEALTH_CLEAN, UC_HEALTH_RESYNCING, UC_HEALTH_DEGRADED, UC_HEALTH_FAILED };
 
 /* Registered layers (src/layers.c). Returns NULL if no layer has that name. */
 const struct uc_layer_ops *uc_layer_find(const char *name);

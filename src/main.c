@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "admin.h"
 #include "dev.h"
 #include "graph.h"
 #include "log.h"
@@ -20,6 +21,11 @@ static void usage(FILE *out)
 "       ublk-compose recover ID         the same, with the config ID was started with\n"
 "       ublk-compose upgrade ID         hand device ID over to this binary without I/O errors\n"
 "       ublk-compose examine PATH...    print the metadata on a mirror leg (like mdadm --examine)\n"
+"       ublk-compose status [ID...] [--json] [--watch]  layer tree, health, resync progress\n"
+"       ublk-compose fail ID NODE       mark a mirror leg faulty\n"
+"       ublk-compose replace ID NODE PATH  swap a mirror leg for a new file, rebuilt online\n"
+"       ublk-compose scrub ID [--repair] [--json]  compare every mirror copy, report (fix) mismatches\n"
+"       ublk-compose ctl ID NODE KEY [VALUE]  change a layer setting at runtime (e.g. fault errors)\n"
 "       ublk-compose --help | --version\n"
 "Layers:\n");
 	for (unsigned int i = 0; uc_layer_at(i); i++)
@@ -75,6 +81,11 @@ int main(int argc, char **argv)
 		argv++;
 		argc--;
 	}
+	if (!strcmp(cmd, "status"))
+		return uc_cmd_status(argc, argv);
+	if (!strcmp(cmd, "fail") || !strcmp(cmd, "replace") || !strcmp(cmd, "ctl") ||
+	    !strcmp(cmd, "scrub"))
+		return uc_cmd_admin(cmd, argc, argv);
 	if (!strcmp(cmd, "examine"))
 		return cmd_examine(argc, argv);
 	if (!strcmp(cmd, "list"))

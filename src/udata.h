@@ -16,6 +16,7 @@
 #define UC_UDATA_MEMBER	(1ULL << 63)
 #define UC_UDATA_EVENT	(1ULL << 62)
 #define UC_UDATA_TIMER	(UC_UDATA_EVENT | 1)	/* the engine's poll timer */
+#define UC_UDATA_KICK	(UC_UDATA_EVENT | 2)	/* another thread woke the queue */
 
 static inline uint64_t uc_udata_member(unsigned int tag, unsigned int sub)
 {

@@ -8,6 +8,7 @@
  * order. A test-only leaf ("flaky") fails writes or reads on command.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -169,6 +170,8 @@ static int turn(struct harness *h)
 	struct io_uring_cqe *cqe;
 	unsigned int head, n = 0;
 
+	/* requests started since the last turn may have parked: poll before waiting */
+	uc_queue_poll(&h->q);
 	if (uc_queue_enter(&h->q) < 0)
 		return -1;
 	io_uring_for_each_cqe(&h->q.ring, head, cqe) {
@@ -179,6 +182,21 @@ static int turn(struct harness *h)
 	io_uring_cq_advance(&h->q.ring, n);
 	uc_queue_poll(&h->q);
 	return 0;
+}
+
+/* A loop turn that does not wait: reap what is there, poll. */
+static void turn_nowait(struct harness *h)
+{
+	struct io_uring_cqe *cqe;
+	unsigned int head, n = 0;
+
+	io_uring_submit(&h->q.ring);
+	io_uring_for_each_cqe(&h->q.ring, head, cqe) {
+		uc_queue_cqe(&h->q, cqe);
+		n++;
+	}
+	io_uring_cq_advance(&h->q.ring, n);
+	uc_queue_poll(&h->q);
 }
 
 static int reap(struct harness *h, unsigned int left)
@@ -592,6 +610,155 @@ static int test_raid10(void)
 	return T_PASS;
 }
 
+/* ---- admin commands (ctl) on another thread while the queue runs ---- */
+
+struct ctl_call {
+	struct uc_node *n;
+	const char *key, *value;
+	char reply[65536];
+	int ret;
+	volatile bool done;
+};
+
+static void *ctl_thread(void *arg)
+{
+	struct ctl_call *c = arg;
+
+	c->ret = c->n->ops->ctl(c->n, c->key, c->value, c->reply, sizeof(c->reply));
+	c->done = true;
+	return NULL;
+}
+
+/* Run ctl as the admin thread would, driving the queue meanwhile. */
+static int ctl(struct harness *h, const char *node, const char *key, const char *value,
+	       struct ctl_call *c)
+{
+	pthread_t t;
+	time_t end = time(NULL) + 120;
+
+	memset(c, 0, sizeof(*c));
+	c->n = uc_graph_find(&h->g, node);
+	c->key = key;
+	c->value = value;
+	if (!c->n || pthread_create(&t, NULL, ctl_thread, c))
+		return -1;
+	while (!c->done && time(NULL) < end) {
+		uc_queue_poll(&h->q);
+		if (!uc_queue_idle(&h->q))
+			turn(h);
+		else
+			usleep(1000);	/* the kick eventfd read is not counted as busy */
+		if (!uc_queue_idle(&h->q) || h->q.kick_fd >= 0)
+			turn_nowait(h);
+	}
+	pthread_join(t, NULL);
+	printf("  ctl %s %s %s -> %d: %s\n", node, key, value ? value : "", c->ret, c->reply);
+	return 0;
+}
+
+static int test_scrub(void)
+{
+	struct harness h;
+	struct ctl_call c;
+	struct mirror_sb sb;
+	uint8_t junk[4096];
+	int fd;
+
+	wipe();
+	CHECK(!harness_open(&h, conf("m3.conf",
+		"device = { max_io = \"256K\"; };\n"
+		"volume = { type = \"mirror\"; name = \"m\"; bitmap_chunk = \"1M\";\n"
+		"  children = ( { type = \"flaky\"; id = 0; path = \"leg0.img\"; size = \"16M\"; },\n"
+		"               { type = \"flaky\"; id = 1; path = \"leg1.img\"; size = \"16M\"; },\n"
+		"               { type = \"flaky\"; id = 2; path = \"leg2.img\"; size = \"16M\"; } ); };\n")),
+	      "open");
+	CHECK(!mix(&h, 800, 0, h.g.size), "mix");
+	CHECK(!ctl(&h, "m", "scrub", "text", &c) && c.ret == 0, "scrub of a clean mirror: %d", c.ret);
+	/* corrupt 4 KiB of leg 1 behind the mirror's back: the other two outvote it */
+	CHECK(!read_sb(1, &sb), "sb");
+	memset(junk, 0xa5, sizeof(junk));
+	fd = open(leg(1), O_WRONLY);
+	CHECK(pwrite(fd, junk, 4096, sb.data_offset + 5 * 4096 + (3 << 20)) == 4096, "corrupt");
+	close(fd);
+	CHECK(!ctl(&h, "m", "scrub", "json", &c) && c.ret == 1, "scrub found nothing: %d", c.ret);
+	CHECK(strstr(c.reply, "\"mismatches\": [{\"offset\": 3166208, \"length\": 4096, \"good\": 0, \"legs\": [1]}]"),
+	      "report: %s", c.reply);
+	CHECK(!ctl(&h, "m", "scrub-repair", "text", &c) && c.ret == 1, "repair: %d", c.ret);
+	CHECK(strstr(c.reply, "mismatch offset 3166208 length 4096: leg 1"), "text report: %s", c.reply);
+	CHECK(!ctl(&h, "m", "scrub", "text", &c) && c.ret == 0, "still differs after repair: %s", c.reply);
+	CHECK(!verify(&h), "verify");
+	harness_close(&h, true);
+	CHECK(legs_equal(0, 1, sb.data_size) == 0, "legs differ");
+	return T_PASS;
+}
+
+static int test_fail_and_replace(void)
+{
+	struct harness h;
+	struct ctl_call c;
+	char path[600];
+	uint64_t size;
+
+	wipe();
+	CHECK(!harness_open(&h, conf("m2.conf", MIRROR2)), "open");
+	size = h.g.size;
+	CHECK(!mix(&h, 800, 0, size), "mix");
+	/* bad input changes nothing */
+	CHECK(!ctl(&h, "m", "fail", "nosuchleg", &c) && c.ret == -ENOENT, "unknown leg: %d", c.ret);
+	snprintf(path, sizeof(path), "m.children[1] %s", leg(0));
+	CHECK(!ctl(&h, "m", "replace", path, &c) && c.ret != 0, "replace with a leg in use");
+	CHECK(!strncmp(status_of(&h, "m"), "clean", 5), "bad input changed the state: %s",
+	      status_of(&h, "m"));
+	/* fail leg 0: reads come from leg 1 */
+	CHECK(!ctl(&h, "m", "fail", "m.children[0]", &c) && c.ret == 0, "fail");
+	CHECK(!strncmp(status_of(&h, "m"), "degraded", 8), "%s", status_of(&h, "m"));
+	CHECK(!ctl(&h, "m", "fail", "m.children[1]", &c) && c.ret == -EBUSY, "failed the last leg");
+	CHECK(!mix(&h, 400, 0, size), "degraded mix");
+	CHECK(!verify(&h), "verify degraded");
+	harness_close(&h, true);
+	return T_PASS;
+}
+
+static int test_replace(void)
+{
+	struct harness h;
+	struct ctl_call c;
+	char arg[600];
+	uint64_t size;
+
+	wipe();
+	CHECK(!harness_open(&h, conf("m2f.conf",
+		"device = { max_io = \"256K\"; };\n"
+		"volume = { type = \"mirror\"; name = \"m\"; bitmap_chunk = \"1M\";\n"
+		"  children = ( { type = \"file\"; name = \"a\"; path = \"leg0.img\"; size = \"16M\"; },\n"
+		"               { type = \"file\"; name = \"b\"; path = \"leg1.img\"; size = \"16M\"; } ); };\n")),
+	      "open");
+	size = h.g.size;
+	CHECK(!mix(&h, 800, 0, size), "mix");
+	/* a file too small, a file in use: refused, nothing changes */
+	snprintf(arg, sizeof(arg), "%s/small.img", t_tmpdir());
+	{
+		int fd = open(arg, O_CREAT | O_WRONLY, 0600);
+
+		CHECK(fd >= 0 && !ftruncate(fd, 1 << 20), "small file");
+		close(fd);
+	}
+	snprintf(arg, sizeof(arg), "b %s/small.img", t_tmpdir());
+	CHECK(!ctl(&h, "m", "replace", arg, &c) && c.ret == -ENOSPC, "too small accepted: %d", c.ret);
+	snprintf(arg, sizeof(arg), "b %s", leg(0));
+	CHECK(!ctl(&h, "m", "replace", arg, &c) && c.ret == -EBUSY, "leg in use accepted: %d", c.ret);
+	CHECK(!strncmp(status_of(&h, "m"), "clean", 5), "refusals changed state: %s", status_of(&h, "m"));
+	/* replace b with a new file while writes go on: rebuilt online */
+	snprintf(arg, sizeof(arg), "b %s", leg(2));
+	CHECK(!ctl(&h, "m", "replace", arg, &c) && c.ret == 0, "replace: %d", c.ret);
+	CHECK(!mix(&h, 400, 0, size), "mix during rebuild");
+	CHECK(!wait_status(&h, "m", "clean", 60), "rebuild did not finish");
+	CHECK(!verify(&h), "verify");
+	harness_close(&h, true);
+	CHECK(legs_equal(0, 2, size) == 0, "new leg differs");
+	return T_PASS;
+}
+
 int main(void)
 {
 	static const struct t_case cases[] = {
@@ -602,6 +769,9 @@ int main(void)
 		{ "read_errors_repaired", test_read_errors_repaired },
 		{ "assembly", test_assembly },
 		{ "raid10", test_raid10 },
+		{ "scrub", test_scrub },
+		{ "fail_and_replace", test_fail_and_replace },
+		{ "replace", test_replace },
 	};
 
 	uc_layer_add(&flaky_ops);
