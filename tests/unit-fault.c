@@ -1,0 +1,1055 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The fault layer: config validation, injected errors (op, range, after),
+ * the delay timer, runtime ctl, and data correctness through it, alone and
+ * nested in stripes. Driven like unit-engine.c: synthetic requests on a real
+ * io_uring over temp files, against an in-memory model of the volume.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "graph.h"
+#include "io.h"
+#include "testlib.h"
+
+#define DEPTH	16
+#define K	1024ULL
+#define M	(1024 * K)
+
+/* ---- config checks (as in unit-conf.c) ---- */
+
+static const char *case_dir(const char *name)
+{
+	static char dir[PATH_MAX];
+	static int seq;
+
+	snprintf(dir, sizeof(dir), "%s/%02d-%s", t_tmpdir(), seq++, name);
+	if (mkdir(dir, 0755)) {
+		perror(dir);
+		exit(T_FAIL);
+	}
+	return dir;
+}
+
+static void list_tree(const char *dir, char *out, size_t len)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		size_t l = strlen(out);
+
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			snprintf(out + l, len - l, "%s\n", e->d_name);
+	}
+	closedir(d);
+}
+
+/* uc_graph_load() with fd 2 going to a file; its text lands in err */
+static int load_capture(struct uc_graph *g, const char *path, char *err, size_t len)
+{
+	char tmpl[PATH_MAX];
+	int fd, saved, ret;
+	ssize_t n;
+
+	snprintf(tmpl, sizeof(tmpl), "%s/stderr-XXXXXX", t_tmpdir());
+	fd = mkstemp(tmpl);
+	if (fd < 0) {
+		perror("mkstemp");
+		exit(T_FAIL);
+	}
+	unlink(tmpl);
+	fflush(stderr);
+	saved = dup(2);
+	dup2(fd, 2);
+	ret = uc_graph_load(g, path);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	n = pread(fd, err, len - 1, 0);
+	err[n > 0 ? n : 0] = 0;
+	close(fd);
+	return ret;
+}
+
+static int count_lines(const char *s)
+{
+	int n = 0;
+
+	for (; *s; s++)
+		n += *s == '\n';
+	return n;
+}
+
+/* the 1-based line of text holding "#<" */
+static int marked_line(const char *text)
+{
+	const char *m = strstr(text, "#<");
+	int line = 1;
+
+	if (!m)
+		return -1;
+	for (; text < m; text++)
+		line += *text == '\n';
+	return line;
+}
+
+/* -EINVAL, one "FILE:LINE: ...needle..." line at the #< line, nothing created */
+static int expect_bad(const char *name, const char *text, const char *needle)
+{
+	char before[4096] = "", after[4096] = "", err[4096], want[PATH_MAX + 32];
+	const char *dir = case_dir(name), *conf;
+	struct uc_graph g;
+	int ret, line = marked_line(text);
+
+	conf = t_write_file(dir, "bad.conf", text);
+	list_tree(dir, before, sizeof(before));
+	ret = load_capture(&g, conf, err, sizeof(err));
+	uc_graph_free(&g);
+	list_tree(dir, after, sizeof(after));
+
+	CHECK(line > 0, "%s: no #< marker in the config", name);
+	CHECK(ret == -EINVAL, "%s: uc_graph_load returned %d, want -EINVAL; stderr: %s", name, ret, err);
+	CHECK(count_lines(err) == 1 && err[strlen(err) - 1] == '\n',
+	      "%s: want exactly one line on stderr, got:\n%s", name, err);
+	snprintf(want, sizeof(want), "%s:%d: ", conf, line);
+	CHECK(!strncmp(err, want, strlen(want)), "%s: want \"%s...\", got: %s", name, want, err);
+	CHECK(strstr(err, needle), "%s: message lacks \"%s\": %s", name, needle, err);
+	CHECK(!strcmp(before, after), "%s: load changed the directory:\nbefore:\n%safter:\n%s",
+	      name, before, after);
+	return T_PASS;
+}
+
+#define FAULT(extra) \
+	"device = { max_io = \"64K\"; };\n" \
+	"volume = {\n" \
+	"  type = \"fault\";\n" \
+	extra \
+	"  children = ( { type = \"file\"; path = \"a.img\"; size = \"4M\"; } );\n" \
+	"};\n"
+
+static int test_config_errors(void)
+{
+	static const struct { const char *name, *needle, *text; } cases[] = {
+		{ "errors_value", "errors must be \"none\", \"read\", \"write\" or \"all\"",
+		  FAULT("  errors = \"sometimes\"; #<\n") },
+		{ "errors_case", "'Read'", FAULT("  errors = \"Read\"; #<\n") },
+		{ "errors_type", "errors must be a string", FAULT("  errors = 1; #<\n") },
+		{ "range_no_plus", "bad range '1M'", FAULT("  ranges = ( \"1M\" ); #<\n") },
+		{ "range_bad_size", "bad range '0+1Q'", FAULT("  ranges = ( \"0+1Q\" ); #<\n") },
+		{ "range_bad_offset", "bad range", FAULT("  ranges = ( \"x+1M\" ); #<\n") },
+		{ "range_empty", "range '1M+0' is empty", FAULT("  ranges = ( \"1M+0\" ); #<\n") },
+		{ "range_beyond", "range '3M+2M' ends beyond the child's 4M",
+		  FAULT("  ranges = ( \"0+1M\", \"3M+2M\" ); #<\n") },
+		{ "range_offset_beyond", "beyond", FAULT("  ranges = ( \"5M+4K\" ); #<\n") },
+		{ "range_overflow", "beyond",
+		  FAULT("  ranges = ( \"1+18446744073709551615\" ); #<\n") },
+		{ "range_multiline", "bad range '64K-4K'",
+		  FAULT("  ranges = ( #<\n    \"0+4K\",\n    \"64K-4K\"\n  );\n") },
+		{ "ranges_empty_list", "ranges is empty", FAULT("  ranges = ( ); #<\n") },
+		{ "ranges_too_many", "at most 16 ranges",
+		  FAULT("  ranges = ( \"0+1\", \"1+1\", \"2+1\", \"3+1\", \"4+1\", \"5+1\", \"6+1\", #<\n"
+			"    \"7+1\", \"8+1\", \"9+1\", \"10+1\", \"11+1\", \"12+1\", \"13+1\", \"14+1\",\n"
+			"    \"15+1\", \"16+1\" );\n") },
+		{ "range_not_string", "strings", FAULT("  ranges = ( 4096 ); #<\n") },
+		{ "ranges_int", "ranges must be a list", FAULT("  ranges = 5; #<\n") },
+		{ "ranges_string_beyond", "range '9M+1K' ends beyond",
+		  FAULT("  ranges = \"0+1M,9M+1K\"; #<\n") },
+		{ "ranges_string_too_many", "at most 16",
+		  FAULT("  ranges = \"0+1,1+1,2+1,3+1,4+1,5+1,6+1,7+1,8+1,9+1,10+1,11+1,12+1,13+1,14+1,15+1,16+1\"; #<\n") },
+		{ "after_negative", "after must be 0 or more", FAULT("  after = -1; #<\n") },
+		{ "after_string", "after must be an integer", FAULT("  after = \"10\"; #<\n") },
+		{ "delay_11s", "delay '11s' is over 10s", FAULT("  delay = \"11s\"; #<\n") },
+		{ "delay_10001ms", "over 10s", FAULT("  delay = \"10001ms\"; #<\n") },
+		{ "delay_huge", "over 10s", FAULT("  delay = \"99999999999999999us\"; #<\n") },
+		{ "delay_overflow", "bad delay", FAULT("  delay = \"99999999999999999999999s\"; #<\n") },
+		{ "delay_no_unit", "bad delay '5'", FAULT("  delay = \"5\"; #<\n") },
+		{ "delay_space", "bad delay", FAULT("  delay = \"5 ms\"; #<\n") },
+		{ "delay_unit", "bad delay", FAULT("  delay = \"5min\"; #<\n") },
+		{ "delay_negative", "bad delay", FAULT("  delay = \"-1ms\"; #<\n") },
+		{ "delay_int", "delay must be a string", FAULT("  delay = 5; #<\n") },
+		{ "lose_unflushed", "fault: lose_unflushed is not implemented yet",
+		  FAULT("  lose_unflushed = true; #<\n") },
+		{ "lose_unflushed_type", "lose_unflushed must be true or false",
+		  FAULT("  lose_unflushed = \"yes\"; #<\n") },
+		{ "unknown_key", "unknown key 'eror'", FAULT("  eror = \"read\"; #<\n") },
+		{ "two_children", "fault: needs exactly one child, has 2",
+		  "volume = {\n"
+		  "  type = \"fault\";\n"
+		  "  children = ( #<\n"
+		  "    { type = \"file\"; path = \"a.img\"; size = \"1M\"; },\n"
+		  "    { type = \"file\"; path = \"b.img\"; size = \"1M\"; }\n"
+		  "  );\n"
+		  "};\n" },
+		{ "no_children", "children",
+		  "volume = { #<\n"
+		  "  type = \"fault\";\n"
+		  "  errors = \"read\";\n"
+		  "};\n" },
+		{ "zero_children", "children",
+		  "volume = {\n"
+		  "  type = \"fault\";\n"
+		  "  children = ( ); #<\n"
+		  "};\n" },
+		{ "bad_child", "unknown key 'sizes'",
+		  "volume = {\n"
+		  "  type = \"fault\";\n"
+		  "  children = (\n"
+		  "    { type = \"file\"; path = \"a.img\"; sizes = \"1M\"; } #<\n"
+		  "  );\n"
+		  "};\n" },
+		{ "nested_in_stripe", "errors must be",
+		  "volume = {\n"
+		  "  type = \"stripe\";\n"
+		  "  children = (\n"
+		  "    { type = \"file\"; path = \"a.img\"; size = \"1M\"; },\n"
+		  "    { type = \"fault\";\n"
+		  "      errors = \"often\"; #<\n"
+		  "      children = ( { type = \"file\"; path = \"b.img\"; size = \"1M\"; } ); }\n"
+		  "  );\n"
+		  "};\n" },
+	};
+	int fails = 0;
+
+	for (unsigned int i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		fails += expect_bad(cases[i].name, cases[i].text, cases[i].needle) != T_PASS;
+	return fails ? T_FAIL : T_PASS;
+}
+
+static int load_good(struct uc_graph *g, const char *name, const char *text)
+{
+	char err[4096];
+	const char *conf = t_write_file(case_dir(name), "good.conf", text);
+	int ret = load_capture(g, conf, err, sizeof(err));
+
+	CHECK(!ret && !err[0], "%s: uc_graph_load = %d: %s", name, ret, err);
+	return T_PASS;
+}
+
+/* Good configs: the child's geometry, settings as status shows them. */
+static int test_config_good(void)
+{
+	static const struct { const char *name, *text, *status; } cases[] = {
+		{ "defaults", FAULT(""),
+		  "errors=none ranges=all after=0 delay=0 injected=0 passed=0" },
+		{ "all_keys",
+		  FAULT("  errors = \"write\"; ranges = ( \"0+1M\", \"64K+4K\", \"4092K+4K\" );\n"
+			"  after = 3; delay = \"5ms\"; lose_unflushed = false;\n"),
+		  NULL },
+		{ "all_keys2",
+		  FAULT("  errors = \"write\"; ranges = ( \"0+1M\", \"65536+4096\", \" 1000 + 24 \" );\n"
+			"  after = 3; delay = \"5ms\";\n"),
+		  "errors=write ranges=0+1M,64K+4K,1000+24 after=3 delay=5ms injected=0 passed=0" },
+		{ "string_ranges",
+		  FAULT("  errors = \"all\"; ranges = \"1M+1M,4095+1\"; delay = \"10s\";\n"),
+		  "errors=all ranges=1M+1M,4095+1 after=0 delay=10s injected=0 passed=0" },
+		{ "ranges_all", FAULT("  errors = \"read\"; ranges = \"all\"; delay = \"200us\";\n"),
+		  "errors=read ranges=all after=0 delay=200us injected=0 passed=0" },
+		{ "sixteen_ranges",
+		  FAULT("  errors = \"read\"; ranges = \"0+1,1+1,2+1,3+1,4+1,5+1,6+1,7+1,8+1,9+1,10+1,11+1,12+1,13+1,14+1,4194303+1\";\n"),
+		  "errors=read ranges=0+1,1+1,2+1,3+1,4+1,5+1,6+1,7+1,8+1,9+1,10+1,11+1,12+1,13+1,14+1,4194303+1 after=0 delay=0 injected=0 passed=0" },
+		{ "delay_units", FAULT("  delay = \"1500us\";\n"),
+		  "errors=none ranges=all after=0 delay=1500us injected=0 passed=0" },
+		{ "delay_ns", FAULT("  delay = \"7ns\"; after = 12345678901L;\n"),
+		  "errors=none ranges=all after=12345678901 delay=7ns injected=0 passed=0" },
+		{ "whole_device", FAULT("  errors = \"read\"; ranges = ( \"0+4M\" ); delay = \"0ms\";\n"),
+		  "errors=read ranges=0+4M after=0 delay=0 injected=0 passed=0" },
+	};
+	struct uc_graph g;
+	char st[512];
+
+	for (unsigned int i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (load_good(&g, cases[i].name, cases[i].text))
+			return T_FAIL;
+		CHECK(g.root->size == 4 * M && g.size == 4 * M, "%s: size %llu", cases[i].name,
+		      (unsigned long long)g.root->size);
+		CHECK(g.root->can_discard == g.root->children[0]->can_discard, "%s: can_discard",
+		      cases[i].name);
+		CHECK(g.zero_copy, "%s: fault must keep zero copy", cases[i].name);
+		g.root->ops->status(g.root, st, sizeof(st));
+		CHECK(!cases[i].status || !strcmp(st, cases[i].status), "%s: status \"%s\", want \"%s\"",
+		      cases[i].name, st, cases[i].status);
+		uc_graph_free(&g);
+	}
+
+	/* hints and size come from the child, whatever it is */
+	if (load_good(&g, "over_stripe",
+		"volume = { type = \"fault\"; children = (\n"
+		"  { type = \"stripe\"; chunk = \"16K\"; children = (\n"
+		"    { type = \"file\"; path = \"a.img\"; size = \"1M\"; },\n"
+		"    { type = \"file\"; path = \"b.img\"; size = \"1M\"; } ); } ); };\n"))
+		return T_FAIL;
+	CHECK(g.root->size == 2 * M, "size %llu", (unsigned long long)g.root->size);
+	CHECK(g.root->io_min == 16 * K && g.root->io_opt == 32 * K, "io_min %u io_opt %u",
+	      g.root->io_min, g.root->io_opt);
+	CHECK(g.root->can_discard == g.root->children[0]->can_discard, "can_discard");
+	uc_graph_free(&g);
+	return T_PASS;
+}
+
+/* ---- harness (as in unit-engine.c) ---- */
+
+struct harness {
+	struct uc_graph g;
+	struct uc_queue q;
+	uint8_t *model;		/* what the volume must hold */
+	struct uc_req reqs[DEPTH];
+	int results[DEPTH];
+	bool done[DEPTH];
+	unsigned int inflight;
+	int failures;
+	bool lax;		/* one(): the caller checks results */
+	uint64_t nr_reqs;
+};
+
+static void on_commit(struct uc_queue *q, struct uc_io *io, int res)
+{
+	struct harness *h = q->owner;
+	const struct uc_req *r = &h->reqs[io->tag];
+	int want = (r->op == UC_OP_READ || r->op == UC_OP_WRITE) ? (int)r->len : 0;
+
+	h->results[io->tag] = res;
+	h->done[io->tag] = true;
+	h->inflight--;
+	if (h->lax)
+		return;
+	if (res != want) {
+		fprintf(stderr, "tag %u op %u off %llu len %llu: result %d, want %d\n", io->tag,
+			r->op, (unsigned long long)r->off, (unsigned long long)r->len, res, want);
+		h->failures++;
+		return;
+	}
+	if (r->op == UC_OP_READ && memcmp(io->buf, h->model + r->off, r->len)) {
+		fprintf(stderr, "tag %u: read %llu+%llu returned wrong data\n", io->tag,
+			(unsigned long long)r->off, (unsigned long long)r->len);
+		h->failures++;
+	}
+}
+
+static const char *conf(const char *name, const char *text)
+{
+	return t_write_file(t_tmpdir(), name, text);
+}
+
+static int harness_open(struct harness *h, const char *conf)
+{
+	memset(h, 0, sizeof(*h));
+	if (uc_graph_load(&h->g, conf) || uc_graph_open(&h->g))
+		return -1;
+	if (uc_queue_init(&h->q, &h->g, 0, DEPTH, 0, 0))
+		return -1;
+	h->q.owner = h;
+	h->q.commit = on_commit;
+	for (unsigned int t = 0; t < DEPTH; t++)
+		h->done[t] = true;
+	h->model = calloc(1, h->g.size);
+	return h->model ? 0 : -1;
+}
+
+static void harness_close(struct harness *h)
+{
+	uc_queue_exit(&h->q);
+	uc_graph_free(&h->g);
+	free(h->model);
+}
+
+/* One loop turn of a queue: submit, wait, CQEs, poll. Returns -1 on a stray CQE. */
+static int harness_turn(struct harness *h)
+{
+	struct io_uring_cqe *cqe;
+	unsigned int head, n = 0;
+	int ret = uc_queue_enter(&h->q);
+
+	if (ret < 0 && ret != -EINTR && ret != -EAGAIN)
+		return -1;
+	io_uring_for_each_cqe(&h->q.ring, head, cqe) {
+		if (!uc_queue_cqe(&h->q, cqe))
+			return -1;
+		n++;
+	}
+	io_uring_cq_advance(&h->q.ring, n);
+	uc_queue_poll(&h->q);
+	return 0;
+}
+
+/* Reap until at most `left` requests are in flight. */
+static int harness_reap(struct harness *h, unsigned int left)
+{
+	while (h->inflight > left)
+		if (harness_turn(h))
+			return -1;
+	return 0;
+}
+
+/* Everything done, and nothing left on the ring (timers included). */
+static int harness_drain(struct harness *h)
+{
+	if (harness_reap(h, 0))
+		return -1;
+	while (!uc_queue_idle(&h->q))
+		if (harness_turn(h))
+			return -1;
+	return 0;
+}
+
+static bool overlaps_inflight(struct harness *h, uint64_t off, uint64_t len)
+{
+	for (unsigned int t = 0; t < DEPTH; t++) {
+		const struct uc_req *r = &h->reqs[t];
+
+		if (!h->done[t] && r->op != UC_OP_FLUSH && off < r->off + r->len && r->off < off + len)
+			return true;
+	}
+	return false;
+}
+
+static int free_tag(struct harness *h)
+{
+	for (unsigned int t = 0; t < DEPTH; t++)
+		if (h->done[t])
+			return t;
+	return -1;
+}
+
+static void fill(uint8_t *buf, uint64_t len)
+{
+	for (uint64_t i = 0; i < len; i += 8) {
+		uint64_t v = t_rand();
+
+		memcpy(buf + i, &v, len - i < 8 ? len - i : 8);
+	}
+}
+
+/* Issue one request on a free tag, updating the model for writes. */
+static void issue(struct harness *h, uint8_t op, uint8_t flags, uint64_t off, uint64_t len)
+{
+	int t;
+
+	while ((t = free_tag(h)) < 0 || overlaps_inflight(h, off, len))
+		if (harness_reap(h, h->inflight - 1))
+			break;
+	if (t < 0)
+		t = free_tag(h);
+	h->reqs[t] = (struct uc_req){ .op = op, .flags = flags, .off = off, .len = len };
+	h->done[t] = false;
+	h->inflight++;
+	h->nr_reqs++;
+	if (op == UC_OP_WRITE) {
+		fill(h->q.ios[t].buf, len);
+		memcpy(h->model + off, h->q.ios[t].buf, len);
+	} else if (op == UC_OP_DISCARD || op == UC_OP_WRITE_ZEROES) {
+		memset(h->model + off, 0, len);
+	} else if (op == UC_OP_READ) {
+		memset(h->q.ios[t].buf, 0xa5, len);
+	}
+	uc_queue_start(&h->q, t, &h->reqs[t]);
+}
+
+/* A random mix of every op, then a full read-back. Returns failures. */
+static int run_mix(struct harness *h, unsigned int nr, bool discards)
+{
+	uint64_t max_io = h->g.dev.max_io, size = h->g.size;
+
+	h->lax = false;
+	for (unsigned int i = 0; i < nr; i++) {
+		unsigned int pick = t_rand() % 100;
+		uint64_t len = 512 * (1 + t_rand() % (max_io / 512)), off;
+
+		if (t_rand() % 4 == 0)
+			len = 512 * (1 + t_rand() % 16);
+		if (len > size)
+			len = size;
+		off = 512 * (t_rand() % ((size - len) / 512 + 1));
+		if (pick < 45)
+			issue(h, UC_OP_WRITE, t_rand() % 8 ? 0 : UC_F_FUA, off, len);
+		else if (pick < 90 || !discards)
+			issue(h, UC_OP_READ, 0, off, len);
+		else if (pick < 97)
+			issue(h, pick < 94 ? UC_OP_DISCARD : UC_OP_WRITE_ZEROES,
+			      t_rand() % 2 ? UC_F_NOUNMAP : 0, off & ~4095ULL,
+			      ((off + len + 4095) & ~4095ULL) > size ? size - (off & ~4095ULL) :
+			      ((off + len + 4095) & ~4095ULL) - (off & ~4095ULL));
+		else
+			issue(h, UC_OP_FLUSH, 0, 0, 0);
+	}
+	for (uint64_t off = 0; off < size; off += max_io)
+		issue(h, UC_OP_READ, 0, off, size - off < max_io ? size - off : max_io);
+	if (harness_drain(h))
+		h->failures++;
+	if (h->q.nr_busy || h->q.nr_member) {
+		fprintf(stderr, "engine not idle: %u busy, %u member I/Os\n", h->q.nr_busy,
+			h->q.nr_member);
+		h->failures++;
+	}
+	return h->failures;
+}
+
+#define BAD_DATA	(-1000)	/* one(): a read succeeded with the wrong bytes */
+
+/*
+ * One request alone on tag 0, drained. Returns the result (bytes, 0 or
+ * -errno) or BAD_DATA; the model follows successful writes only.
+ */
+static int one(struct harness *h, uint8_t op, uint64_t off, uint64_t len)
+{
+	uint8_t *buf = h->q.ios[0].buf;
+
+	h->lax = true;
+	h->reqs[0] = (struct uc_req){ .op = op, .off = off, .len = len };
+	h->done[0] = false;
+	h->inflight = 1;
+	if (op == UC_OP_WRITE)
+		fill(buf, len);
+	else if (op == UC_OP_READ)
+		memset(buf, 0xa5, len);
+	uc_queue_start(&h->q, 0, &h->reqs[0]);
+	if (harness_drain(h))
+		return -EPIPE;
+	if (h->results[0] < 0)
+		return h->results[0];
+	if (op == UC_OP_WRITE)
+		memcpy(h->model + off, buf, len);
+	else if (op == UC_OP_DISCARD || op == UC_OP_WRITE_ZEROES)
+		memset(h->model + off, 0, len);
+	else if (op == UC_OP_READ && memcmp(buf, h->model + off, len))
+		return BAD_DATA;
+	return h->results[0];
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static int ctl(struct uc_node *n, const char *key, const char *value, char *reply, size_t len)
+{
+	return n->ops->ctl(n, key, value, reply, len);
+}
+
+/* ctl that must work; the reply must be want (if given) */
+#define CTL_OK(n, key, value, want) do { \
+	const char *v_ = (value), *w_ = (want); char r_[256]; \
+	int ret_ = ctl(n, key, v_, r_, sizeof(r_)); \
+	CHECK(!ret_, "ctl %s %s = %d: %s", key, v_ ? v_ : "(get)", ret_, r_); \
+	CHECK(!w_ || !strcmp(r_, w_), "ctl %s: reply \"%s\", want \"%s\"", key, r_, w_); \
+	} while (0)
+
+static const char *status(struct uc_node *n)
+{
+	static char buf[512];
+
+	n->ops->status(n, buf, sizeof(buf));
+	return buf;
+}
+
+static const char *const op_names[] = { "read", "write", "flush", "discard", "?", "zeroes" };
+
+struct step {
+	uint8_t op;
+	uint64_t off, len;
+	int want;		/* 0: success (len bytes for READ/WRITE), else -errno */
+};
+
+static int run_steps(struct harness *h, const char *what, const struct step *st, unsigned int nr)
+{
+	for (unsigned int i = 0; i < nr; i++) {
+		int res = one(h, st[i].op, st[i].off, st[i].len);
+		int want = st[i].want ? st[i].want :
+			   (st[i].op == UC_OP_READ || st[i].op == UC_OP_WRITE) ? (int)st[i].len : 0;
+
+		CHECK(res == want, "%s: step %u: %s %llu+%llu: result %d, want %d", what, i,
+		      op_names[st[i].op], (unsigned long long)st[i].off,
+		      (unsigned long long)st[i].len, res, want);
+	}
+	return T_PASS;
+}
+
+/* ---- runtime behaviour ---- */
+
+/* errors=read: reads overlapping a range fail whole, everything else passes. */
+static int test_errors_read(void)
+{
+	static const struct step st[] = {
+		{ UC_OP_READ, 0, 64 * K, 0 },
+		{ UC_OP_READ, 60 * K, 4 * K, 0 },		/* ends where the range starts */
+		{ UC_OP_READ, 60 * K, 4 * K + 512, -EIO },
+		{ UC_OP_READ, 64 * K, 512, -EIO },
+		{ UC_OP_READ, 68 * K - 512, 512, -EIO },
+		{ UC_OP_READ, 68 * K, 4 * K, 0 },		/* starts where it ends */
+		{ UC_OP_READ, 32 * K, 64 * K, -EIO },		/* covers it */
+		{ UC_OP_READ, 1 * M - 512, 512, 0 },
+		{ UC_OP_READ, 1 * M, 512, -EIO },		/* a one-sector range */
+		{ UC_OP_READ, 1 * M - 4 * K, 8 * K, -EIO },
+		{ UC_OP_READ, 1 * M + 512, 4 * K, 0 },
+		{ UC_OP_WRITE, 64 * K, 4 * K, 0 },		/* writes pass, in range too */
+		{ UC_OP_WRITE, 1 * M - 4 * K, 8 * K, 0 },
+		{ UC_OP_WRITE_ZEROES, 64 * K, 4 * K, 0 },
+		{ UC_OP_WRITE, 64 * K, 4 * K, 0 },
+		{ UC_OP_DISCARD, 1 * M, 4 * K, 0 },
+		{ UC_OP_FLUSH, 0, 0, 0 },
+		{ UC_OP_READ, 4 * M - 64 * K, 64 * K, 0 },
+	};
+	struct harness h;
+	struct uc_node *f;
+
+	if (harness_open(&h, conf("read.conf",
+		"device = { max_io = \"64K\"; };\n"
+		"volume = { type = \"fault\"; errors = \"read\"; ranges = ( \"64K+4K\", \"1M+512\" );\n"
+		"  children = ( { type = \"file\"; path = \"read.img\"; size = \"4M\"; } ); };\n")))
+		return T_FAIL;
+	f = h.g.root;
+	for (uint64_t off = 0; off < h.g.size; off += 64 * K)
+		CHECK(one(&h, UC_OP_WRITE, off, 64 * K) == 64 * K, "fill write at %llu",
+		      (unsigned long long)off);
+	if (run_steps(&h, "errors=read", st, sizeof(st) / sizeof(st[0])))
+		return T_FAIL;
+	CHECK(!strcmp(status(f), "errors=read ranges=64K+4K,1M+512 after=0 delay=0 injected=6 passed=76"),
+	      "status: %s", status(f));
+	/* the writes in the ranges did land: turn errors off and read them */
+	CTL_OK(f, "errors", "none", "errors=none");
+	CHECK(one(&h, UC_OP_READ, 0, 64 * K) == 64 * K, "read 0+64K");
+	CHECK(one(&h, UC_OP_READ, 64 * K, 64 * K) == 64 * K, "read 64K+64K");
+	CHECK(one(&h, UC_OP_READ, 1 * M - 4 * K, 64 * K) == 64 * K, "read 1M-4K+64K");
+	CHECK(!h.q.nr_busy && !h.q.nr_member, "engine not idle");
+	harness_close(&h);
+	return T_PASS;
+}
+
+/* errors=write: WRITE, WRITE_ZEROES and DISCARD fail and change nothing. */
+static int test_errors_write(void)
+{
+	static const struct step st[] = {
+		{ UC_OP_WRITE, 0, 64 * K, 0 },
+		{ UC_OP_WRITE, 1 * M - 4 * K, 4 * K, 0 },
+		{ UC_OP_WRITE, 1 * M - 4 * K, 8 * K, -EIO },
+		{ UC_OP_WRITE, 2 * M - 512, 512, -EIO },
+		{ UC_OP_WRITE, 2 * M, 64 * K, 0 },
+		{ UC_OP_WRITE_ZEROES, 1 * M, 4 * K, -EIO },
+		{ UC_OP_DISCARD, 1 * M + 64 * K, 4 * K, -EIO },
+		{ UC_OP_DISCARD, 2 * M, 4 * K, 0 },
+		{ UC_OP_READ, 1 * M - 4 * K, 64 * K, 0 },	/* reads pass: old data there */
+		{ UC_OP_FLUSH, 0, 0, 0 },
+	};
+	struct harness h;
+	struct uc_node *f;
+
+	if (harness_open(&h, conf("write.conf",
+		"device = { max_io = \"64K\"; };\n"
+		"volume = { type = \"fault\"; name = \"w\"; errors = \"write\"; ranges = ( \"1M+1M\" );\n"
+		"  children = ( { type = \"file\"; path = \"write.img\"; size = \"4M\"; } ); };\n")))
+		return T_FAIL;
+	f = uc_graph_find(&h.g, "w");
+	CHECK(f == h.g.root, "node by name");
+	if (run_steps(&h, "errors=write", st, sizeof(st) / sizeof(st[0])))
+		return T_FAIL;
+	/* the whole device, then the data outside the old range is still right */
+	CTL_OK(f, "ranges", "all", "ranges=all");
+	CHECK(one(&h, UC_OP_WRITE, 3 * M, 4 * K) == -EIO, "write anywhere fails");
+	CHECK(one(&h, UC_OP_FLUSH, 0, 0) == 0, "flush passes");
+	CTL_OK(f, "errors", "none", NULL);
+	for (uint64_t off = 0; off < h.g.size; off += 64 * K)
+		CHECK(one(&h, UC_OP_READ, off, 64 * K) == 64 * K, "read back at %llu",
+		      (unsigned long long)off);
+	harness_close(&h);
+	return T_PASS;
+}
+
+/* errors=all: every op; a FLUSH (no range) only while the whole device is faulty. */
+static int test_errors_all(void)
+{
+	static const struct step all[] = {
+		{ UC_OP_READ, 0, 4 * K, -EIO },
+		{ UC_OP_WRITE, 0, 4 * K, -EIO },
+		{ UC_OP_FLUSH, 0, 0, -EIO },
+		{ UC_OP_DISCARD, 0, 4 * K, -EIO },
+		{ UC_OP_WRITE_ZEROES, 1 * M, 4 * K, -EIO },
+	};
+	static const struct step ranged[] = {
+		{ UC_OP_READ, 0, 4 * K, -EIO },
+		{ UC_OP_WRITE, 4 * K, 4 * K, 0 },
+		{ UC_OP_READ, 4 * K, 4 * K, 0 },
+		{ UC_OP_FLUSH, 0, 0, 0 },
+		{ UC_OP_WRITE, 3 * M, 8 * K, -EIO },
+		{ UC_OP_DISCARD, 3 * M, 4 * K, -EIO },
+		{ UC_OP_DISCARD, 3 * M + 4 * K, 4 * K, 0 },
+	};
+	struct harness h;
+
+	if (harness_open(&h, conf("all.conf",
+		"device = { max_io = \"64K\"; };\n"
+		"volume = { type = \"fault\"; errors = \"all\";\n"
+		"  children = ( { type = \"file\"; path = \"all.img\"; size = \"4M\"; } ); };\n")))
+		return T_FAIL;
+	if (run_steps(&h, "errors=all", all, sizeof(all) / sizeof(all[0])))
+		return T_FAIL;
+	CTL_OK(h.g.root, "ranges", "0+4K,3M+4K", NULL);
+	if (run_steps(&h, "errors=all ranges=0+4K,3M+4K", ranged, sizeof(ranged) / sizeof(ranged[0])))
+		return T_FAIL;
+	CHECK(strstr(status(h.g.root), "injected=8 passed=4"), "status: %s",
+	      status(h.g.root));
+	harness_close(&h);
+	return T_PASS;
+}
+
+/* after=N: the first N requests (any op) pass, then errors start. */
+static int test_after(void)
+{
+	static const struct step first[] = {
+		{ UC_OP_WRITE, 0, 4 * K, 0 },
+		{ UC_OP_READ, 0, 4 * K, 0 },
+		{ UC_OP_FLUSH, 0, 0, 0 },
+		{ UC_OP_DISCARD, 8 * K, 4 * K, 0 },
+		{ UC_OP_READ, 1 * M, 4 * K, 0 },
+		{ UC_OP_READ, 0, 4 * K, -EIO },
+		{ UC_OP_WRITE, 0, 4 * K, -EIO },
+		{ UC_OP_FLUSH, 0, 0, -EIO },
+	};
+	static const struct step two[] = {
+		{ UC_OP_READ, 0, 4 * K, 0 },
+		{ UC_OP_WRITE, 4 * K, 4 * K, 0 },
+		{ UC_OP_READ, 4 * K, 4 * K, -EIO },
+	};
+	struct harness h;
+	struct uc_node *f;
+
+	if (harness_open(&h, conf("after.conf",
+		"device = { max_io = \"64K\"; };\n"
+		"volume = { type = \"fault\"; errors = \"all\"; after = 5;\n"
+		"  children = ( { type = \"file\"; path = \"after.img\"; size = \"4M\"; } ); };\n")))
+		return T_FAIL;
+	f = h.g.root;
+	if (run_steps(&h, "after=5", first, sizeof(first) / sizeof(first[0])))
+		return T_FAIL;
+	/* reset: counters to 0, and the count for after starts again */
+	CTL_OK(f, "reset", NULL, "reset: injected=3 passed=5");
+	CHECK(strstr(status(f), "after=5 delay=0 injected=0 passed=0"), "status: %s", status(f));
+	if (run_steps(&h, "after=5 again", first, sizeof(first) / sizeof(first[0])))
+		return T_FAIL;
+	/* a new after also counts from now */
+	CTL_OK(f, "after", "2", "after=2");
+	if (run_steps(&h, "after=2", two, sizeof(two) / sizeof(two[0])))
+		return T_FAIL;
+	CTL_OK(f, "after", NULL, "after=2");
+	CTL_OK(f, "after", "0", "after=0");
+	CHECK(one(&h, UC_OP_READ, 0, 4 * K) == -EIO, "after=0");
+	CHECK(strstr(status(f), "injected=5 passed=7"), "status: %s", status(f));
+	harness_close(&h);
+	return T_PASS;
+}
+
+/* delay: every request, failing ones too, takes at least that long. */
+static int test_delay(void)
+{
+	struct harness h;
+	struct uc_node *f;
+	uint64_t t0, dt;
+
+	if (harness_open(&h, conf("delay.conf",
+		"device = { max_io = \"64K\"; };\n"
+		"volume = { type = \"fault\"; delay = \"20ms\";\n"
+		"  children = ( { type = \"file\"; path = \"delay.img\"; size = \"4M\"; } ); };\n")))
+		return T_FAIL;
+	f = h.g.root;
+	t0 = now_ns();
+	CHECK(one(&h, UC_OP_WRITE, 0, 64 * K) == 64 * K, "write");
+	dt = now_ns() - t0;
+	CHECK(dt >= 20000000, "write took %llu ns, want >= 20 ms", (unsigned long long)dt);
+	t0 = now_ns();
+	CHECK(one(&h, UC_OP_READ, 0, 64 * K) == 64 * K, "read");
+	dt = now_ns() - t0;
+	CHECK(dt >= 20000000, "read took %llu ns", (unsigned long long)dt);
+	t0 = now_ns();
+	CHECK(one(&h, UC_OP_FLUSH, 0, 0) == 0, "flush");
+	dt = now_ns() - t0;
+	CHECK(dt >= 20000000, "flush took %llu ns", (unsigned long long)dt);
+
+	/* an injected error comes after the delay too */
+	CTL_OK(f, "errors", "read", NULL);
+	t0 = now_ns();
+	CHECK(one(&h, UC_OP_READ, 0, 4 * K) == -EIO, "read fails");
+	dt = now_ns() - t0;
+	CHECK(dt >= 20000000, "failed read took %llu ns", (unsigned long long)dt);
+	CTL_OK(f, "errors", "none", NULL);
+
+	/* a full queue of delayed requests: each waits, data stays right */
+	CTL_OK(f, "delay", "30ms", "delay=30ms");
+	t0 = now_ns();
+	h.lax = false;
+	for (unsigned int i = 0; i < DEPTH; i++)
+		issue(&h, i % 2 ? UC_OP_READ : UC_OP_WRITE, 0, i * 64 * K, 64 * K);
+	CHECK(!harness_drain(&h) && !h.failures, "queue of delayed requests");
+	dt = now_ns() - t0;
+	CHECK(dt >= 30000000, "%d requests took %llu ns, want >= 30 ms", DEPTH,
+	      (unsigned long long)dt);
+
+	CTL_OK(f, "delay", "0", "delay=0");
+	CHECK(one(&h, UC_OP_READ, 0, 64 * K) == 64 * K, "read without delay");
+	CHECK(!h.q.nr_busy && !h.q.nr_member, "engine not idle");
+	harness_close(&h);
+	return T_PASS;
+}
+
+/* ctl: settings change at runtime; bad values change nothing. */
+static int test_ctl(void)
+{
+	static const struct { const char *key, *value; int err; } bad[] = {
+		{ "errors", "sometimes", -EINVAL },
+		{ "errors", "", -EINVAL },
+		{ "ranges", "1M", -EINVAL },
+		{ "ranges", "", -EINVAL },
+		{ "ranges", "0+1M,", -EINVAL },
+		{ "ranges", "0+1M,,4M+1", -EINVAL },
+		{ "ranges", "0+8M", -EINVAL },
+		{ "ranges", "4M+1", -EINVAL },
+		{ "ranges", "1M+0", -EINVAL },
+		{ "ranges", "0+1,1+1,2+1,3+1,4+1,5+1,6+1,7+1,8+1,9+1,10+1,11+1,12+1,13+1,14+1,15+1,16+1",
+		  -EINVAL },
+		{ "ranges", "0+1M,all", -EINVAL },
+		{ "after", "-1", -EINVAL },
+		{ "after", "ten", -EINVAL },
+		{ "after", "10x", -EINVAL },
+		{ "after", "", -EINVAL },
+		{ "after", "99999999999999999999999", -EINVAL },
+		{ "delay", "11s", -EINVAL },
+		{ "delay", "5", -EINVAL },
+		{ "delay", "", -EINVAL },
+		{ "delay", "1h", -EINVAL },
+		{ "reset", "now", -EINVAL },
+		{ "lose_unflushed", "true", -EOPNOTSUPP },
+		{ "colour", "red", -EINVAL },
+	};
+	struct harness h;
+	struct uc_node *f;
+	char before[512], reply[256];
+
+	if (harness_open(&h, conf("ctl.conf",
+		"device = { max_io = \"64K\"; };\n"
+		"volume = { type = \"fault\";\n"
+		"  children = ( { type = \"file\"; path = \"ctl.img\"; size = \"4M\"; } ); };\n")))
+		return T_FAIL;
+	f = h.g.root;
+	CHECK(f->ops->ctl, "fault has a ctl op");
+	CHECK(one(&h, UC_OP_WRITE, 0, 64 * K) == 64 * K, "write");
+
+	CTL_OK(f, "errors", " write ", "errors=write");	/* as the admin command line gives it */
+	CHECK(one(&h, UC_OP_WRITE, 0, 4 * K) == -EIO, "write fails after ctl errors=write");
+	CHECK(one(&h, UC_OP_READ, 0, 4 * K) == 4 * K, "read passes");
+	CTL_OK(f, "ranges", " 1M+1M , 3M+4K", "ranges=1M+1M,3M+4K");
+	CHECK(one(&h, UC_OP_WRITE, 0, 4 * K) == 4 * K, "write outside the ranges");
+	CHECK(one(&h, UC_OP_WRITE, 3 * M + 2 * K, 4 * K) == -EIO, "write in 3M+4K");
+	CTL_OK(f, "errors", "read", "errors=read");
+	CHECK(one(&h, UC_OP_WRITE, 3 * M + 2 * K, 4 * K) == 4 * K, "write now passes");
+	CHECK(one(&h, UC_OP_READ, 1 * M, 512) == -EIO, "read in 1M+1M");
+	CTL_OK(f, "errors", NULL, "errors=read");
+	CTL_OK(f, "ranges", NULL, "ranges=1M+1M,3M+4K");
+	CTL_OK(f, "delay", NULL, "delay=0");
+	CTL_OK(f, "delay", "1500us", "delay=1500us");
+	CTL_OK(f, "delay", "2000us", "delay=2ms");
+	CTL_OK(f, "delay", "10s", "delay=10s");
+	CTL_OK(f, "delay", "0ms", "delay=0");
+	CTL_OK(f, "after", "0", "after=0");
+
+	snprintf(before, sizeof(before), "%s", status(f));
+	for (unsigned int i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int ret;
+
+		reply[0] = 0;
+		ret = ctl(f, bad[i].key, bad[i].value, reply, sizeof(reply));
+		CHECK(ret == bad[i].err, "ctl %s '%s' = %d, want %d (%s)", bad[i].key, bad[i].value,
+		      ret, bad[i].err, reply);
+		CHECK(reply[0] && !strchr(reply, '\n'), "ctl %s '%s': reply not one line: \"%s\"",
+		      bad[i].key, bad[i].value, reply);
+		CHECK(!strcmp(before, status(f)), "ctl %s '%s' changed settings: %s -> %s",
+		      bad[i].key, bad[i].value, before, status(f));
+	}
+	CHECK(ctl(f, "lose_unflushed", NULL, reply, sizeof(reply)) == -EOPNOTSUPP &&
+	      !strcmp(reply, "fault: lose_unflushed is not implemented yet"), "%s", reply);
+	CHECK(ctl(f, "errors", "bogus", reply, sizeof(reply)) == -EINVAL && strstr(reply, "bogus"),
+	      "reply names the value: %s", reply);
+	/* a short reply buffer still gets a terminated line */
+	CHECK(!ctl(f, "ranges", NULL, reply, 8) && strlen(reply) == 7, "short reply: %s", reply);
+
+	CTL_OK(f, "ranges", "all", "ranges=all");
+	CTL_OK(f, "errors", "none", NULL);
+	CHECK(one(&h, UC_OP_READ, 0, 64 * K) == 64 * K, "read back");
+	CHECK(one(&h, UC_OP_READ, 3 * M, 64 * K) == 64 * K, "read back");
+	harness_close(&h);
+	return T_PASS;
+}
+
+/* errors=none: data goes through untouched, with and without a delay. */
+static int test_mix(void)
+{
+	struct harness h;
+	int fails;
+
+	if (harness_open(&h, conf("mix.conf",
+		"device = { max_io = \"128K\"; };\n"
+		"volume = { type = \"fault\"; errors = \"none\";\n"
+		"  children = ( { type = \"file\"; path = \"mix.img\"; size = \"4M\"; } ); };\n")))
+		return T_FAIL;
+	fails = run_mix(&h, 3000, true);
+	CTL_OK(h.g.root, "delay", "100us", NULL);
+	fails += run_mix(&h, 1500, true);
+	printf("  mix: %llu requests, %d failures; %s\n", (unsigned long long)h.nr_reqs, fails,
+	       status(h.g.root));
+	CHECK(!fails, "failures");
+	CHECK(strstr(status(h.g.root), "injected=0"), "%s", status(h.g.root));
+	harness_close(&h);
+	return T_PASS;
+}
+
+struct hammer {
+	struct uc_node *f;
+	atomic_bool stop;
+	unsigned long rounds;
+	int err;
+};
+
+/* the admin thread: settings that never fail a request, changed nonstop */
+static void *hammer_fn(void *arg)
+{
+	static const char *const ranges[] = { "0+1M", "all", "4K+4K,1M+1M,3M+512", "2M+2M" };
+	static const char *const delays[] = { "0", "50us", "0", "10us" };
+	struct hammer *hm = arg;
+	char reply[256], st[512];
+
+	while (!atomic_load(&hm->stop)) {
+		unsigned long i = hm->rounds++;
+
+		hm->err |= hm->f->ops->ctl(hm->f, "ranges", ranges[i % 4], reply, sizeof(reply));
+		hm->err |= hm->f->ops->ctl(hm->f, "delay", delays[i % 4], reply, sizeof(reply));
+		hm->err |= hm->f->ops->ctl(hm->f, "after", i % 2 ? "3" : "0", reply, sizeof(reply));
+		if (i % 16 == 0)
+			hm->err |= hm->f->ops->ctl(hm->f, "reset", NULL, reply, sizeof(reply));
+		hm->f->ops->status(hm->f, st, sizeof(st));
+		if (!strstr(st, "errors=none"))
+			hm->err |= 1;
+		usleep(100);
+	}
+	return NULL;
+}
+
+/* ctl on another thread while the queue serves: no request notices. */
+static int test_ctl_concurrent(void)
+{
+	struct harness h;
+	struct hammer hm = { 0 };
+	pthread_t th;
+	int fails;
+
+	if (harness_open(&h, conf("hammer.conf",
+		"device = { max_io = \"64K\"; };\n"
+		"volume = { type = \"fault\";\n"
+		"  children = ( { type = \"file\"; path = \"hammer.img\"; size = \"4M\"; } ); };\n")))
+		return T_FAIL;
+	hm.f = h.g.root;
+	CHECK(!pthread_create(&th, NULL, hammer_fn, &hm), "pthread_create");
+	fails = run_mix(&h, 3000, true);
+	atomic_store(&hm.stop, true);
+	pthread_join(th, NULL);
+	printf("  ctl_concurrent: %lu ctl rounds during %llu requests, %d failures\n", hm.rounds,
+	       (unsigned long long)h.nr_reqs, fails);
+	CHECK(!fails && !hm.err, "failures %d, ctl errors %d", fails, hm.err);
+	harness_close(&h);
+	return T_PASS;
+}
+
+/*
+ * fault over a stripe whose legs are a fault over a file and a fault over a
+ * stripe: the mix with delays on every level, then one leg's errors only
+ * hit the volume ranges that map onto it.
+ */
+static int test_nested(void)
+{
+	static const struct step st[] = {
+		{ UC_OP_READ, 0, 4 * K, -EIO },		/* chunk 0: leg 0, offset 0 */
+		{ UC_OP_READ, 4 * K, 4 * K, 0 },	/* chunk 1: leg 1 */
+		{ UC_OP_READ, 8 * K, 4 * K, 0 },	/* chunk 2: leg 0, offset 4K */
+		{ UC_OP_READ, 2 * K, 4 * K, -EIO },	/* straddles: the whole request fails */
+		{ UC_OP_READ, 0, 64 * K, -EIO },
+		{ UC_OP_WRITE, 0, 64 * K, 0 },		/* errors=read: writes pass */
+		{ UC_OP_READ, 4 * K, 60 * K, 0 },
+		{ UC_OP_READ, 1 * M, 64 * K, -EIO },	/* leg 0 offset 512K */
+		{ UC_OP_READ, 1 * M + 4 * K, 4 * K, 0 },
+	};
+	struct harness h;
+	struct uc_node *f0, *f1;
+	int fails;
+
+	if (harness_open(&h, conf("nested.conf",
+		"device = { max_io = \"128K\"; };\n"
+		"volume = { type = \"fault\"; name = \"top\"; delay = \"50us\"; children = (\n"
+		" { type = \"stripe\"; chunk = \"4K\"; children = (\n"
+		"   { type = \"fault\"; name = \"f0\"; delay = \"1ms\"; children = (\n"
+		"     { type = \"file\"; path = \"n0.img\"; size = \"2M\"; } ); },\n"
+		"   { type = \"fault\"; name = \"f1\"; children = (\n"
+		"     { type = \"stripe\"; chunk = \"8K\"; children = (\n"
+		"       { type = \"file\"; path = \"n1.img\"; size = \"1M\"; },\n"
+		"       { type = \"fault\"; name = \"f2\"; delay = \"20us\"; children = (\n"
+		"         { type = \"file\"; path = \"n2.img\"; size = \"1M\"; } ); } ); } ); } ); } ); };\n")))
+		return T_FAIL;
+	f0 = uc_graph_find(&h.g, "f0");
+	f1 = uc_graph_find(&h.g, "f1");
+	CHECK(f0 && f1 && h.g.size == 4 * M, "graph");
+	fails = run_mix(&h, 2000, true);
+	printf("  nested: %llu requests, %d failures\n", (unsigned long long)h.nr_reqs, fails);
+	CHECK(!fails, "mix through nested faults");
+
+	CTL_OK(f0, "errors", "read", NULL);
+	CTL_OK(f0, "ranges", "0+4K,512K+4K", NULL);
+	CTL_OK(f0, "reset", NULL, NULL);
+	if (run_steps(&h, "nested", st, sizeof(st) / sizeof(st[0])))
+		return T_FAIL;
+	CHECK(strstr(status(f0), "injected=4"), "f0: %s", status(f0));
+	CHECK(strstr(status(f1), "injected=0"), "f1: %s", status(f1));
+	/* a failing leg fails the volume request, the other leg still finishes */
+	CTL_OK(f0, "errors", "write", NULL);
+	CHECK(one(&h, UC_OP_WRITE, 0, 128 * K) == -EIO, "striped write over a failing leg");
+	CTL_OK(f0, "errors", "none", NULL);
+	CHECK(one(&h, UC_OP_READ, 8 * K, 4 * K) == 4 * K, "leg 0 kept its data");
+	/* leg 1's half of that write landed: make the model whole again */
+	CHECK(one(&h, UC_OP_WRITE, 0, 128 * K) == 128 * K, "rewrite");
+	h.lax = false;
+	fails = run_mix(&h, 500, true);
+	CHECK(!fails, "mix after the errors");
+	harness_close(&h);
+	return T_PASS;
+}
+
+int main(void)
+{
+	static const struct t_case cases[] = {
+		{ "config_errors", test_config_errors },
+		{ "config_good", test_config_good },
+		{ "errors_read", test_errors_read },
+		{ "errors_write", test_errors_write },
+		{ "errors_all", test_errors_all },
+		{ "after", test_after },
+		{ "delay", test_delay },
+		{ "ctl", test_ctl },
+		{ "mix", test_mix },
+		{ "ctl_concurrent", test_ctl_concurrent },
+		{ "nested", test_nested },
+	};
+	struct io_uring ring;
+
+	if (io_uring_queue_init(2, &ring, 0)) {
+		fprintf(stderr, "no io_uring here\n");
+		return T_SKIP;
+	}
+	io_uring_queue_exit(&ring);
+	return t_run(cases, sizeof(cases) / sizeof(cases[0]));
+}
