@@ -109,15 +109,16 @@ struct mirror {
 	bool bg_inflight, bg_draining, bg_is_repair, bg_is_scrub;
 	unsigned int bg_src;
 	uint32_t bg_targets;
-	bool rs_active;
+	_Atomic bool rs_active;
 	uint32_t rs_targets;
-	unsigned int rs_source;
+	_Atomic unsigned int rs_source;
 	uint64_t rs_pos, rs_total, rs_done, rs_t0, rs_bytes, rs_last_ckpt;
 	struct repair repairs[REPAIRS];
 	unsigned int rq_head, rq_tail;
 	uint64_t last_scan;
 	/* scrub: started by the admin thread, run by queue 0 like resync */
-	bool scrub_active, scrub_repair, scrub_aborted;
+	_Atomic bool scrub_active;
+	bool scrub_repair, scrub_aborted;
 	uint64_t scrub_pos, scrub_bad, scrub_fixed, scrub_unreadable;
 	struct mismatch *scrub;
 	unsigned int nr_scrub;
@@ -1407,8 +1408,13 @@ static int mirror_status(const struct uc_node *n, char *buf, size_t len)
 		long eta;
 
 		resync_progress(m, &pct, &eta);
-		off += snprintf(buf + off, len - off, "%s %.1f%%", h == UC_HEALTH_DEGRADED ?
-				", resyncing" : "", pct);
+		char bar[21];
+
+		for (int i = 0; i < 20; i++)
+			bar[i] = i < (int)(pct / 5) ? '=' : i == (int)(pct / 5) ? '>' : '.';
+		bar[20] = 0;
+		off += snprintf(buf + off, len - off, "%s [%s] %.1f%%", h == UC_HEALTH_DEGRADED ?
+				", resyncing" : "", bar, pct);
 		if (eta >= 0)
 			off += snprintf(buf + off, len - off, " (ETA %ldm%02lds)", eta / 60, eta % 60);
 	}
