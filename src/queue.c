@@ -138,6 +138,8 @@ static void queue_serve(struct uc_ublk_queue *uq)
 {
 	struct io_uring *ring = &uq->q.ring;
 
+	/* layers may have work before any request comes (a resync after an unclean stop) */
+	uc_queue_poll(&uq->q);
 	while (!queue_done(uq)) {
 		struct io_uring_cqe *cqe;
 		unsigned int head, n = 0;

@@ -8,18 +8,23 @@
 # env:   UC_BIN (default build/ublk-compose), E2E_WORKDIR (parent of the tmp dir holding configs and
 #        backing files; default /var/tmp, a tmpfs in the VM), E2E_LOGDIR (default
 #        $VMRUN_OUT/e2e-logs or build/e2e-logs), E2E_KEEP=1 keeps the work dir,
-#        E2E_VOLUMES (default "file stripe4 loop2"), timeouts: see lib.sh,
+#        E2E_VOLUMES (default "file stripe4 loop2 raid10 mirror2 mirror3"), timeouts: see lib.sh,
 #        E2E_STRESS_ROUNDS (default 2): rounds of the stress case (each round: SIGTERM under I/O,
 #        kill -9 + del, kill -9 + recover). The full count is 10:
 #          E2E_STRESS_ROUNDS=10 bash tests/e2e/run.sh 'stripe4/stress*'
 # Crash recovery / live upgrade cases (file and/or stripe4): recover-ext4-fio, upgrade-under-fio,
 # lock, recovery-{reissue,requeue,off,fail}, stress. Servers started by `recover`/`upgrade` run
 # detached (not our children): they are tracked through /run/ublk-compose/ID.pid (see lib.sh).
+# Mirror (RAID1) cases: cases-mirror.sh (mirror2, mirror3 run only those and fio-randwrite-verify).
 # Output: one `PASS: NAME` / `FAIL: NAME (reason)` line per case, then `N passed, N failed`.
 set -u -o pipefail
 E2E_CASES_SH=$(readlink -f "${BASH_SOURCE[0]}")
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$E2E_CASES_SH")/lib.sh"
+# shellcheck source=tests/e2e/cases-mirror.sh
+. "$(dirname "$E2E_CASES_SH")/cases-mirror.sh"
+# shellcheck source=tests/e2e/cases-admin.sh
+. "$(dirname "$E2E_CASES_SH")/cases-admin.sh"
 
 MIB=$((1 << 20))
 
@@ -50,13 +55,32 @@ gen_conf() {
         echo "  { type = \"file\"; path = \"$l0\"; },"
         echo "  { type = \"file\"; path = \"$l1\"; }"
         echo '); };' ;;
+      mirror2|mirror3)
+        # RAID1 over 2 or 3 files (mirror_legs in cases-mirror.sh lists them)
+        echo 'volume = { type = "mirror"; name = "m0"; children = ('
+        echo '  { type = "file"; path = "m0.img"; size = "256M"; },'
+        if [ "$vol" = mirror3 ]; then echo '  { type = "file"; path = "m1.img"; size = "256M"; },'
+          echo '  { type = "file"; path = "m2.img"; size = "256M"; }'
+        else echo '  { type = "file"; path = "m1.img"; size = "256M"; }'; fi
+        echo '); };' ;;
+      raid10)
+        # a stripe over two 2-way mirrors
+        echo 'volume = { type = "stripe"; chunk = "64K"; children = ('
+        echo '  { type = "mirror"; name = "m0"; children = ('
+        echo '    { type = "file"; path = "m0a.img"; size = "256M"; },'
+        echo '    { type = "file"; path = "m0b.img"; size = "256M"; } ); },'
+        echo '  { type = "mirror"; name = "m1"; children = ('
+        echo '    { type = "file"; path = "m1a.img"; size = "256M"; },'
+        echo '    { type = "file"; path = "m1b.img"; size = "256M"; } ); }'
+        echo '); };' ;;
       *) echo "unknown volume $vol" >&2; return 1 ;;
     esac
   } > "$conf"
   echo "$conf"
 }
 
-vol_bytes() { case $1 in file) echo $((256 * MIB));; stripe4) echo $((1024 * MIB));; loop2) echo $((512 * MIB));; esac; }
+vol_bytes() { case $1 in file) echo $((256 * MIB));; stripe4) echo $((1024 * MIB));; loop2) echo $((512 * MIB));;
+  mirror2|mirror3) echo $((255 * MIB));; raid10) echo $((510 * MIB));; esac; }  # mirror: 1M metadata per leg
 
 # loop_dev DIR N: a direct-I/O loop device over DIR/loopN.img (256M), made once per volume
 loop_dev() {
@@ -501,15 +525,25 @@ case_check_config() {
   grep -Eq "^$bad:[0-9]+: " "$CASE_DIR/bad2.err" || fail "syntax error message not 'FILE:LINE: msg': $(head -n1 "$CASE_DIR/bad2.err")"
 }
 
+# the volumes that run every generic case (mirror2, mirror3: only fio-randwrite-verify and theirs)
+GENERIC=file,stripe4,loop2,raid10
 CASES=(
+  # NAME FUNC [VOLUMES]: only on these volumes (none: every volume)
   "fio-randwrite-verify case_fio_randwrite"
-  "fio-mixed-bs-verify case_fio_mixed"
-  "ext4-write case_ext4_write"
-  "ext4-restart-verify case_ext4_restart"
-  "discard-zeroes case_discard"
-  "sigterm-under-io case_sigterm_under_io"
-  "kill9-del case_kill9_del"
-  # NAME FUNC VOLUMES: only on these volumes
+  "fio-mixed-bs-verify case_fio_mixed $GENERIC"
+  "ext4-write case_ext4_write $GENERIC"
+  "ext4-restart-verify case_ext4_restart $GENERIC"
+  "discard-zeroes case_discard $GENERIC"
+  "sigterm-under-io case_sigterm_under_io $GENERIC"
+  "kill9-del case_kill9_del $GENERIC"
+  # mirror (RAID1) cases, cases-mirror.sh
+  "legs-identical case_mirror_legs_identical mirror2,mirror3,raid10"
+  "kill9-dirty-resync case_mirror_kill9_resync mirror2"
+  "fault-write case_mirror_fault_write mirror2"
+  "dm-flakey case_mirror_dm_flakey mirror2"
+  "read-errors case_mirror_read_errors mirror2"
+  "assembly case_mirror_assembly mirror2"
+  "${ADMIN_CASES[@]}"
   "recover-ext4-fio case_recover_ext4_fio file,stripe4"
   "lock case_lock file,stripe4"
   "recovery-reissue case_recovery_reissue stripe4"
@@ -540,7 +574,7 @@ case_secs() {
 all_names() {
   local v c
   echo "config/check"
-  for v in ${E2E_VOLUMES:-file stripe4 loop2}; do
+  for v in ${E2E_VOLUMES:-file stripe4 loop2 raid10 mirror2 mirror3}; do
     for c in "${CASES[@]}"; do case_on "$c" "$v" && echo "$v/${c%% *}"; done
   done
 }
@@ -582,7 +616,7 @@ log "work dir $E2E_WORK, logs $E2E_LOGDIR, binary $UC_BIN"
 [ -n "$(ublk_nodes)" ] && log "warning: ublk devices exist before the run: $(ublk_nodes)"
 
 run_case config/check case_check_config
-for VOL in ${E2E_VOLUMES:-file stripe4 loop2}; do
+for VOL in ${E2E_VOLUMES:-file stripe4 loop2 raid10 mirror2 mirror3}; do
   for c in "${CASES[@]}"; do
     case_on "$c" "$VOL" || continue
     read -r cname cfunc _ <<< "$c"
