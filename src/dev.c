@@ -151,6 +151,7 @@ static int add_dev(struct uc_dev *dev)
 	uc_info("added device %u, flags 0x%" PRIx64 ": %s", dev->info.dev_id,
 		(uint64_t)dev->info.flags, uc_ctrl_flags_str(dev->info.flags, b, sizeof(b)));
 	dev->zero_copy = dev->info.flags & UBLK_F_AUTO_BUF_REG;
+	dev->g->running_zero_copy = dev->zero_copy;
 	want &= ~UBLK_F_AUTO_BUF_REG;	/* optional: without it, the copy path */
 	uc_info("I/O path: %s", dev->zero_copy ? "zero copy (AUTO_BUF_REG)" : "copy");
 	/* the kernel drops flags it does not know and adds some of its own */
@@ -331,6 +332,7 @@ static int recover_prepare(struct uc_dev *dev, unsigned int id)
 	}
 	/* the I/O path is fixed at ADD_DEV: a zero-copy device needs zero-copy layers */
 	dev->zero_copy = dev->info.flags & UBLK_F_AUTO_BUF_REG;
+	dev->g->running_zero_copy = dev->zero_copy;
 	if (dev->zero_copy && !zero_copy_possible(dev)) {
 		uc_err("device %u uses zero copy, which this config or kernel cannot serve", id);
 		return -EINVAL;

@@ -289,7 +289,7 @@ int uc_graph_load(struct uc_graph *g, const char *path)
 	g->size = g->root->size / g->dev.block_size * g->dev.block_size;
 	g->zero_copy = g->dev.zero_copy;
 	for (unsigned int i = 0; i < g->nr_nodes; i++)
-		g->zero_copy &= g->nodes[i]->ops->zero_copy;
+		g->zero_copy &= g->nodes[i]->ops->zero_copy && !g->nodes[i]->needs_data;
 	if (!g->size)
 		return uc_conf_err(vol, "volume size is 0");
 	return size_arenas(g, g->root, 1);

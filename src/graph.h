@@ -58,6 +58,7 @@ struct uc_graph {
 	uint64_t size;		/* device bytes: root size rounded to block_size */
 	bool opened;
 	bool zero_copy;		/* every layer can run on the kernel's pages (and the config allows it) */
+	bool running_zero_copy;	/* the device does (dev.c, before the queues start) */
 };
 
 /*

@@ -512,6 +512,9 @@ void uc_queue_exit(struct uc_queue *q)
 		close(q->kick_fd);
 	}
 	q->kick_fd = -1;
+	/* the ring lets go of its files asynchronously: drop them now, so their locks go too */
+	if (q->ring.ring_fd > 0 && q->g && q->g->nr_leaves)
+		io_uring_unregister_files(&q->ring);
 	if (q->ring.ring_fd > 0)
 		io_uring_queue_exit(&q->ring);
 	q->ring.ring_fd = -1;

@@ -77,6 +77,7 @@ struct uc_node {
 	uint32_t io_opt;	/* bytes: optimal I/O (0 = none) */
 	bool can_discard;	/* DISCARD/WRITE_ZEROES reach every leaf */
 	bool created;		/* leaves: open() created the file (it holds no data yet) */
+	bool needs_data;	/* this instance reads or changes the data: no zero copy */
 	unsigned int max_subs;	/* subs of this node one request can hold (>= 1) */
 	unsigned int child_subs;	/* subs one sub of this node may send to one child (>= 1) */
 	unsigned int internal_ios;	/* internal tags this node needs per queue */

@@ -177,8 +177,10 @@ static int test_config_errors(void)
 		{ "delay_unit", "bad delay", FAULT("  delay = \"5min\"; #<\n") },
 		{ "delay_negative", "bad delay", FAULT("  delay = \"-1ms\"; #<\n") },
 		{ "delay_int", "delay must be a string", FAULT("  delay = 5; #<\n") },
-		{ "lose_unflushed", "fault: lose_unflushed is not implemented yet",
-		  FAULT("  lose_unflushed = true; #<\n") },
+		{ "unflushed_max_small", "fault: unflushed_max must be from 2 x max_io to 16G",
+		  FAULT("  lose_unflushed = true; unflushed_max = \"64K\"; #<\n") },
+		{ "unflushed_max_huge", "unflushed_max must be",
+		  FAULT("  unflushed_max = \"17G\"; #<\n") },
 		{ "lose_unflushed_type", "lose_unflushed must be true or false",
 		  FAULT("  lose_unflushed = \"yes\"; #<\n") },
 		{ "unknown_key", "unknown key 'eror'", FAULT("  eror = \"read\"; #<\n") },
@@ -275,11 +277,19 @@ static int test_config_good(void)
 		CHECK(g.root->can_discard == g.root->children[0]->can_discard, "%s: can_discard",
 		      cases[i].name);
 		CHECK(g.zero_copy, "%s: fault must keep zero copy", cases[i].name);
+		CHECK(!g.nr_internal || g.nr_internal == 4, "%s: internal tags %u", cases[i].name,
+		      g.nr_internal);
 		g.root->ops->status(g.root, st, sizeof(st));
 		CHECK(!cases[i].status || !strcmp(st, cases[i].status), "%s: status \"%s\", want \"%s\"",
 		      cases[i].name, st, cases[i].status);
 		uc_graph_free(&g);
 	}
+
+	/* lose_unflushed must see the data: the copy path */
+	if (load_good(&g, "lose_unflushed", FAULT("  lose_unflushed = true; unflushed_max = \"128K\";\n")))
+		return T_FAIL;
+	CHECK(!g.zero_copy, "lose_unflushed keeps zero copy");
+	uc_graph_free(&g);
 
 	/* hints and size come from the child, whatever it is */
 	if (load_good(&g, "over_stripe",
@@ -367,7 +377,10 @@ static int harness_turn(struct harness *h)
 {
 	struct io_uring_cqe *cqe;
 	unsigned int head, n = 0;
-	int ret = uc_queue_enter(&h->q);
+	int ret;
+
+	uc_queue_poll(&h->q);	/* requests started since the last turn may have parked */
+	ret = uc_queue_enter(&h->q);
 
 	if (ret < 0 && ret != -EINTR && ret != -EAGAIN)
 		return -1;
@@ -827,7 +840,9 @@ static int test_ctl(void)
 		{ "delay", "", -EINVAL },
 		{ "delay", "1h", -EINVAL },
 		{ "reset", "now", -EINVAL },
-		{ "lose_unflushed", "true", -EOPNOTSUPP },
+		{ "lose_unflushed", "true", -EINVAL },
+		{ "crash", "on", -EINVAL },	/* needs lose_unflushed on */
+		{ "crash", "yes", -EINVAL },
 		{ "colour", "red", -EINVAL },
 	};
 	struct harness h;
@@ -874,8 +889,7 @@ static int test_ctl(void)
 		CHECK(!strcmp(before, status(f)), "ctl %s '%s' changed settings: %s -> %s",
 		      bad[i].key, bad[i].value, before, status(f));
 	}
-	CHECK(ctl(f, "lose_unflushed", NULL, reply, sizeof(reply)) == -EOPNOTSUPP &&
-	      !strcmp(reply, "fault: lose_unflushed is not implemented yet"), "%s", reply);
+	CTL_OK(f, "lose_unflushed", NULL, "lose_unflushed=off crash=off unflushed=0");
 	CHECK(ctl(f, "errors", "bogus", reply, sizeof(reply)) == -EINVAL && strstr(reply, "bogus"),
 	      "reply names the value: %s", reply);
 	/* a short reply buffer still gets a terminated line */
@@ -1029,6 +1043,276 @@ static int test_nested(void)
 	return T_PASS;
 }
 
+
+/* ---- lose_unflushed ---- */
+
+#include "wcache.h"
+
+/* wcache against a model: writes, removes, snapshots written back in pieces, drops. */
+static int test_wcache(void)
+{
+	enum { SIZE = 1 << 20, NS = SIZE / WC_SECTOR };
+	uint8_t *disk = calloc(1, SIZE), *model = calloc(1, SIZE), *durable = calloc(1, SIZE);
+	uint8_t *in_cur = calloc(1, NS), *in_fl = calloc(1, NS), *wrote = calloc(1, NS);
+	uint8_t *buf = malloc(SIZE), *run = malloc(64 * K);
+	struct wcache c;
+	bool flushing = false;
+	unsigned long nr_runs = 0, nr_full = 0;
+
+	CHECK(disk && model && durable && in_cur && in_fl && wrote && buf && run, "alloc");
+	CHECK(!wcache_init(&c, 256 * K), "init");
+	for (unsigned int i = 0; i < 20000; i++) {
+		unsigned int pick = t_rand() % 100;
+		uint64_t len = WC_SECTOR * (1 + t_rand() % 40), off;
+
+		off = WC_SECTOR * (t_rand() % ((SIZE - len) / WC_SECTOR + 1));
+		if (pick < 50) {
+			struct iovec iov[3];
+			uint64_t a = len / 3 / WC_SECTOR * WC_SECTOR, b = len / 2 / WC_SECTOR * WC_SECTOR;
+
+			fill(buf, len);
+			/* the data in up to three pieces, as a request's iovecs come */
+			iov[0] = (struct iovec){ buf, a };
+			iov[1] = (struct iovec){ buf + a, b };
+			iov[2] = (struct iovec){ buf + a + b, len - a - b };
+			if (wcache_write(&c, off, len, iov, 3) == -ENOSPC) {
+				/* full: what a flush epoch does */
+				nr_full++;
+				if (!flushing) {
+					wcache_snapshot(&c);
+					memcpy(in_fl, in_cur, NS);
+					memset(in_cur, 0, NS);
+				}
+				goto write_back;
+			}
+			memcpy(model + off, buf, len);
+			memset(in_cur + off / WC_SECTOR, 1, len / WC_SECTOR);
+		} else if (pick < 60 && !flushing) {
+			/* a discard: out of the cache, zeroes on the child */
+			wcache_remove(&c, off, len);
+			memset(model + off, 0, len);
+			memset(disk + off, 0, len);
+			memset(durable + off, 0, len);
+			memset(in_cur + off / WC_SECTOR, 0, len / WC_SECTOR);
+		} else if (pick < 70 && !flushing) {
+			wcache_snapshot(&c);
+			flushing = true;
+			for (unsigned int k = 0; k < NS; k++)
+				in_fl[k] = in_cur[k];
+			memset(in_cur, 0, NS);
+			memset(wrote, 0, NS);
+		} else if (pick < 80 && flushing) {
+			uint64_t roff, rlen = wcache_next_run(&c, &roff, run, 64 * K);
+
+			if (rlen) {
+				CHECK(!(roff % WC_SECTOR) && !(rlen % WC_SECTOR) && roff + rlen <= SIZE &&
+				      rlen <= 64 * K, "run %llu+%llu", (unsigned long long)roff,
+				      (unsigned long long)rlen);
+				memcpy(disk + roff, run, rlen);
+				for (uint64_t k = roff / WC_SECTOR; k < (roff + rlen) / WC_SECTOR; k++) {
+					CHECK(in_fl[k] && !wrote[k]++, "sector %llu written back %s",
+					      (unsigned long long)k, in_fl[k] ? "twice" : "but not cached");
+				}
+				nr_runs++;
+				continue;
+			}
+write_back:
+			while ((rlen = wcache_next_run(&c, &roff, run, 64 * K))) {
+				memcpy(disk + roff, run, rlen);
+				nr_runs++;
+			}
+			/* a snapshot stays retired until the next one ends (reads may need it) */
+			wcache_free_retired(&c);
+			wcache_end_flush(&c);
+			memset(in_fl, 0, NS);
+			flushing = false;
+			memcpy(durable, disk, SIZE);
+			if (pick < 50) {
+				i--;	/* retry the write that did not fit */
+				continue;
+			}
+		} else if (pick < 81) {
+			wcache_free_retired(&c);	/* its last reader is done */
+		} else if (pick < 82 && !flushing) {
+			/* power cut: the child holds what the last flush left */
+			wcache_drop(&c);
+			CHECK(!memcmp(disk, durable, SIZE), "after a drop the disk is not the flushed state");
+			memcpy(model, disk, SIZE);
+			memset(in_cur, 0, NS);
+		} else {
+			/* a read: the child's data with the cache laid over it */
+			struct iovec iov[2] = { { buf, len / 2 / WC_SECTOR * WC_SECTOR } };
+
+			iov[1] = (struct iovec){ buf + iov[0].iov_len, len - iov[0].iov_len };
+			memcpy(buf, disk + off, len);
+			wcache_overlay(&c, off, len, iov, 2);
+			CHECK(!memcmp(buf, model + off, len), "read %llu+%llu differs from the model",
+			      (unsigned long long)off, (unsigned long long)len);
+		}
+		{
+			uint64_t held = 0;
+
+			for (unsigned int k = 0; k < NS; k++)
+				held += in_cur[k] + in_fl[k];
+			CHECK(wcache_bytes(&c) == held * WC_SECTOR, "bytes %llu, want %llu",
+			      (unsigned long long)wcache_bytes(&c), (unsigned long long)held * WC_SECTOR);
+		}
+	}
+	printf("  wcache: %lu write-back runs, %lu times full\n", nr_runs, nr_full);
+	CHECK(nr_full > 10 && nr_runs > 100, "the mix did not exercise the cache");
+	wcache_free(&c);
+	free(disk); free(model); free(durable); free(in_cur); free(in_fl); free(wrote); free(buf); free(run);
+	return T_PASS;
+}
+
+struct ctl_thread {
+	struct uc_node *n;
+	const char *key, *value;
+	char reply[256];
+	int ret;
+	atomic_bool done;
+};
+
+static void *ctl_thread_fn(void *arg)
+{
+	struct ctl_thread *c = arg;
+
+	c->ret = c->n->ops->ctl(c->n, c->key, c->value, c->reply, sizeof(c->reply));
+	atomic_store(&c->done, true);
+	return NULL;
+}
+
+/* Data through the cache: a small one (early write-backs), then switched off under I/O. */
+static int test_lose_unflushed_mix(void)
+{
+	struct ctl_thread ct = { .key = "lose_unflushed", .value = "off" };
+	struct harness h;
+	pthread_t th;
+	int fails;
+
+	if (harness_open(&h, conf("lose.conf",
+		"device = { max_io = \"64K\"; };\n"
+		"volume = { type = \"fault\"; name = \"pc\"; lose_unflushed = true; unflushed_max = \"256K\";\n"
+		"  children = ( { type = \"file\"; path = \"lose.img\"; size = \"4M\"; } ); };\n")))
+		return T_FAIL;
+	fails = run_mix(&h, 4000, true);
+	printf("  lose_unflushed mix: %llu requests, %d failures; %s\n",
+	       (unsigned long long)h.nr_reqs, fails, status(h.g.root));
+	CHECK(!fails, "mix through the cache");
+	CTL_OK(h.g.root, "delay", "50us", NULL);
+	fails = run_mix(&h, 1000, true);
+	CHECK(!fails, "mix through the cache with a delay");
+	CTL_OK(h.g.root, "delay", "0", NULL);
+	/* off from the admin thread while requests keep coming */
+	CHECK(one(&h, UC_OP_WRITE, 0, 64 * K) == 64 * K, "write");
+	ct.n = h.g.root;
+	CHECK(!pthread_create(&th, NULL, ctl_thread_fn, &ct), "pthread_create");
+	while (!atomic_load(&ct.done))
+		fails += run_mix(&h, 50, true);
+	pthread_join(th, NULL);
+	CHECK(!ct.ret && !strcmp(ct.reply, "lose_unflushed=off"), "off: %d %s", ct.ret, ct.reply);
+	CHECK(!fails, "mix while switching off");
+	CHECK(!strstr(status(h.g.root), "lose_unflushed"), "%s", status(h.g.root));
+	fails = run_mix(&h, 1000, true);
+	CHECK(!fails, "mix after switching off");
+	CTL_OK(h.g.root, "lose_unflushed", "on", "lose_unflushed=on");
+	fails = run_mix(&h, 1000, true);
+	CHECK(!fails, "mix after switching on again");
+	harness_close(&h);
+	return T_PASS;
+}
+
+static int file_equals(const char *path, const uint8_t *want, uint64_t size, bool quiet)
+{
+	uint8_t *got = malloc(size);
+	int fd = open(path, O_RDONLY), ok;
+
+	ok = got && fd >= 0 && pread(fd, got, size, 0) == (ssize_t)size;
+	if (ok)
+		for (uint64_t i = 0; i < size; i += 4096)
+			if (memcmp(got + i, want + i, 4096)) {
+				if (!quiet)
+					fprintf(stderr, "%s: block at %llu differs\n", path,
+						(unsigned long long)i);
+				ok = 0;
+				break;
+			}
+	if (fd >= 0)
+		close(fd);
+	free(got);
+	return ok;
+}
+
+/*
+ * Power cut: flushed and FUA writes survive, discards went through, the
+ * rest is lost, then every request fails. A clean stop writes the cache back.
+ */
+static int test_lose_unflushed_crash(void)
+{
+	const char *img = conf("crash.img", "");
+	uint8_t *durable = malloc(4 * M);
+	char reply[256];
+	struct harness h;
+
+	CHECK(durable, "alloc");
+	unlink(img);
+	if (harness_open(&h, conf("crash.conf",
+		"device = { max_io = \"64K\"; };\n"
+		"volume = { type = \"fault\"; lose_unflushed = true;\n"
+		"  children = ( { type = \"file\"; path = \"crash.img\"; size = \"4M\"; } ); };\n")))
+		return T_FAIL;
+	for (uint64_t off = 0; off < 4 * M; off += 64 * K)
+		CHECK(one(&h, UC_OP_WRITE, off, 64 * K) == 64 * K, "write A");
+	CHECK(one(&h, UC_OP_FLUSH, 0, 0) == 0, "flush");
+	CHECK(file_equals(img, h.model, 4 * M, false), "after a flush the file holds A");
+	for (uint64_t off = 0; off < 1 * M; off += 64 * K)
+		CHECK(one(&h, UC_OP_WRITE, off, 64 * K) == 64 * K, "write B");
+	/* FUA: the cache is written back before it completes (B with it) */
+	h.reqs[0] = (struct uc_req){ .op = UC_OP_WRITE, .flags = UC_F_FUA, .off = 2 * M + 64 * K,
+				     .len = 64 * K };
+	h.done[0] = false;
+	h.inflight = 1;
+	h.lax = true;
+	fill(h.q.ios[0].buf, 64 * K);
+	memcpy(h.model + 2 * M + 64 * K, h.q.ios[0].buf, 64 * K);
+	uc_queue_start(&h.q, 0, &h.reqs[0]);
+	CHECK(!harness_drain(&h) && h.results[0] == 64 * K, "FUA write: %d", h.results[0]);
+	CHECK(file_equals(img, h.model, 4 * M, false), "after a FUA write the file holds B and C");
+	CHECK(one(&h, UC_OP_DISCARD, 1 * M, 256 * K) == 0, "discard");
+	memcpy(durable, h.model, 4 * M);
+	CHECK(one(&h, UC_OP_WRITE, 3 * M, 64 * K) == 64 * K, "write D");
+	CHECK(one(&h, UC_OP_WRITE, 0, 4 * K) == 4 * K, "write E");
+	for (uint64_t off = 0; off < 4 * M; off += 64 * K)
+		CHECK(one(&h, UC_OP_READ, off, 64 * K) == 64 * K, "read back through the cache at %llu",
+		      (unsigned long long)off);
+	CHECK(strstr(status(h.g.root), "lose_unflushed unflushed=69632"), "%s", status(h.g.root));
+	CHECK(!ctl(h.g.root, "crash", "on", reply, sizeof(reply)) &&
+	      !strcmp(reply, "crash=on: 69632 bytes of unflushed writes lost; every request fails"),
+	      "crash: %s", reply);
+	CHECK(strstr(status(h.g.root), "CRASHED"), "%s", status(h.g.root));
+	CHECK(one(&h, UC_OP_READ, 0, 4 * K) == -EIO, "read after the crash");
+	CHECK(one(&h, UC_OP_WRITE, 0, 4 * K) == -EIO, "write after the crash");
+	CHECK(one(&h, UC_OP_FLUSH, 0, 0) == -EIO, "flush after the crash");
+	harness_close(&h);
+	CHECK(file_equals(img, durable, 4 * M, false), "after the crash the file is not the flushed state");
+
+	/* powered on again: the child's data; a clean stop keeps what is cached */
+	if (harness_open(&h, conf("crash2.conf",
+		"device = { max_io = \"64K\"; };\n"
+		"volume = { type = \"fault\"; lose_unflushed = true; name = \"pc\";\n"
+		"  children = ( { type = \"file\"; path = \"crash.img\"; size = \"4M\"; } ); };\n")))
+		return T_FAIL;
+	memcpy(h.model, durable, 4 * M);
+	CHECK(one(&h, UC_OP_READ, 3 * M, 64 * K) == 64 * K, "D is gone");
+	CHECK(one(&h, UC_OP_WRITE, 3 * M, 64 * K) == 64 * K, "write F");
+	CHECK(!file_equals(img, h.model, 4 * M, true), "F reached the file before any flush");
+	memcpy(durable, h.model, 4 * M);
+	harness_close(&h);
+	CHECK(file_equals(img, durable, 4 * M, false), "a clean stop did not write the cache back");
+	free(durable);
+	return T_PASS;
+}
+
 int main(void)
 {
 	static const struct t_case cases[] = {
@@ -1043,6 +1327,9 @@ int main(void)
 		{ "mix", test_mix },
 		{ "ctl_concurrent", test_ctl_concurrent },
 		{ "nested", test_nested },
+		{ "wcache", test_wcache },
+		{ "lose_unflushed_mix", test_lose_unflushed_mix },
+		{ "lose_unflushed_crash", test_lose_unflushed_crash },
 	};
 	struct io_uring ring;
 
