@@ -142,7 +142,7 @@ static int check_duplicate(struct uc_node *n, const config_setting_t *cfg)
 static int file_parse(struct uc_node *n, const config_setting_t *cfg)
 {
 	static const char *const keys[] = { "type", "path", "size", "direct", NULL };
-	const config_setting_t *ps = config_setting_get_member(cfg, "path");
+	config_setting_t *ps = config_setting_get_member(cfg, "path");
 	const char *path = NULL;
 	uint64_t size = 0, have = 0;
 	bool has_size;
@@ -174,6 +174,9 @@ static int file_parse(struct uc_node *n, const config_setting_t *cfg)
 	f->key = canonical(f->path);
 	if (!f->key && !(f->key = strdup(f->path)))
 		return -ENOMEM;
+	/* the config as it runs (uc_graph_save) holds absolute paths: it is saved elsewhere */
+	if (path[0] != '/' && f->key[0] == '/')
+		config_setting_set_string(ps, f->key);
 	if (!stat(f->path, &st)) {
 		f->exists = true;
 		f->dev = st.st_dev;
@@ -447,6 +450,15 @@ static int file_ctl(struct uc_node *n, const char *key, const char *value, char 
 	f->old_fd = n->fd;
 	n->fd = fd;
 	f->is_blk = S_ISBLK(st.st_mode);
+	/* the config as it runs (uc_graph_save) names the new file */
+	pthread_mutex_lock(&n->graph->conf_lock);
+	{
+		config_setting_t *ps = config_setting_get_member(n->cfg, "path");
+
+		if (ps)
+			config_setting_set_string(ps, value);
+	}
+	pthread_mutex_unlock(&n->graph->conf_lock);
 	free(f->path);
 	free(f->key);
 	f->path = strdup(value);

@@ -87,6 +87,8 @@ struct mirror {
 	unsigned int chunk_shift;
 	uint64_t resync_rate;
 	uint64_t data_off, bitmap_bytes, nbits, slot, window;
+	uint64_t ibuf;		/* bytes of an internal tag's buffer (n->internal_buf) */
+	uint64_t scrub_win;	/* scrub window: every copy of it fits in ibuf */
 	/* array state */
 	pthread_mutex_t lock;
 	struct mirror_sb sb;	/* array-wide fields of the superblock */
@@ -226,11 +228,22 @@ static int mirror_parse(struct uc_node *n, const config_setting_t *cfg)
 	m->window = 1ULL << (63 - __builtin_clzll(m->window));
 	/* one metadata write and one background request per queue */
 	n->internal_ios = 2;
-	n->internal_buf = m->slot * m->nr;
+	/* metadata: the bitmap once, then a superblock per leg (room for `add`) */
+	n->internal_buf = m->bitmap_bytes + MIRROR_MAX_LEGS * MIRROR_SB_SIZE;
 	if (n->internal_buf < m->window * (m->nr + 1))
 		n->internal_buf = m->window * (m->nr + 1);	/* scrub: every copy + the good one */
+	m->ibuf = n->internal_buf;
 	n->child_subs = 2;	/* scrub: a read and a repair write per leg */
 	return 0;
+}
+
+/* Legs get the iovecs of the mirror's requests, and a metadata write takes two. */
+static unsigned int mirror_child_max_iov(const struct uc_node *n, unsigned int max_iov,
+					 uint32_t max_io)
+{
+	(void)n;
+	(void)max_io;
+	return max_iov < 2 ? 2 : max_iov;
 }
 
 static void mirror_free(struct mirror *m)
@@ -261,12 +274,20 @@ static unsigned int chunk_of(const struct mirror *m, uint64_t off)
 	return off >> m->chunk_shift;
 }
 
-/* ---- metadata snapshot: superblock + bitmap for every live leg (lock held) ---- */
+/*
+ * ---- metadata snapshot (lock held): the bitmap at buf, then the superblock
+ * of leg i at meta_sb(m, buf, i); leg i gets its superblock + the bitmap ----
+ */
+
+static uint8_t *meta_sb(const struct mirror *m, uint8_t *buf, unsigned int i)
+{
+	return buf + m->bitmap_bytes + (size_t)i * MIRROR_SB_SIZE;
+}
 
 static void meta_snapshot(struct mirror *m, uint8_t *buf, uint32_t legs, bool clean)
 {
 	struct mirror_sb *sb = &m->sb;
-	uint8_t *bitmap = buf + MIRROR_SB_SIZE;	/* built once in slot 0, copied */
+	uint8_t *bitmap = buf;
 
 	sb->events++;
 	if (m->clearing)
@@ -286,15 +307,11 @@ static void meta_snapshot(struct mirror *m, uint8_t *buf, uint32_t legs, bool cl
 			bitmap[c / 8] |= 1 << (c % 8);
 	sb->bitmap_crc = mirror_crc32c(0, bitmap, m->bitmap_bytes);
 	for (unsigned int i = 0; i < m->nr; i++) {
-		uint8_t *slot = buf + i * m->slot;
-
 		if (!(legs & (1U << i)))
 			continue;
 		sb->leg_index = i;
 		memcpy(sb->leg_uuid, m->legs[i].uuid, 16);
-		if (i)
-			memcpy(slot + MIRROR_SB_SIZE, bitmap, m->bitmap_bytes);
-		mirror_sb_encode(sb, slot);
+		mirror_sb_encode(sb, meta_sb(m, buf, i));
 	}
 }
 
@@ -494,8 +511,9 @@ static int mirror_submit(struct uc_node *n, struct uc_queue *q, struct uc_sub *s
 			cs = uc_child_prep(q, s, i, 0, m->slot);
 			cs->op = UC_OP_WRITE;
 			cs->flags = UC_F_FUA;
-			cs->iov[0] = (struct iovec){ (char *)s->io->buf + i * m->slot, m->slot };
-			cs->nr_iov = 1;
+			cs->iov[0] = (struct iovec){ meta_sb(m, s->io->buf, i), MIRROR_SB_SIZE };
+			cs->iov[1] = (struct iovec){ s->io->buf, m->bitmap_bytes };
+			cs->nr_iov = 2;
 			uc_child_issue(q, cs);
 		}
 		return 0;
@@ -509,7 +527,7 @@ static int mirror_submit(struct uc_node *n, struct uc_queue *q, struct uc_sub *s
 				continue;
 			cs = uc_child_prep(q, s, i, s->off + m->data_off, s->len);
 			cs->op = UC_OP_READ;
-			cs->iov[0] = (struct iovec){ (char *)s->io->buf + i * m->window, s->len };
+			cs->iov[0] = (struct iovec){ (char *)s->io->buf + i * m->scrub_win, s->len };
 			cs->nr_iov = 1;
 			uc_child_issue(q, cs);
 		}
@@ -587,7 +605,7 @@ static void scrub_record(struct mirror *m, uint64_t off, uint64_t len, uint32_t 
  */
 static void scrub_compare(struct uc_node *n, struct mirror *m, struct uc_queue *q, struct uc_sub *s)
 {
-	uint8_t *buf = s->io->buf, *good_buf = buf + m->nr * m->window;
+	uint8_t *buf = s->io->buf, *good_buf = buf + m->nr * m->scrub_win;
 	uint32_t legs = TRIED(s) & ~FAILED(s), rewrite = FAILED(s) & TRIED(s);
 
 	pthread_mutex_lock(&m->lock);
@@ -604,7 +622,7 @@ static void scrub_compare(struct uc_node *n, struct mirror *m, struct uc_queue *
 				continue;
 			for (unsigned int k = 0; k < m->nr; k++)
 				if ((legs & (1U << k)) &&
-				    !memcmp(buf + i * m->window + b, buf + k * m->window + b, bl))
+				    !memcmp(buf + i * m->scrub_win + b, buf + k * m->scrub_win + b, bl))
 					agree++;
 			if (good == m->nr || agree > best) {
 				good = i;
@@ -615,12 +633,12 @@ static void scrub_compare(struct uc_node *n, struct mirror *m, struct uc_queue *
 			break;	/* no copy readable: nothing to compare or repair */
 		for (unsigned int i = 0; i < m->nr; i++)
 			if ((legs & (1U << i)) &&
-			    memcmp(buf + i * m->window + b, buf + good * m->window + b, bl))
+			    memcmp(buf + i * m->scrub_win + b, buf + good * m->scrub_win + b, bl))
 				differ |= 1U << i;
 		if (differ)
 			scrub_record(m, s->off + b, bl, differ, good);
 		rewrite |= differ;
-		memcpy(good_buf + b, buf + good * m->window + b, bl);
+		memcpy(good_buf + b, buf + good * m->scrub_win + b, bl);
 	}
 	if (!m->scrub_repair || !rewrite || !legs) {
 		pthread_mutex_unlock(&m->lock);
@@ -869,7 +887,7 @@ static bool bg_pick(struct uc_node *n, struct mirror *m, uint64_t *lo, uint64_t 
 			if (leg_state(m, i) == LEG_IN_SYNC)
 				m->scrub_legs |= 1U << i;
 		*lo = m->scrub_pos;
-		*hi = m->scrub_pos + m->window > n->size ? n->size : m->scrub_pos + m->window;
+		*hi = m->scrub_pos + m->scrub_win > n->size ? n->size : m->scrub_pos + m->scrub_win;
 		return true;
 	}
 	if (!m->rs_active)
@@ -1052,7 +1070,7 @@ static bool mirror_poll(struct uc_node *n, struct uc_queue *q)
 		s = next;
 	}
 	again = meta_poll(n, m, q);
-	if (q->id == 0 && !q->stopping)
+	if (q->id == 0 && uc_queue_may_start_work(q))
 		again |= bg_poll(n, m, q);
 	return again || m->parked[q->id];
 }
@@ -1080,12 +1098,16 @@ static void new_uuid(uint8_t u[16])
 
 static int meta_write_sync(struct uc_node *n, struct mirror *m, bool clean)
 {
-	uint8_t *buf = aligned_alloc(4096, m->slot * m->nr);
+	uint8_t *buf = aligned_alloc(4096, m->bitmap_bytes + MIRROR_MAX_LEGS * MIRROR_SB_SIZE);
+	uint8_t *leg_buf = aligned_alloc(4096, m->slot);
 	uint32_t legs;
 	int ok = 0;
 
-	if (!buf)
+	if (!buf || !leg_buf) {
+		free(buf);
+		free(leg_buf);
 		return -ENOMEM;
+	}
 	pthread_mutex_lock(&m->lock);
 	legs = live_legs(m);
 	meta_snapshot(m, buf, legs, clean);
@@ -1096,8 +1118,9 @@ static int meta_write_sync(struct uc_node *n, struct mirror *m, bool clean)
 
 		if (!(legs & (1U << i)))
 			continue;
-		r = uc_graph_sync_io(n->graph, n->children[i], UC_OP_WRITE, 0, buf + i * m->slot,
-				     m->slot);
+		memcpy(leg_buf, meta_sb(m, buf, i), MIRROR_SB_SIZE);
+		memcpy(leg_buf + MIRROR_SB_SIZE, buf, m->bitmap_bytes);
+		r = uc_graph_sync_io(n->graph, n->children[i], UC_OP_WRITE, 0, leg_buf, m->slot);
 		if (!r)
 			r = uc_graph_sync_io(n->graph, n->children[i], UC_OP_FLUSH, 0, NULL, 0);
 		if (r) {
@@ -1111,6 +1134,7 @@ static int meta_write_sync(struct uc_node *n, struct mirror *m, bool clean)
 		}
 	}
 	free(buf);
+	free(leg_buf);
 	atomic_store(&m->meta_done, m->meta_issued);
 	return ok ? 0 : -EIO;
 }
@@ -1508,6 +1532,36 @@ static int mirror_fail_leg(struct uc_node *n, struct mirror *m, int i, char *rep
 	return 0;
 }
 
+/*
+ * Leg i is new and empty: a new identity, rebuilt in full from the in-sync
+ * legs (a resync under way starts over, for its targets too). Lock held.
+ */
+static void rebuild_full(struct uc_node *n, struct mirror *m, unsigned int i)
+{
+	new_uuid(m->legs[i].uuid);
+	atomic_store(&m->legs[i].errors, 0);
+	atomic_store(&m->legs[i].read_errors, 0);
+	atomic_store(&m->legs[i].state, LEG_REBUILDING_FULL);
+	m->rs_targets |= 1U << i;
+	m->rs_total = 0;
+	for (uint64_t k = 0; k < m->nbits; k++) {
+		atomic_store(&m->need[k], 1);
+		m->rs_total += 1ULL << m->chunk_shift;
+	}
+	if (m->rs_total > n->size)
+		m->rs_total = n->size;
+	m->rs_pos = 0;
+	m->rs_done = 0;
+	m->rs_bytes = 0;
+	m->rs_t0 = m->rs_last_ckpt = now_ns();
+	if (leg_state(m, m->rs_source) != LEG_IN_SYNC || (m->rs_targets & (1U << m->rs_source)))
+		for (m->rs_source = 0; m->rs_source < m->nr; m->rs_source++)
+			if (leg_state(m, m->rs_source) == LEG_IN_SYNC)
+				break;
+	m->rs_active = true;
+	m->meta_seq++;
+}
+
 static int mirror_replace_leg(struct uc_node *n, struct mirror *m, int i, const char *path,
 			      char *reply, size_t len)
 {
@@ -1542,34 +1596,102 @@ static int mirror_replace_leg(struct uc_node *n, struct mirror *m, int i, const 
 		return -ETIMEDOUT;
 	}
 	c->ops->ctl(c, "path-commit", NULL, reply, len);
-	/* a new, empty leg: rebuilt in full from the in-sync legs */
 	pthread_mutex_lock(&m->lock);
-	new_uuid(m->legs[i].uuid);
-	atomic_store(&m->legs[i].errors, 0);
-	atomic_store(&m->legs[i].read_errors, 0);
-	atomic_store(&m->legs[i].state, LEG_REBUILDING_FULL);
-	m->rs_targets |= 1U << i;
-	m->rs_total = 0;
-	for (uint64_t k = 0; k < m->nbits; k++) {
-		atomic_store(&m->need[k], 1);
-		m->rs_total += 1ULL << m->chunk_shift;
-	}
-	if (m->rs_total > n->size)
-		m->rs_total = n->size;
-	m->rs_pos = 0;
-	m->rs_done = 0;
-	m->rs_bytes = 0;
-	m->rs_t0 = m->rs_last_ckpt = now_ns();
-	if (leg_state(m, m->rs_source) != LEG_IN_SYNC || (m->rs_targets & (1U << m->rs_source)))
-		for (m->rs_source = 0; m->rs_source < m->nr; m->rs_source++)
-			if (leg_state(m, m->rs_source) == LEG_IN_SYNC)
-				break;
-	m->rs_active = true;
-	m->meta_seq++;
+	rebuild_full(n, m, i);
 	pthread_mutex_unlock(&m->lock);
 	uc_graph_kick(n->graph);
 	uc_info("%s: %s replaced by %s: rebuilding", n->name, c->name, path);
 	snprintf(reply, len, "%s replaced by %s: rebuilding", c->name, path);
+	return 0;
+}
+
+/* The config group of a new file leg like model, at path, appended to n's children. */
+static config_setting_t *leg_conf(struct uc_node *n, const struct uc_node *model, const char *path)
+{
+	config_setting_t *list, *grp, *t, *p, *sz;
+	bool ok;
+
+	pthread_mutex_lock(&n->graph->conf_lock);
+	list = config_setting_get_member(n->cfg, "children");
+	grp = list ? config_setting_add(list, NULL, CONFIG_TYPE_GROUP) : NULL;
+	t = grp ? config_setting_add(grp, "type", CONFIG_TYPE_STRING) : NULL;
+	p = t ? config_setting_add(grp, "path", CONFIG_TYPE_STRING) : NULL;
+	sz = p ? config_setting_add(grp, "size", CONFIG_TYPE_INT64) : NULL;
+	ok = sz && config_setting_set_string(t, "file") && config_setting_set_string(p, path) &&
+	     config_setting_set_int64(sz, model->size);
+	if (!ok && grp)
+		config_setting_remove_elem(list, config_setting_index(grp));
+	pthread_mutex_unlock(&n->graph->conf_lock);
+	return ok ? grp : NULL;
+}
+
+/*
+ * `add MIRROR PATH`: a new file leg, rebuilt in full online. The tree
+ * changes while every queue is paused (new requests wait a moment).
+ */
+static int mirror_add_leg(struct uc_node *n, struct mirror *m, const char *path, char *reply,
+			  size_t len)
+{
+	struct uc_graph *g = n->graph;
+	struct uc_node *model = NULL, *c;
+	config_setting_t *grp;
+	unsigned int i = m->nr;
+	uint64_t seq = 0;
+	int ret;
+
+	if (m->nr >= MIRROR_MAX_LEGS) {
+		snprintf(reply, len, "%s has %u legs, the most a mirror can have", n->name, m->nr);
+		return -ENOSPC;
+	}
+	for (unsigned int k = 0; k < m->nr && !model; k++)
+		if (!strcmp(n->children[k]->ops->name, "file") && n->children[k]->ops->ctl)
+			model = n->children[k];
+	if (!model) {
+		snprintf(reply, len, "%s has no file leg to model a new one on", n->name);
+		return -EOPNOTSUPP;
+	}
+	/* in this volume already, locked elsewhere, too small: refused before anything changes */
+	if ((ret = model->ops->ctl(model, "check-path", path, reply, len)))
+		return ret;
+	if (!(grp = leg_conf(n, model, path))) {
+		snprintf(reply, len, "cannot add %s to the config", path);
+		return -ENOMEM;
+	}
+	if ((ret = uc_graph_new_child(n, grp, &c))) {
+		pthread_mutex_lock(&g->conf_lock);
+		config_setting_remove_elem(config_setting_parent(grp), config_setting_index(grp));
+		pthread_mutex_unlock(&g->conf_lock);
+		snprintf(reply, len, "cannot open %s as a leg: %s", path, strerror(-ret));
+		return ret;
+	}
+	if ((ret = uc_graph_pause(g, 30000))) {
+		uc_graph_drop_child(c);
+		snprintf(reply, len, "the queues did not pause within 30 s; nothing changed");
+		return ret;
+	}
+	ret = uc_graph_attach_child(c);
+	if (!ret) {
+		pthread_mutex_lock(&m->lock);
+		m->nr++;
+		m->sb.nr_legs = m->nr;
+		rebuild_full(n, m, i);
+		seq = m->meta_seq;
+		pthread_mutex_unlock(&m->lock);
+	} else {
+		uc_graph_drop_child(c);
+	}
+	uc_graph_resume(g);
+	if (ret) {
+		snprintf(reply, len, "cannot grow the queues for a new leg: %s", strerror(-ret));
+		return ret;
+	}
+	uc_info("%s: %s added as leg %u (%s): rebuilding", n->name, path, i, c->name);
+	if (meta_wait(n, m, seq, 30000)) {
+		snprintf(reply, len, "%s added as %s, but its superblock is not written yet", path,
+			 c->name);
+		return -EIO;
+	}
+	snprintf(reply, len, "%s added as %s: rebuilding", path, c->name);
 	return 0;
 }
 
@@ -1598,6 +1720,9 @@ static int mirror_scrub(struct uc_node *n, struct mirror *m, bool repair, bool j
 	m->scrub_pos = m->scrub_bad = m->scrub_fixed = m->scrub_unreadable = 0;
 	m->scrub_repair = repair;
 	m->scrub_aborted = false;
+	/* every copy and the good one in one internal buffer: legs may have been added */
+	for (m->scrub_win = m->window; m->scrub_win > 4096 && m->scrub_win * (m->nr + 1) > m->ibuf;)
+		m->scrub_win >>= 1;
 	m->scrub_active = true;
 	pthread_mutex_unlock(&m->lock);
 	uc_info("%s: scrub%s started", n->name, repair ? " (repair)" : "");
@@ -1668,7 +1793,7 @@ static int mirror_scrub(struct uc_node *n, struct mirror *m, bool repair, bool j
 	return m->scrub_bad ? 1 : 0;
 }
 
-/* Admin: "fail" LEG, "replace" "LEG PATH" (LEG: a child's name), "scrub[-repair]". */
+/* Admin: "fail" LEG, "replace" "LEG PATH" (LEG: a child's name), "add" PATH, "scrub[-repair]". */
 static int mirror_ctl(struct uc_node *n, const char *key, const char *value, char *reply,
 		      size_t len)
 {
@@ -1684,8 +1809,10 @@ static int mirror_ctl(struct uc_node *n, const char *key, const char *value, cha
 	if (!strcmp(key, "scrub") || !strcmp(key, "scrub-repair"))
 		return mirror_scrub(n, m, !strcmp(key, "scrub-repair"), value && !strcmp(value, "json"),
 				    reply, len);
+	if (!strcmp(key, "add") && value && value[0] == '/')
+		return mirror_add_leg(n, m, value, reply, len);
 	if (!value || (strcmp(key, "fail") && strcmp(key, "replace"))) {
-		snprintf(reply, len, "mirror: fail LEG | replace LEG PATH | scrub | scrub-repair");
+		snprintf(reply, len, "mirror: fail LEG | replace LEG PATH | add PATH | scrub | scrub-repair");
 		return -EINVAL;
 	}
 	snprintf(leg, sizeof(leg), "%s", value);
@@ -1714,6 +1841,7 @@ const struct uc_layer_ops mirror_layer_ops = {
 		"resync_rate=<bytes/s, default 200M> assume_clean=<bool> children=(>= 2 layers)",
 	.parse = mirror_parse,
 	.close = mirror_close,
+	.child_max_iov = mirror_child_max_iov,
 	.submit = mirror_submit,
 	.end = mirror_end,
 	.child_end = mirror_child_end,

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The admin socket: a running daemon listens on /run/ublk-compose/ID.sock
- * (0600) and the CLI talks to it (`status`, `fail`, `replace`, `ctl`,
- * `scrub`). One request line per connection; the reply is text, then a last
+ * (0600) and the CLI talks to it (`status`, `fail`, `replace`, `add`,
+ * `ctl`, `scrub`). One request line per connection; the reply is text, then a last
  * line "%exit N" with the command's exit status. Each connection gets its
  * own thread so a long scrub does not block `status`.
  */
@@ -116,7 +116,7 @@ static int cmd_status(struct uc_admin *a, struct reply *r, bool json)
 	if (json) {
 		out(r, "{\"id\": %u, \"device\": \"/dev/ublkb%u\", \"size\": %" PRIu64
 		    ", \"config\": ", a->id, a->id, g->size);
-		json_str(r, g->conf_path);
+		json_str(r, a->conf);
 		out(r, ", \"queues\": %u, \"depth\": %u, \"io_path\": \"%s\", \"health\": \"%s\", \"volume\": ",
 		    g->dev.queues, g->dev.depth, a->zero_copy ? "zero copy" : "copy", health_names[h]);
 		status_node(r, g->root, 0, true);
@@ -126,9 +126,26 @@ static int cmd_status(struct uc_admin *a, struct reply *r, bool json)
 	out(r, "/dev/ublkb%u: %s, %s, %u queue%s x %u, %s I/O, config %s\n", a->id,
 	    uc_size_str(g->size, size, sizeof(size)), health_names[h], g->dev.queues,
 	    g->dev.queues > 1 ? "s" : "", g->dev.depth, a->zero_copy ? "zero copy" : "copy",
-	    g->conf_path);
+	    a->conf);
 	status_node(r, g->root, 0, false);
 	return 0;
+}
+
+/*
+ * The tree now differs from the config it was started with: save it where
+ * `recover` and `upgrade` find it, and tell the user.
+ */
+static void layout_changed(struct uc_admin *a, struct reply *r)
+{
+	char path[PATH_MAX];
+	int ret = uc_run_save_live(a->id, a->g, path, sizeof(path));
+
+	if (ret)
+		out(r, "warning: cannot save the new layout (%s): recover and upgrade would use the old "
+		    "config\n", strerror(-ret));
+	else
+		out(r, "the layout is saved in %s (recover and upgrade use it); change %s to match "
+		    "before the next start\n", path, a->conf);
 }
 
 /* NODE's parent acts on it: `fail NODE`, `replace NODE PATH` */
@@ -153,6 +170,34 @@ static int cmd_leg(struct uc_admin *a, struct reply *r, const char *verb, char *
 	snprintf(value, sizeof(value), "%s%s%s", node, path ? " " : "", path ? path : "");
 	ret = n->parent->ops->ctl(n->parent, verb, value, msg, sizeof(msg));
 	out(r, "%s\n", msg);
+	if (!ret && path)
+		layout_changed(a, r);
+	return ret ? 1 : 0;
+}
+
+/* `add MIRROR PATH`: a new leg, rebuilt online */
+static int cmd_add(struct uc_admin *a, struct reply *r, char *args)
+{
+	char *node = strtok(args, " "), *path = strtok(NULL, " "), msg[1024] = "";
+	struct uc_node *n = node ? uc_graph_find(a->g, node) : NULL;
+	int ret;
+
+	if (!node || !path) {
+		out(r, "usage: add ID MIRROR PATH\n");
+		return 2;
+	}
+	if (!n) {
+		out(r, "no node named '%s' (see `ublk-compose status %u`)\n", node, a->id);
+		return 1;
+	}
+	if (!n->ops->ctl || strcmp(n->ops->name, "mirror")) {
+		out(r, "%s is a %s, not a mirror\n", node, n->ops->name);
+		return 1;
+	}
+	ret = n->ops->ctl(n, "add", path, msg, sizeof(msg));
+	out(r, "%s\n", msg);
+	if (!ret)
+		layout_changed(a, r);
 	return ret ? 1 : 0;
 }
 
@@ -249,16 +294,26 @@ static void *client_thread(void *arg)
 
 		if (args)
 			*args++ = 0;
+		/* commands walk the tree; add changes it */
+		bool change = !strcmp(req, "add");
+
+		if (change)
+			pthread_rwlock_wrlock(&a->g->admin_lock);
+		else
+			pthread_rwlock_rdlock(&a->g->admin_lock);
 		if (!strcmp(req, "status"))
 			rc = cmd_status(a, &r, args && strstr(args, "--json"));
 		else if (!strcmp(req, "fail") || !strcmp(req, "replace"))
 			rc = cmd_leg(a, &r, req, args ? args : (char[]){ 0 });
+		else if (!strcmp(req, "add"))
+			rc = cmd_add(a, &r, args ? args : (char[]){ 0 });
 		else if (!strcmp(req, "ctl"))
 			rc = cmd_ctl(a, &r, args ? args : (char[]){ 0 });
 		else if (!strcmp(req, "scrub"))
 			rc = cmd_scrub(a, &r, args);
 		else
 			out(&r, "unknown admin command '%s'\n", req);
+		pthread_rwlock_unlock(&a->g->admin_lock);
 	}
 	out(&r, "%%exit %d\n", rc);
 	for (size_t off = 0; off < r.len;) {
@@ -332,6 +387,7 @@ int uc_admin_start(struct uc_admin *a, struct uc_graph *g, unsigned int id, bool
 	a->id = id;
 	a->zero_copy = zero_copy;
 	a->fd = -1;
+	snprintf(a->conf, sizeof(a->conf), "%s", g->conf_path);
 	pthread_mutex_init(&a->lock, NULL);
 	pthread_cond_init(&a->cond, NULL);
 	if (mkdir(UC_RUN_DIR, 0700) && errno != EEXIST)
@@ -530,7 +586,7 @@ int uc_cmd_admin(const char *cmd, int argc, char **argv)
 		char abs[PATH_MAX];
 
 		/* a new leg's path is resolved here: the daemon has another cwd */
-		if (!strcmp(cmd, "replace") && i == 3 && arg[0] != '/') {
+		if ((!strcmp(cmd, "replace") || !strcmp(cmd, "add")) && i == 3 && arg[0] != '/') {
 			if (!getcwd(abs, sizeof(abs) - strlen(arg) - 2))
 				return 1;
 			strcat(abs, "/");

@@ -20,6 +20,7 @@ struct uc_admin {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	unsigned int nr_clients;	/* connections being served */
+	char conf[PATH_MAX];	/* the config it was started with */
 };
 
 struct uc_admin_client {
@@ -34,7 +35,10 @@ void uc_admin_stop(struct uc_admin *a);
 
 /* CLI: `status [ID...] [--json] [--watch]` */
 int uc_cmd_status(int argc, char **argv);
-/* CLI: `fail ID NODE`, `replace ID NODE PATH`, `ctl ID NODE KEY [VALUE]`, `scrub ID [--repair] [--json]` */
+/*
+ * CLI: `fail ID NODE`, `replace ID NODE PATH`, `add ID MIRROR PATH`,
+ * `ctl ID NODE KEY [VALUE]`, `scrub ID [--repair] [--json]`
+ */
 int uc_cmd_admin(const char *cmd, int argc, char **argv);
 
 #endif

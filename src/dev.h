@@ -54,6 +54,12 @@ int uc_run_save(unsigned int id, const char *conf, int pid);
 void uc_run_forget(unsigned int id);
 /* The config path device id was started with, into buf. Returns 0 or -errno. */
 int uc_run_conf(unsigned int id, char *buf, size_t len);
+/*
+ * The tree of device id changed at runtime (replace, add): save it as
+ * ID.live.conf, which recover and upgrade use from now on; its path into
+ * path. Returns 0 or -errno.
+ */
+int uc_run_save_live(unsigned int id, struct uc_graph *g, char *path, size_t len);
 /* `recover ID` and `upgrade ID` subcommands. Return the process exit status. */
 int uc_cmd_recover(int argc, char **argv);
 int uc_cmd_upgrade(int argc, char **argv);

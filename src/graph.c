@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "graph.h"
+#include "io.h"
 #include "log.h"
 
 const char *const uc_recovery_names[] = { "reissue", "requeue", "fail", "off", NULL };
@@ -97,6 +98,7 @@ static int node_parse(struct uc_graph *g, struct uc_node *parent, const config_s
 	n->child_subs = 1;
 	n->conf_file = config_setting_source_file(cfg);
 	n->conf_line = config_setting_source_line(cfg);
+	n->cfg = (config_setting_t *)cfg;
 	g->nodes[g->nr_nodes++] = n;	/* owned by g from here, freed on error too */
 	*out = n;
 	if ((ret = node_name(g, parent, cfg, n)))
@@ -248,19 +250,26 @@ static char *dir_of(const char *path)
 
 int uc_graph_load(struct uc_graph *g, const char *path)
 {
+	return uc_graph_load_in(g, path, NULL);
+}
+
+int uc_graph_load_in(struct uc_graph *g, const char *path, const char *dir)
+{
 	static const char *const keys[] = { "device", "volume", NULL };
 	const config_setting_t *top, *d, *vol;
 	int ret;
 
 	memset(g, 0, sizeof(*g));
 	pthread_mutex_init(&g->queues_lock, NULL);
+	pthread_mutex_init(&g->conf_lock, NULL);
+	pthread_rwlock_init(&g->admin_lock, NULL);
 	for (unsigned int i = 0; i <= UC_MAX_QUEUES; i++)
 		g->kick_fd[i] = -1;
 	config_init(&g->cfg);
 	g->dev = (struct uc_dev_conf){ .queues = 1, .depth = 128, .max_io = 512 << 10,
 				       .block_size = 512, .id = -1, .zero_copy = true };
 	g->conf_path = strdup(path);
-	g->conf_dir = dir_of(path);
+	g->conf_dir = dir ? strdup(dir) : dir_of(path);
 	if (!g->conf_path || !g->conf_dir)
 		return -ENOMEM;
 	if (!config_read_file(&g->cfg, path)) {
@@ -318,6 +327,112 @@ int uc_graph_open(struct uc_graph *g)
 	uc_graph_sync_done(g);
 	g->opened = true;
 	return 0;
+}
+
+/* Close and free nodes[from..]: they are the last ones, and so are their leaves. */
+static void drop_nodes(struct uc_graph *g, unsigned int from)
+{
+	for (unsigned int i = g->nr_nodes; i-- > from;) {
+		struct uc_node *n = g->nodes[i];
+
+		if (n->file_index >= 0 && (unsigned int)n->file_index < g->nr_leaves)
+			g->nr_leaves = n->file_index;
+		if (n->ops->close)
+			n->ops->close(n);
+		free(n->name);
+		free(n->children);
+		free(n);
+	}
+	g->nr_nodes = from;
+}
+
+int uc_graph_new_child(struct uc_node *parent, config_setting_t *cfg, struct uc_node **out)
+{
+	struct uc_graph *g = parent->graph;
+	unsigned int from = g->nr_nodes;
+	struct uc_node *c = NULL;
+	int ret = node_parse(g, parent, cfg, &c);
+
+	for (unsigned int i = from; !ret && i < g->nr_nodes; i++)
+		if (g->nodes[i]->ops->open)
+			ret = g->nodes[i]->ops->open(g->nodes[i]);
+	for (unsigned int i = g->nr_nodes; !ret && i-- > from;)
+		if (g->nodes[i]->ops->activate)
+			ret = g->nodes[i]->ops->activate(g->nodes[i]);
+	uc_graph_sync_done(g);
+	if (ret) {
+		drop_nodes(g, from);
+		return ret;
+	}
+	*out = c;
+	return 0;
+}
+
+void uc_graph_drop_child(struct uc_node *c)
+{
+	struct uc_graph *g = c->graph;
+	config_setting_t *list = config_setting_parent(c->cfg);
+
+	pthread_mutex_lock(&g->conf_lock);
+	if (list)
+		config_setting_remove_elem(list, config_setting_index(c->cfg));
+	pthread_mutex_unlock(&g->conf_lock);
+	drop_nodes(g, c->index);
+}
+
+int uc_graph_attach_child(struct uc_node *c)
+{
+	struct uc_node *p = c->parent;
+	struct uc_graph *g = c->graph;
+	struct uc_node **ch = realloc(p->children, (p->nr_children + 1) * sizeof(*ch));
+	unsigned int subs = g->nr_subs, iovs = g->nr_iovs, internal = g->nr_internal;
+	uint32_t ibuf = g->internal_buf;
+	int ret;
+
+	if (!ch)
+		return -ENOMEM;
+	p->children = ch;
+	ch[p->nr_children++] = c;
+	g->nr_subs = g->nr_iovs = g->nr_internal = 0;
+	g->internal_buf = 0;
+	ret = size_arenas(g, g->root, 1);
+	/* a queue's internal tags and their buffers cannot change under it */
+	if (!ret && (g->nr_internal != internal || g->internal_buf > ibuf))
+		ret = -EINVAL;
+	g->internal_buf = ibuf;
+	pthread_mutex_lock(&g->queues_lock);
+	for (unsigned int i = 0; !ret && i <= UC_MAX_QUEUES; i++)
+		if (g->queues[i])
+			ret = uc_queue_resize(g->queues[i]);
+	pthread_mutex_unlock(&g->queues_lock);
+	if (ret) {
+		/* queues already resized keep their larger arenas: harmless */
+		p->nr_children--;
+		g->nr_subs = g->nr_iovs = g->nr_internal = 0;
+		size_arenas(g, g->root, 1);
+		g->nr_subs = subs;
+		g->nr_iovs = iovs;
+		g->nr_internal = internal;
+		g->internal_buf = ibuf;
+	}
+	return ret;
+}
+
+int uc_graph_save(struct uc_graph *g, const char *path)
+{
+	char tmp[4096];
+	int ret = 0;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	pthread_mutex_lock(&g->conf_lock);
+	if (!config_write_file(&g->cfg, tmp))
+		ret = -EIO;
+	pthread_mutex_unlock(&g->conf_lock);
+	if (!ret && rename(tmp, path))
+		ret = -errno;
+	if (ret)
+		unlink(tmp);
+	return ret;
 }
 
 void uc_graph_free(struct uc_graph *g)

@@ -55,6 +55,18 @@ struct uc_graph {
 	int kick_fd[UC_MAX_QUEUES + 1];	/* -1: no queue with that id */
 	_Atomic uint64_t files_gen;
 	_Atomic uint64_t files_seen[UC_MAX_QUEUES + 1];
+	/*
+	 * Changing the tree at runtime (a mirror's `add`): uc_graph_pause()
+	 * makes every queue hold new requests and drain; while they are
+	 * paused the tree and the queues' arenas may change; resume lets them
+	 * go on. admin_lock: admin commands that walk the tree hold it for
+	 * reading, the one that changes it for writing.
+	 */
+	_Atomic uint64_t pause_gen, resume_gen;
+	_Atomic uint64_t paused_seen[UC_MAX_QUEUES + 1];
+	struct uc_queue *queues[UC_MAX_QUEUES + 1];	/* under queues_lock */
+	pthread_rwlock_t admin_lock;
+	pthread_mutex_t conf_lock;	/* edits of cfg (uc_graph_save) */
 	uint64_t size;		/* device bytes: root size rounded to block_size */
 	bool opened;
 	bool zero_copy;		/* every layer can run on the kernel's pages (and the config allows it) */
@@ -67,6 +79,8 @@ struct uc_graph {
  * one "FILE:LINE: message" line.
  */
 int uc_graph_load(struct uc_graph *g, const char *path);
+/* The same, relative paths resolving against dir (a saved config: uc_graph_save). */
+int uc_graph_load_in(struct uc_graph *g, const char *path, const char *dir);
 /*
  * Open every leaf (creating sparse files). Returns 0 or -errno; after a
  * failure uc_graph_free() closes what was opened and removes what was created.
@@ -96,5 +110,29 @@ int uc_graph_files_changed(struct uc_graph *g, int timeout_ms);
 void uc_graph_sync_done(struct uc_graph *g);
 /* Register a leaf node (called by leaf layers' parse). */
 int uc_graph_add_leaf(struct uc_graph *g, struct uc_node *n);
+/*
+ * Make every serving queue hold new requests and drain what is in flight
+ * (bounded by timeout_ms). Returns 0 once all are paused, or -ETIMEDOUT
+ * (then they are resumed). Call with admin_lock held for writing.
+ */
+int uc_graph_pause(struct uc_graph *g, int timeout_ms);
+/* Let paused queues go on (with arenas sized for the graph as it is now). */
+void uc_graph_resume(struct uc_graph *g);
+/*
+ * A new child of parent from cfg (a group appended to parent's children
+ * list in graph->cfg): parsed and opened, not yet attached. Returns 0 with
+ * *out set, or -errno (the node and its files are gone again).
+ */
+int uc_graph_new_child(struct uc_node *parent, config_setting_t *cfg, struct uc_node **out);
+/*
+ * While paused: make c (from uc_graph_new_child) the last child of its
+ * parent and size every paused queue's arenas for the new tree.
+ * Returns 0 or -ENOMEM (nothing changed).
+ */
+int uc_graph_attach_child(struct uc_node *c);
+/* Undo uc_graph_new_child (not attached). */
+void uc_graph_drop_child(struct uc_node *c);
+/* Write the config with runtime changes to path (atomically). Returns 0 or -errno. */
+int uc_graph_save(struct uc_graph *g, const char *path);
 
 #endif

@@ -176,6 +176,14 @@ void uc_queue_start(struct uc_queue *q, unsigned int tag, const struct uc_req *r
 	struct uc_sub *s;
 	int err = 0;
 
+	if (q->pausing) {
+		/* the graph is about to change: this one starts once it has */
+		assert(!io->held);
+		io->held_req = *r;
+		io->held = true;
+		q->nr_held++;
+		return;
+	}
 	assert(!io->busy && !io->internal);
 	io->busy = true;
 	q->nr_busy++;
@@ -343,10 +351,97 @@ bool uc_queue_cqe(struct uc_queue *q, const struct io_uring_cqe *cqe)
 	return false;
 }
 
+/* Register the leaves as fixed files (again, after the tree grew). Returns 0 or -errno. */
+static int register_files(struct uc_queue *q)
+{
+	struct uc_graph *g = q->g;
+	int fds[g->nr_leaves ? g->nr_leaves : 1], ret;
+
+	if (q->nr_files)
+		io_uring_unregister_files(&q->ring);
+	q->nr_files = 0;
+	for (unsigned int i = 0; i < g->nr_leaves; i++)
+		fds[i] = g->leaves[i]->fd;
+	ret = g->nr_leaves ? io_uring_register_files(&q->ring, fds, g->nr_leaves) : 0;
+	if (!ret)
+		q->nr_files = g->nr_leaves;
+	return ret;
+}
+
+/*
+ * uc_graph_pause() from this queue's side. Returns true while the graph
+ * may be changing: nothing here may touch it then.
+ */
+static bool pause_poll(struct uc_queue *q)
+{
+	struct uc_graph *g = q->g;
+	uint64_t gen = atomic_load(&g->pause_gen);
+
+	if (!q->pausing) {
+		if (gen == q->pause_gen)
+			return false;
+		q->pausing = true;	/* new requests are held from here */
+		q->pause_gen = gen;
+	}
+	if (!q->paused) {
+		if (q->nr_busy || q->nr_member)
+			return false;	/* draining: layers finish what they hold */
+		q->paused = true;
+		atomic_store(&g->paused_seen[q->id], q->pause_gen);
+	}
+	if (atomic_load(&g->resume_gen) < q->pause_gen)
+		return true;
+	q->pausing = q->paused = false;
+	if (q->nr_files != g->nr_leaves && register_files(q))
+		uc_err("queue %u: cannot register the new files", q->id);
+	q->files_gen = atomic_load(&g->files_gen);
+	atomic_store(&g->files_seen[q->id], q->files_gen);
+	for (unsigned int t = 0; q->nr_held && t < q->depth; t++)
+		if (q->ios[t].held) {
+			q->ios[t].held = false;
+			q->nr_held--;
+			uc_queue_start(q, t, &q->ios[t].held_req);
+		}
+	return false;
+}
+
+int uc_queue_resize(struct uc_queue *q)
+{
+	struct uc_graph *g = q->g;
+	unsigned int nr_ios = q->depth + q->nr_internal;
+	struct uc_sub *subs = calloc((size_t)nr_ios * g->nr_subs, sizeof(*subs));
+	struct iovec *iovs = calloc((size_t)nr_ios * g->nr_iovs, sizeof(*iovs));
+	struct uc_node **pollers = calloc(g->nr_nodes, sizeof(*pollers));
+
+	if (!subs || !iovs || !pollers) {
+		free(subs);
+		free(iovs);
+		free(pollers);
+		return -ENOMEM;
+	}
+	free(q->sub_arena);
+	free(q->iov_arena);
+	free(q->pollers);
+	q->sub_arena = subs;
+	q->iov_arena = iovs;
+	q->pollers = pollers;
+	for (unsigned int i = 0; i < nr_ios; i++) {
+		q->ios[i].subs = &subs[(size_t)i * g->nr_subs];
+		q->ios[i].iovs = &iovs[(size_t)i * g->nr_iovs];
+	}
+	q->nr_pollers = 0;
+	for (unsigned int i = 0; i < g->nr_nodes; i++)
+		if (g->nodes[i]->ops->poll)
+			q->pollers[q->nr_pollers++] = g->nodes[i];
+	return 0;
+}
+
 void uc_queue_poll(struct uc_queue *q)
 {
 	bool again = false;
 
+	if (pause_poll(q))
+		return;
 	if (q->files_gen != atomic_load(&q->g->files_gen))
 		files_update(q);
 	for (unsigned int i = 0; i < q->nr_pollers; i++)
@@ -407,7 +502,7 @@ int uc_queue_init(struct uc_queue *q, struct uc_graph *g, unsigned int id, unsig
 	unsigned int nr_ios = depth + g->nr_internal;
 	unsigned int entries = roundup_pow2(nr_ios * (g->nr_leaves + extra_sqes) + 1);
 	size_t ibuf = g->internal_buf > g->dev.max_io ? g->internal_buf : g->dev.max_io;
-	int ret, *fds;
+	int ret;
 
 	memset(q, 0, sizeof(*q));
 	q->kick_fd = -1;
@@ -427,11 +522,9 @@ int uc_queue_init(struct uc_queue *q, struct uc_graph *g, unsigned int id, unsig
 	q->bufs_len = (size_t)depth * g->dev.max_io + (size_t)g->nr_internal * ibuf;
 	q->pollers = calloc(g->nr_nodes, sizeof(*q->pollers));
 	q->bufs = mmap(NULL, q->bufs_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	fds = calloc(g->nr_leaves, sizeof(*fds));
 	if (q->bufs == MAP_FAILED)
 		q->bufs = NULL;
-	if (!q->ios || !q->sub_arena || !q->iov_arena || !q->bufs || !fds || !q->pollers) {
-		free(fds);
+	if (!q->ios || !q->sub_arena || !q->iov_arena || !q->bufs || !q->pollers) {
 		uc_queue_exit(q);
 		return -ENOMEM;
 	}
@@ -451,10 +544,8 @@ int uc_queue_init(struct uc_queue *q, struct uc_graph *g, unsigned int id, unsig
 	/* registered below with the fds of this generation */
 	q->files_gen = atomic_load(&g->files_gen);
 	atomic_store(&g->files_seen[id], q->files_gen);
-	for (unsigned int i = 0; i < g->nr_leaves; i++)
-		fds[i] = g->leaves[i]->fd;
-	ret = g->nr_leaves ? io_uring_register_files(&q->ring, fds, g->nr_leaves) : 0;
-	free(fds);
+	q->pause_gen = atomic_load(&g->pause_gen);
+	ret = register_files(q);
 	if (ret) {
 		uc_queue_exit(q);
 		return ret;
@@ -468,6 +559,7 @@ int uc_queue_init(struct uc_queue *q, struct uc_graph *g, unsigned int id, unsig
 	arm_kick(q);
 	pthread_mutex_lock(&g->queues_lock);
 	g->kick_fd[id] = q->kick_fd;
+	g->queues[id] = q;
 	pthread_mutex_unlock(&g->queues_lock);
 	return 0;
 }
@@ -502,19 +594,51 @@ int uc_graph_files_changed(struct uc_graph *g, int timeout_ms)
 	}
 }
 
+int uc_graph_pause(struct uc_graph *g, int timeout_ms)
+{
+	uint64_t gen = atomic_fetch_add(&g->pause_gen, 1) + 1;
+
+	for (int waited = 0;; waited += 5) {
+		bool all = true;
+
+		uc_graph_kick(g);
+		pthread_mutex_lock(&g->queues_lock);
+		for (unsigned int i = 0; i <= UC_MAX_QUEUES; i++)
+			if (g->queues[i] && atomic_load(&g->paused_seen[i]) < gen)
+				all = false;
+		pthread_mutex_unlock(&g->queues_lock);
+		if (all)
+			return 0;
+		if (waited >= timeout_ms) {
+			uc_graph_resume(g);
+			return -ETIMEDOUT;
+		}
+		usleep(5000);
+	}
+}
+
+void uc_graph_resume(struct uc_graph *g)
+{
+	atomic_store(&g->resume_gen, atomic_load(&g->pause_gen));
+	uc_graph_kick(g);
+}
+
 void uc_queue_exit(struct uc_queue *q)
 {
 	if (q->g && q->kick_fd >= 0) {
 		pthread_mutex_lock(&q->g->queues_lock);
 		if (q->g->kick_fd[q->id] == q->kick_fd)
 			q->g->kick_fd[q->id] = -1;
+		if (q->g->queues[q->id] == q)
+			q->g->queues[q->id] = NULL;
 		pthread_mutex_unlock(&q->g->queues_lock);
 		close(q->kick_fd);
 	}
 	q->kick_fd = -1;
 	/* the ring lets go of its files asynchronously: drop them now, so their locks go too */
-	if (q->ring.ring_fd > 0 && q->g && q->g->nr_leaves)
+	if (q->ring.ring_fd > 0 && q->nr_files)
 		io_uring_unregister_files(&q->ring);
+	q->nr_files = 0;
 	if (q->ring.ring_fd > 0)
 		io_uring_queue_exit(&q->ring);
 	q->ring.ring_fd = -1;

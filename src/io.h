@@ -16,6 +16,13 @@
 #define UC_IORING_OP_READV_FIXED	60
 #define UC_IORING_OP_WRITEV_FIXED	61
 
+struct uc_req {
+	uint8_t op;		/* enum uc_op, or anything else: -EOPNOTSUPP */
+	uint8_t flags;		/* UC_F_* */
+	uint64_t off;		/* bytes */
+	uint64_t len;		/* bytes */
+};
+
 struct uc_io {			/* one per tag, preallocated */
 	struct uc_sub *subs;	/* arena: graph->nr_subs slots */
 	struct iovec *iovs;	/* arena: graph->nr_iovs entries */
@@ -27,15 +34,10 @@ struct uc_io {			/* one per tag, preallocated */
 	bool busy;		/* a request is in the graph */
 	bool zero_copy;		/* iov_base values are offsets in the kernel's pages */
 	bool internal;		/* a layer's own request: done() instead of commit */
+	bool held;		/* arrived while the queue was paused: held_req waits */
+	struct uc_req held_req;
 	void (*done)(struct uc_queue *q, struct uc_io *io, int res);
 	void *arg;		/* for done() */
-};
-
-struct uc_req {
-	uint8_t op;		/* enum uc_op, or anything else: -EOPNOTSUPP */
-	uint8_t flags;		/* UC_F_* */
-	uint64_t off;		/* bytes */
-	uint64_t len;		/* bytes */
 };
 
 struct uc_queue {
@@ -55,6 +57,11 @@ struct uc_queue {
 	unsigned int ring_flags;	/* setup flags the kernel accepted */
 	bool zero_copy;		/* data stays in the kernel's request pages (buffer index = tag) */
 	bool stopping;		/* the owner is draining: layers start no new background work */
+	bool pausing;		/* uc_graph_pause(): new requests are held, the rest drains */
+	bool paused;		/* drained and acknowledged: nothing here touches the graph */
+	uint64_t pause_gen;	/* the pause being served */
+	unsigned int nr_held;	/* requests held while pausing */
+	unsigned int nr_files;	/* leaves registered as fixed files */
 	bool timer_armed;
 	int kick_fd;		/* eventfd other threads write to wake the ring (uc_graph_kick) */
 	uint64_t kick_buf;
@@ -77,6 +84,11 @@ struct uc_queue {
 int uc_queue_init(struct uc_queue *q, struct uc_graph *g, unsigned int id, unsigned int depth,
 		  unsigned int setup_flags, unsigned int extra_sqes);
 void uc_queue_exit(struct uc_queue *q);
+/*
+ * Size q's arenas for q->g as it is now (uc_graph_attach_child, on the
+ * admin thread while q is paused). Returns 0 or -ENOMEM (q unchanged).
+ */
+int uc_queue_resize(struct uc_queue *q);
 /* Send a request for tag into the graph; q->commit runs when it is done. */
 void uc_queue_start(struct uc_queue *q, unsigned int tag, const struct uc_req *r);
 /* Handle one CQE whose user_data is a member I/O. */
@@ -95,6 +107,11 @@ void uc_queue_poll(struct uc_queue *q);
 static inline int uc_queue_enter(struct uc_queue *q)
 {
 	return io_uring_submit_and_wait(&q->ring, 1);
+}
+/* Layers may start background work (resync, scrub): not while stopping or pausing. */
+static inline bool uc_queue_may_start_work(const struct uc_queue *q)
+{
+	return !q->stopping && !q->pausing;
 }
 /* True when nothing is in flight: no request, no member I/O, no timer. */
 static inline bool uc_queue_idle(const struct uc_queue *q)

@@ -88,6 +88,7 @@ struct uc_node {
 	int fd;			/* leaves: open file, else -1 */
 	const char *conf_file;	/* for messages: where the node was defined */
 	int conf_line;
+	config_setting_t *cfg;	/* its group in graph->cfg (runtime changes edit it: uc_graph_save) */
 	void *priv;		/* layer state, freed by close/free */
 };
 

@@ -24,6 +24,7 @@ static void usage(FILE *out)
 "       ublk-compose status [ID...] [--json] [--watch]  layer tree, health, resync progress\n"
 "       ublk-compose fail ID NODE       mark a mirror leg faulty\n"
 "       ublk-compose replace ID NODE PATH  swap a mirror leg for a new file, rebuilt online\n"
+"       ublk-compose add ID MIRROR PATH  grow a mirror by a new file leg, rebuilt online\n"
 "       ublk-compose scrub ID [--repair] [--json]  compare every mirror copy, report (fix) mismatches\n"
 "       ublk-compose ctl ID NODE KEY [VALUE]  change a layer setting at runtime (e.g. fault errors)\n"
 "       ublk-compose --help | --version\n"
@@ -84,7 +85,7 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "status"))
 		return uc_cmd_status(argc, argv);
 	if (!strcmp(cmd, "fail") || !strcmp(cmd, "replace") || !strcmp(cmd, "ctl") ||
-	    !strcmp(cmd, "scrub"))
+	    !strcmp(cmd, "scrub") || !strcmp(cmd, "add"))
 		return uc_cmd_admin(cmd, argc, argv);
 	if (!strcmp(cmd, "examine"))
 		return cmd_examine(argc, argv);

@@ -46,6 +46,10 @@ int uc_run_save(unsigned int id, const char *conf, int pid)
 		return -errno;
 	if (!realpath(conf, abs))
 		return -errno;
+	/* a layout saved by an earlier server of this id is stale unless we run it */
+	snprintf(path, sizeof(path), UC_RUN_DIR "/%u.live.conf", id);
+	if (strcmp(abs, path))
+		unlink(path);
 	snprintf(path, sizeof(path), UC_RUN_DIR "/%u.conf", id);
 	ret = write_file(path, abs);
 	snprintf(path, sizeof(path), UC_RUN_DIR "/%u.pid", id);
@@ -53,10 +57,24 @@ int uc_run_save(unsigned int id, const char *conf, int pid)
 	return ret ? ret : write_file(path, text);
 }
 
+int uc_run_save_live(unsigned int id, struct uc_graph *g, char *path, size_t len)
+{
+	char conf[PATH_MAX];
+	int ret;
+
+	snprintf(path, len, UC_RUN_DIR "/%u.live.conf", id);
+	if ((ret = uc_graph_save(g, path)))
+		return ret;
+	snprintf(conf, sizeof(conf), UC_RUN_DIR "/%u.conf", id);
+	return write_file(conf, path);
+}
+
 void uc_run_forget(unsigned int id)
 {
 	char path[PATH_MAX];
 
+	snprintf(path, sizeof(path), UC_RUN_DIR "/%u.live.conf", id);
+	unlink(path);
 	snprintf(path, sizeof(path), UC_RUN_DIR "/%u.conf", id);
 	unlink(path);
 	snprintf(path, sizeof(path), UC_RUN_DIR "/%u.pid", id);
@@ -125,8 +143,9 @@ static int spawn_server(const char *conf, unsigned int id, bool detach)
 		}
 		fcntl(p[1], F_SETFD, 0);
 		snprintf(fdbuf, sizeof(fdbuf), "%d", p[1]);
+		/* a detached server's log is all there is to read: info lines too */
 		execl("/proc/self/exe", "ublk-compose", "-c", conf, "--recover", idbuf,
-		      "--ready-fd", fdbuf, (char *)NULL);
+		      "--ready-fd", fdbuf, uc_verbose > 1 ? "-vv" : "-v", (char *)NULL);
 		_exit(127);
 	}
 	close(p[1]);

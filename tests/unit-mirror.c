@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -759,6 +760,146 @@ static int test_replace(void)
 	return T_PASS;
 }
 
+
+struct add_call {
+	struct uc_node *n;
+	char value[600], reply[1024];
+	int ret;
+	atomic_bool done;
+};
+
+static void *add_thread(void *arg)
+{
+	struct add_call *c = arg;
+
+	c->ret = c->n->ops->ctl(c->n, "add", c->value, c->reply, sizeof(c->reply));
+	atomic_store(&c->done, true);
+	return NULL;
+}
+
+static void *pause_thread(void *arg)
+{
+	struct add_call *c = arg;
+
+	c->ret = uc_graph_pause(c->n->graph, 10000);
+	atomic_store(&c->done, true);
+	return NULL;
+}
+
+/* The barrier add uses: requests that come while a pause drains are held, then run. */
+static int check_pause(struct harness *h)
+{
+	struct add_call p = { .n = h->g.root };
+	unsigned int before;
+	pthread_t t;
+
+	for (int i = 0; i < 4; i++)
+		issue(h, UC_OP_WRITE, i * 65536, 65536);
+	before = h->inflight;
+	CHECK(!pthread_create(&t, NULL, pause_thread, &p), "pthread_create");
+	while (atomic_load(&h->g.pause_gen) == h->q.pause_gen)
+		usleep(100);
+	uc_queue_poll(&h->q);
+	CHECK(h->q.pausing && !h->q.paused, "the queue did not start pausing");
+	issue(h, UC_OP_WRITE, 1 << 20, 4096);
+	issue(h, UC_OP_READ, 2 << 20, 8192);
+	CHECK(h->q.nr_held == 2 && h->inflight == before + 2, "held %u", h->q.nr_held);
+	while (!atomic_load(&p.done))
+		if (!uc_queue_idle(&h->q))
+			turn(h);
+		else
+			turn_nowait(h);
+	pthread_join(t, NULL);
+	CHECK(!p.ret && h->q.paused && h->q.nr_held == 2 && !h->q.nr_busy, "paused: %d, %u held, %u busy",
+	      p.ret, h->q.nr_held, h->q.nr_busy);
+	CHECK(h->inflight == 2, "the writes in flight did not drain: %u", h->inflight);
+	uc_graph_resume(&h->g);
+	CHECK(!reap(h, 0) && !h->q.nr_held && !h->q.pausing, "held requests did not run");
+	return h->failures ? T_FAIL : T_PASS;
+}
+
+/*
+ * add: refusals first, then a third leg while requests keep coming (the
+ * queue pauses and grows under them), rebuilt in full; the saved config
+ * reassembles the three legs without a resync.
+ */
+static int test_add(void)
+{
+	struct add_call a = { 0 };
+	struct harness h;
+	struct ctl_call c;
+	struct mirror_sb sb;
+	char arg[600], saved[600];
+	unsigned int turns = 0;
+	pthread_t t;
+	uint64_t size;
+
+	uint8_t *model;
+
+	wipe();
+	CHECK(!harness_open(&h, conf("add.conf",
+		"device = { max_io = \"256K\"; };\n"
+		"volume = { type = \"mirror\"; name = \"m\"; bitmap_chunk = \"1M\";\n"
+		"  children = ( { type = \"file\"; name = \"a\"; path = \"leg0.img\"; size = \"16M\"; },\n"
+		"               { type = \"file\"; name = \"b\"; path = \"leg1.img\"; size = \"16M\"; } ); };\n")),
+	      "open");
+	size = h.g.size;
+	model = malloc(size);
+	CHECK(model, "alloc");
+	CHECK(!mix(&h, 600, 0, size), "mix");
+	snprintf(arg, sizeof(arg), "%s/small.img", t_tmpdir());
+	unlink(arg);
+	{
+		int fd = open(arg, O_CREAT | O_WRONLY, 0600);
+
+		CHECK(fd >= 0 && !ftruncate(fd, 1 << 20), "small file");
+		close(fd);
+	}
+	CHECK(!ctl(&h, "m", "add", arg, &c) && c.ret == -ENOSPC, "too small accepted: %d", c.ret);
+	CHECK(!ctl(&h, "m", "add", leg(1), &c) && c.ret == -EBUSY, "a leg in use accepted: %d", c.ret);
+	CHECK(!ctl(&h, "m", "add", "leg2.img", &c) && c.ret == -EINVAL, "a relative path accepted");
+	CHECK(h.g.root->nr_children == 2 && !strncmp(status_of(&h, "m"), "clean", 5),
+	      "refusals changed the mirror: %s", status_of(&h, "m"));
+	CHECK(check_pause(&h) == T_PASS, "pause");
+
+	/* the add runs on the admin thread while this one keeps issuing requests */
+	a.n = h.g.root;
+	snprintf(a.value, sizeof(a.value), "%s", leg(2));
+	CHECK(!pthread_create(&t, NULL, add_thread, &a), "pthread_create");
+	while (!atomic_load(&a.done)) {
+		CHECK(!mix(&h, 8, 0, size), "mix during add");
+		turn_nowait(&h);
+		turns++;
+	}
+	pthread_join(t, NULL);
+	printf("  add -> %d: %s (%u mixes meanwhile, %u held)\n", a.ret, a.reply, turns, h.q.nr_held);
+	CHECK(a.ret == 0 && strstr(a.reply, "added as m.children[2]: rebuilding"), "add: %d %s",
+	      a.ret, a.reply);
+	CHECK(h.g.root->nr_children == 3 && !h.q.pausing, "tree after add");
+	CHECK(!mix(&h, 400, 0, size), "mix during the rebuild");
+	CHECK(!wait_status(&h, "m", "clean", 60), "rebuild did not finish");
+	CHECK(strstr(status_of(&h, "m"), "[2 in-sync errors=0]"), "%s", status_of(&h, "m"));
+	CHECK(!verify(&h), "verify");
+	snprintf(saved, sizeof(saved), "%s/add-saved.conf", t_tmpdir());
+	CHECK(!uc_graph_save(&h.g, saved), "save");
+	memcpy(model, h.model, size);
+	harness_close(&h, true);
+	CHECK(legs_equal(0, 2, size) == 0 && legs_equal(1, 2, size) == 0, "the new leg differs");
+	CHECK(!read_sb(2, &sb) && sb.nr_legs == 3 && sb.leg_index == 2 && (sb.flags & MIRROR_SB_CLEAN),
+	      "superblock of the new leg: legs %u index %u flags %#x", sb.nr_legs, sb.leg_index, sb.flags);
+
+	/* the saved config (absolute paths) brings all three back, clean */
+	CHECK(!harness_open(&h, saved), "open the saved config");
+	memcpy(h.model, model, size);
+	free(model);
+	CHECK(h.g.root->nr_children == 3 && !strncmp(status_of(&h, "m"), "clean", 5),
+	      "saved config: %s", status_of(&h, "m"));
+	CHECK(!mix(&h, 300, 0, size), "mix after reopening");
+	harness_close(&h, true);
+	CHECK(legs_equal(0, 2, size) == 0, "legs differ after reopening");
+	return T_PASS;
+}
+
 int main(void)
 {
 	static const struct t_case cases[] = {
@@ -772,6 +913,7 @@ int main(void)
 		{ "scrub", test_scrub },
 		{ "fail_and_replace", test_fail_and_replace },
 		{ "replace", test_replace },
+		{ "add", test_add },
 	};
 
 	uc_layer_add(&flaky_ops);

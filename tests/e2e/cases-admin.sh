@@ -7,6 +7,8 @@
 #   admin-scrub           4 KiB corrupted in one leg behind the daemon's back: scrub names exactly
 #                         that range and leg (exit 3), --repair rewrites it, a second scrub is clean
 #   admin-bad-input       unknown node, a non-leg, a too small or in-use file: clear errors, no change
+#   admin-resync-resume   a rebuild killed with -9 resumes after `recover` (the replaced leg's saved layout)
+#   admin-add             a third leg for m1 under fio verify; kill -9 + recover keeps it
 
 # uc_admin OUT CMD ARGS...: run `ublk-compose CMD ARGS`, bounded; stdout+stderr in $CASE_DIR/OUT; sets ARC
 uc_admin() {
@@ -185,10 +187,50 @@ case_admin_resync_resume() {
   legs_identical resume "$d/m0a.img $d/m0b-new.img" "$d/m1a.img $d/m1b.img"
 }
 
+# m1 (legs m1a, m1b) grows a third leg while fio verify runs: rebuilt, all three identical; then
+# kill -9 and `recover`: the new server takes the saved layout (three legs), not the old config
+case_admin_add() {
+  local conf d rc
+  mirror_verbose
+  admin_conf add; conf=$ACONF d=$ADIR
+  start_daemon "$conf"
+  bg_fio rw --name=rw --filename="$DDEV" --rw=randrw --bs=4k --iodepth=16 --size=128M \
+    --time_based --runtime=40 --verify=crc32c --verify_fatal=1
+  sleep 5
+  uc_admin add-bad.txt add "$DID" m1.children[0] "$d/m1c.img"
+  [ "$ARC" = 1 ] && grep -q "not a mirror" "$CASE_DIR/add-bad.txt" || fail "add to a file node: exit $ARC: $(cat "$CASE_DIR/add-bad.txt")"
+  uc_admin add-used.txt add "$DID" m1 "$d/m0a.img"
+  [ "$ARC" = 1 ] && grep -q "already part of this volume" "$CASE_DIR/add-used.txt" || fail "add of a leg in use: exit $ARC"
+  uc_admin add.txt add "$DID" m1 "$d/m1c.img"
+  [ "$ARC" = 0 ] || fail "add exit $ARC: $(cat "$CASE_DIR/add.txt")"
+  grep -q "added as m1.children\[2\]: rebuilding" "$CASE_DIR/add.txt" || fail "add reply: $(cat "$CASE_DIR/add.txt")"
+  grep -q "$UC_RUN_DIR/$DID.live.conf" "$CASE_DIR/add.txt" || fail "add did not say where the layout is saved: $(cat "$CASE_DIR/add.txt")"
+  wait_until 300 health_is "$DID" clean || fail "not clean 300 s after add: $(timeout 30 "$UC_BIN" status "$DID" | grep m1)"
+  timeout 30 "$UC_BIN" status "$DID" > "$CASE_DIR/status-added.txt" 2>&1
+  grep -Eq ' m1 .* \[2 in-sync errors=0\]' "$CASE_DIR/status-added.txt" || fail "status after add: $(grep ' m1 ' "$CASE_DIR/status-added.txt")"
+  grep -q "m1c.img" "$CASE_DIR/status-added.txt" || fail "status does not show the new leg file"
+  wait_bg_fio 300
+  fio_check rw "$FRC"
+  pattern_fio pat write 256M 64M
+  # kill -9 and recover: the saved layout has three legs in m1
+  kill9_daemon
+  wait_quiesced
+  uc_recover recover
+  timeout 30 "$UC_BIN" status "$DID" > "$CASE_DIR/status-recovered.txt" 2>&1
+  grep -Eq ' m1 .* \[2 in-sync errors=0\]' "$CASE_DIR/status-recovered.txt" ||
+    fail "the recovered server does not have the added leg: $(grep ' m1 ' "$CASE_DIR/status-recovered.txt")"
+  pattern_fio pat-check verify 256M 64M
+  wait_until 120 health_is "$DID" clean || fail "not clean after recover: $(timeout 30 "$UC_BIN" status "$DID" | grep m1)"
+  stop_daemon_ok
+  [ ! -e "$UC_RUN_DIR/$DID.live.conf" ] || fail "the saved layout outlived its device"
+  legs_identical add "$d/m0a.img $d/m0b.img" "$d/m1a.img $d/m1b.img $d/m1c.img"
+}
+
 ADMIN_CASES=(
   "admin-status case_admin_status raid10"
   "admin-replace-online case_admin_replace_online raid10"
   "admin-scrub case_admin_scrub raid10"
   "admin-bad-input case_admin_bad_input raid10"
   "admin-resync-resume case_admin_resync_resume raid10"
+  "admin-add case_admin_add raid10"
 )

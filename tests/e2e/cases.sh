@@ -25,6 +25,8 @@ E2E_CASES_SH=$(readlink -f "${BASH_SOURCE[0]}")
 . "$(dirname "$E2E_CASES_SH")/cases-mirror.sh"
 # shellcheck source=tests/e2e/cases-admin.sh
 . "$(dirname "$E2E_CASES_SH")/cases-admin.sh"
+# shellcheck source=tests/e2e/cases-fault.sh
+. "$(dirname "$E2E_CASES_SH")/cases-fault.sh"
 
 MIB=$((1 << 20))
 
@@ -544,6 +546,7 @@ CASES=(
   "read-errors case_mirror_read_errors mirror2"
   "assembly case_mirror_assembly mirror2"
   "${ADMIN_CASES[@]}"
+  "${FAULT_CASES[@]}"
   "recover-ext4-fio case_recover_ext4_fio file,stripe4"
   "lock case_lock file,stripe4"
   "recovery-reissue case_recovery_reissue stripe4"
