@@ -325,9 +325,11 @@ static void prep_rw(struct io_uring_sqe *sqe, const struct uc_sub *s,
 static int file_submit(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
 {
 	const struct file *f = n->priv;
-	struct io_uring_sqe *sqe = uc_sub_sqe(q, s);
+	struct io_uring_sqe *sqe;
 
-	if (!sqe)
+	if (s->copy > 1)
+		return -ENODATA;	/* there is one copy */
+	if (!(sqe = uc_sub_sqe(q, s)))
 		return -EBUSY;
 	switch (s->op) {
 	case UC_OP_READ:

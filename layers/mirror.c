@@ -33,6 +33,7 @@
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
+#include "crc32c.h"
 #include "graph.h"
 #include "io.h"
 #include "log.h"
@@ -305,7 +306,7 @@ static void meta_snapshot(struct mirror *m, uint8_t *buf, uint32_t legs, bool cl
 	for (uint64_t c = 0; c < m->nbits; c++)
 		if (atomic_load(&m->bits[c]))
 			bitmap[c / 8] |= 1 << (c % 8);
-	sb->bitmap_crc = mirror_crc32c(0, bitmap, m->bitmap_bytes);
+	sb->bitmap_crc = uc_crc32c(0, bitmap, m->bitmap_bytes);
 	for (unsigned int i = 0; i < m->nr; i++) {
 		if (!(legs & (1U << i)))
 			continue;
@@ -416,6 +417,14 @@ static int pick_read_leg(struct mirror *m, struct uc_queue *q, const struct uc_s
 {
 	int best = -1, best_pending = 0;
 
+	/* a caller that checks the data asks for each copy in turn: the k-th in-sync leg */
+	if (s->copy) {
+		for (unsigned int i = 0, k = 0; i < m->nr; i++)
+			if (leg_state(m, i) == LEG_IN_SYNC && ++k == s->copy)
+				return TRIED(s) & (1U << i) ? -1 : (int)i;
+		return -1;
+	}
+
 	/* a region an unclean shutdown left unsynced reads from the resync source */
 	if (m->rs_active && s->len && !(TRIED(s) & (1U << m->rs_source)) &&
 	    leg_state(m, m->rs_source) == LEG_IN_SYNC &&
@@ -442,10 +451,14 @@ static int pick_read_leg(struct mirror *m, struct uc_queue *q, const struct uc_s
 
 static void issue_read(struct mirror *m, struct uc_queue *q, struct uc_sub *s, unsigned int leg)
 {
+	uint8_t copy = s->copy;
+
 	s->state = PH_READ | leg << 8;
 	s->mask |= 1U << leg;
 	atomic_fetch_add(&m->legs[leg].pending, 1);
+	s->copy = 0;	/* the leg itself is one copy: its layers choose freely */
 	uc_child_submit(q, s, leg, s->off + m->data_off, s->len, s->iov, s->nr_iov);
+	s->copy = copy;
 }
 
 /* ---- leg failure ---- */
@@ -491,7 +504,7 @@ static int mirror_submit(struct uc_node *n, struct uc_queue *q, struct uc_sub *s
 		s->mask = 0;
 		leg = pick_read_leg(m, q, s);
 		if (leg < 0)
-			return -EIO;
+			return s->copy ? -ENODATA : -EIO;
 		issue_read(m, q, s, leg);
 		return 0;
 	case UC_OP_WRITE:
@@ -1229,7 +1242,7 @@ static int mirror_activate(struct uc_node *n)
 		/* the bitmap of the freshest leg */
 		if ((ret = uc_graph_sync_io(n->graph, n->children[fresh_leg], UC_OP_READ, 0, buf, m->slot)))
 			goto out;
-		if (mirror_crc32c(0, buf + MIRROR_SB_SIZE, m->bitmap_bytes) != fresh->bitmap_crc) {
+		if (uc_crc32c(0, buf + MIRROR_SB_SIZE, m->bitmap_bytes) != fresh->bitmap_crc) {
 			uc_warn("%s: bitmap checksum mismatch on leg %d: full resync", n->name, fresh_leg);
 			full_all = unclean = true;
 		}

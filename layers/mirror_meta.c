@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
+#include "crc32c.h"
+#include "le.h"
 #include "mirror_meta.h"
 
 /* on-disk offsets (little-endian) */
@@ -16,56 +18,9 @@ enum {
 	O_CRC = MIRROR_SB_SIZE - 4,
 };
 
-uint32_t mirror_crc32c(uint32_t crc, const void *buf, size_t len)
-{
-	static uint32_t table[256];
-	const uint8_t *p = buf;
-
-	if (!table[1])
-		for (uint32_t i = 0; i < 256; i++) {
-			uint32_t c = i;
-
-			for (int k = 0; k < 8; k++)
-				c = c & 1 ? (c >> 1) ^ 0x82f63b78 : c >> 1;
-			table[i] = c;
-		}
-	crc = ~crc;
-	while (len--)
-		crc = table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
-	return ~crc;
-}
-
 uint64_t mirror_bitmap_bytes(uint64_t bits)
 {
 	return ((bits + 7) / 8 + 4095) & ~4095ULL;
-}
-
-static void put32(uint8_t *b, size_t o, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(b + o, &v, 4);
-}
-
-static void put64(uint8_t *b, size_t o, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(b + o, &v, 8);
-}
-
-static uint32_t get32(const uint8_t *b, size_t o)
-{
-	uint32_t v;
-
-	memcpy(&v, b + o, 4);
-	return le32toh(v);
-}
-
-static uint64_t get64(const uint8_t *b, size_t o)
-{
-	uint64_t v;
-
-	memcpy(&v, b + o, 8);
-	return le64toh(v);
 }
 
 void mirror_sb_encode(const struct mirror_sb *sb, void *block)
@@ -74,29 +29,29 @@ void mirror_sb_encode(const struct mirror_sb *sb, void *block)
 
 	memset(b, 0, MIRROR_SB_SIZE);
 	memcpy(b + O_MAGIC, MIRROR_MAGIC, 8);
-	put32(b, O_VERSION, sb->version);
-	put32(b, O_LAYOUT, sb->layout);
+	uc_put32(b, O_VERSION, sb->version);
+	uc_put32(b, O_LAYOUT, sb->layout);
 	memcpy(b + O_ARRAY_UUID, sb->array_uuid, 16);
 	memcpy(b + O_LEG_UUID, sb->leg_uuid, 16);
-	put32(b, O_LEG_INDEX, sb->leg_index);
-	put32(b, O_NR_LEGS, sb->nr_legs);
-	put64(b, O_EVENTS, sb->events);
-	put64(b, O_EVENTS_CLEARED, sb->events_cleared);
-	put64(b, O_DATA_OFFSET, sb->data_offset);
-	put64(b, O_DATA_SIZE, sb->data_size);
-	put64(b, O_BITMAP_CHUNK, sb->bitmap_chunk);
-	put64(b, O_BITMAP_BITS, sb->bitmap_bits);
-	put64(b, O_RESYNC_POS, sb->resync_pos);
-	put32(b, O_FLAGS, sb->flags);
-	put32(b, O_BITMAP_CRC, sb->bitmap_crc);
+	uc_put32(b, O_LEG_INDEX, sb->leg_index);
+	uc_put32(b, O_NR_LEGS, sb->nr_legs);
+	uc_put64(b, O_EVENTS, sb->events);
+	uc_put64(b, O_EVENTS_CLEARED, sb->events_cleared);
+	uc_put64(b, O_DATA_OFFSET, sb->data_offset);
+	uc_put64(b, O_DATA_SIZE, sb->data_size);
+	uc_put64(b, O_BITMAP_CHUNK, sb->bitmap_chunk);
+	uc_put64(b, O_BITMAP_BITS, sb->bitmap_bits);
+	uc_put64(b, O_RESYNC_POS, sb->resync_pos);
+	uc_put32(b, O_FLAGS, sb->flags);
+	uc_put32(b, O_BITMAP_CRC, sb->bitmap_crc);
 	for (unsigned int i = 0; i < sb->nr_legs && i < MIRROR_MAX_LEGS; i++) {
 		size_t o = O_LEGS + i * LEG_SIZE;
 
 		memcpy(b + o, sb->legs[i].uuid, 16);
-		put32(b, o + 16, sb->legs[i].state);
-		put64(b, o + 24, sb->legs[i].errors);
+		uc_put32(b, o + 16, sb->legs[i].state);
+		uc_put64(b, o + 24, sb->legs[i].errors);
 	}
-	put32(b, O_CRC, mirror_crc32c(0, b, O_CRC));
+	uc_put32(b, O_CRC, uc_crc32c(0, b, O_CRC));
 }
 
 int mirror_sb_decode(struct mirror_sb *sb, const void *block)
@@ -106,25 +61,25 @@ int mirror_sb_decode(struct mirror_sb *sb, const void *block)
 	memset(sb, 0, sizeof(*sb));
 	if (memcmp(b + O_MAGIC, MIRROR_MAGIC, 8))
 		return -ENOENT;
-	if (get32(b, O_CRC) != mirror_crc32c(0, b, O_CRC))
+	if (uc_get32(b, O_CRC) != uc_crc32c(0, b, O_CRC))
 		return -EBADMSG;
-	sb->version = get32(b, O_VERSION);
-	sb->layout = get32(b, O_LAYOUT);
+	sb->version = uc_get32(b, O_VERSION);
+	sb->layout = uc_get32(b, O_LAYOUT);
 	if (sb->version != MIRROR_VERSION || sb->layout != MIRROR_LAYOUT)
 		return -EPROTO;
 	memcpy(sb->array_uuid, b + O_ARRAY_UUID, 16);
 	memcpy(sb->leg_uuid, b + O_LEG_UUID, 16);
-	sb->leg_index = get32(b, O_LEG_INDEX);
-	sb->nr_legs = get32(b, O_NR_LEGS);
-	sb->events = get64(b, O_EVENTS);
-	sb->events_cleared = get64(b, O_EVENTS_CLEARED);
-	sb->data_offset = get64(b, O_DATA_OFFSET);
-	sb->data_size = get64(b, O_DATA_SIZE);
-	sb->bitmap_chunk = get64(b, O_BITMAP_CHUNK);
-	sb->bitmap_bits = get64(b, O_BITMAP_BITS);
-	sb->resync_pos = get64(b, O_RESYNC_POS);
-	sb->flags = get32(b, O_FLAGS);
-	sb->bitmap_crc = get32(b, O_BITMAP_CRC);
+	sb->leg_index = uc_get32(b, O_LEG_INDEX);
+	sb->nr_legs = uc_get32(b, O_NR_LEGS);
+	sb->events = uc_get64(b, O_EVENTS);
+	sb->events_cleared = uc_get64(b, O_EVENTS_CLEARED);
+	sb->data_offset = uc_get64(b, O_DATA_OFFSET);
+	sb->data_size = uc_get64(b, O_DATA_SIZE);
+	sb->bitmap_chunk = uc_get64(b, O_BITMAP_CHUNK);
+	sb->bitmap_bits = uc_get64(b, O_BITMAP_BITS);
+	sb->resync_pos = uc_get64(b, O_RESYNC_POS);
+	sb->flags = uc_get32(b, O_FLAGS);
+	sb->bitmap_crc = uc_get32(b, O_BITMAP_CRC);
 	if (sb->nr_legs < 1 || sb->nr_legs > MIRROR_MAX_LEGS || sb->leg_index >= sb->nr_legs ||
 	    !sb->bitmap_chunk || (sb->bitmap_chunk & (sb->bitmap_chunk - 1)) ||
 	    sb->data_offset < MIRROR_SB_SIZE + mirror_bitmap_bytes(sb->bitmap_bits) ||
@@ -134,8 +89,8 @@ int mirror_sb_decode(struct mirror_sb *sb, const void *block)
 		size_t o = O_LEGS + i * LEG_SIZE;
 
 		memcpy(sb->legs[i].uuid, b + o, 16);
-		sb->legs[i].state = get32(b, o + 16);
-		sb->legs[i].errors = get64(b, o + 24);
+		sb->legs[i].state = uc_get32(b, o + 16);
+		sb->legs[i].errors = uc_get64(b, o + 24);
 		if (sb->legs[i].state > LEG_MISSING)
 			return -EBADMSG;
 	}

@@ -53,7 +53,6 @@ struct mirror_sb {
 	struct mirror_leg_info legs[MIRROR_MAX_LEGS];
 };
 
-uint32_t mirror_crc32c(uint32_t crc, const void *buf, size_t len);
 /* Bytes the bitmap takes on disk (rounded to 4 KiB). */
 uint64_t mirror_bitmap_bytes(uint64_t bits);
 /* Encode sb into a MIRROR_SB_SIZE block (little-endian, checksummed). */

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include "layer.h"
 #include "wcache.h"
 
 #define SECTORS		(WC_BLOCK / WC_SECTOR)	/* 8: one bit each in a uint8_t mask */
@@ -56,36 +57,6 @@ static void unlink_slot(struct wcache *c, int m, int32_t idx)
 	*p = c->slots[idx].next;
 	c->nr_used[m]--;
 	release(c, idx);
-}
-
-/* Copies between a flat buffer and the bytes of iov at logical offset pos. */
-static void iov_xfer(const struct iovec *iov, unsigned int nr_iov, uint64_t pos, void *buf,
-		     uint64_t len, bool to_iov)
-{
-	uint64_t base = 0;
-
-	for (unsigned int i = 0; len; i++) {
-		uint64_t l, in, n;
-		char *p;
-
-		assert(i < nr_iov);
-		l = iov[i].iov_len;
-		if (pos >= base + l) {
-			base += l;
-			continue;
-		}
-		in = pos - base;
-		n = l - in < len ? l - in : len;
-		p = (char *)iov[i].iov_base + in;
-		if (to_iov)
-			memcpy(p, buf, n);
-		else
-			memcpy(buf, p, n);
-		buf = (char *)buf + n;
-		pos += n;
-		len -= n;
-		base += l;
-	}
 }
 
 int wcache_init(struct wcache *c, uint64_t bytes)
@@ -141,7 +112,7 @@ int wcache_write(struct wcache *c, uint64_t off, uint64_t len, const struct iove
 
 		if (i < 0)
 			i = insert(c, WC_CUR, blk);
-		iov_xfer(iov, nr_iov, pos - off, c->data + (size_t)i * WC_BLOCK + in, n, false);
+		uc_iov_copy(iov, nr_iov, pos - off, c->data + (size_t)i * WC_BLOCK + in, n, false);
 		c->bytes[WC_CUR] += (uint64_t)__builtin_popcount(bits & ~c->slots[i].valid) * WC_SECTOR;
 		c->slots[i].valid |= bits;
 		pos += n;
@@ -167,7 +138,7 @@ void wcache_overlay(const struct wcache *c, uint64_t off, uint64_t len, const st
 				continue;
 			for (unsigned int s = in / WC_SECTOR; s < (in + n) / WC_SECTOR; s++)
 				if (c->slots[i].valid & (1U << s))
-					iov_xfer(iov, nr_iov, blk * WC_BLOCK + s * WC_SECTOR - off,
+					uc_iov_copy(iov, nr_iov, blk * WC_BLOCK + s * WC_SECTOR - off,
 						 c->data + (size_t)i * WC_BLOCK + s * WC_SECTOR,
 						 WC_SECTOR, true);
 		}

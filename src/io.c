@@ -36,6 +36,29 @@ int uc_iov_slice(struct iovec *dst, unsigned int nr_dst, unsigned int max,
 	return len ? -E2BIG : (int)nr_dst;
 }
 
+void uc_iov_copy(const struct iovec *iov, unsigned int nr_iov, uint64_t skip, void *buf,
+		 uint64_t len, bool to_iov)
+{
+	unsigned int i = 0;
+
+	while (i < nr_iov && skip >= iov[i].iov_len)
+		skip -= iov[i++].iov_len;
+	for (; len; i++, skip = 0) {
+		char *p;
+		uint64_t n;
+
+		assert(i < nr_iov);
+		p = (char *)iov[i].iov_base + skip;
+		n = iov[i].iov_len - skip < len ? iov[i].iov_len - skip : len;
+		if (to_iov)
+			memcpy(p, buf, n);
+		else
+			memcpy(buf, p, n);
+		buf = (char *)buf + n;
+		len -= n;
+	}
+}
+
 /* Drop the first bytes of s's data after a short transfer. */
 static void sub_advance(struct uc_sub *s, uint64_t bytes)
 {
@@ -127,6 +150,7 @@ struct uc_sub *uc_child_prep(struct uc_queue *q, struct uc_sub *s, unsigned int 
 	cs->child = i;
 	cs->op = s->op;
 	cs->flags = s->flags;
+	cs->copy = s->copy;
 	cs->off = off;
 	cs->len = len;
 	uc_sub_get(s);

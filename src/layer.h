@@ -53,6 +53,13 @@ struct uc_sub {
 	uint16_t idx;		/* slot in io->subs: goes into SQE user_data */
 	uint8_t op;		/* enum uc_op */
 	uint8_t flags;		/* UC_F_* */
+	/*
+	 * READ: which copy redundant layers below serve. 0: their choice (and
+	 * they retry others on errors); k >= 1: the k-th copy, -ENODATA if
+	 * there are fewer. A checksumming layer above asks for the others
+	 * when a copy fails its checksum. Children inherit it.
+	 */
+	uint8_t copy;
 	uint32_t child;		/* index of node in parent->node->children */
 	int pending;		/* references: children + SQEs + submit bias */
 	int result;		/* 0 or the first -errno seen */
@@ -62,6 +69,8 @@ struct uc_sub {
 	unsigned int nr_iov;
 	unsigned int state;	/* layer scratch, e.g. a fallback step */
 	uint32_t mask;		/* layer scratch, e.g. children that failed */
+	uint64_t scratch;	/* layer scratch, e.g. the flush a parked sub waits for */
+	void *pctx;		/* the parent layer's note on this child sub (its cluster job) */
 	struct uc_sub *next;	/* layer's list link while it parks the sub */
 };
 
@@ -231,6 +240,9 @@ void uc_child_issue(struct uc_queue *q, struct uc_sub *cs);
 struct io_uring_sqe *uc_sub_sqe(struct uc_queue *q, struct uc_sub *s);
 
 /* iovec helpers (src/io.c) */
+/* Copy len bytes between buf and the data of iov at byte skip (to_iov: into the iovecs). */
+void uc_iov_copy(const struct iovec *iov, unsigned int nr_iov, uint64_t skip, void *buf,
+		 uint64_t len, bool to_iov);
 /*
  * Append to dst the part [skip, skip+len) of the buffer described by src.
  * Returns the new count of dst, or -E2BIG if more than max entries are needed.

@@ -161,6 +161,16 @@ pattern_fio() {
     --verify=crc32c --verify_fatal=1 "$how" "$@"
 }
 
+# status_says ID HEALTH RE: `ublk-compose status ID` has HEALTH (clean, degraded, ...; empty: any)
+# in its first line and a line matching RE
+status_says() {
+  local out=$CASE_DIR/status-$RANDOM.txt
+  timeout 30 "$UC_BIN" status "$1" > "$out" 2>&1 || fail "status $1 failed: $(head -n1 "$out")"
+  [ -z "$2" ] || head -n1 "$out" | grep -q ", $2, " || fail "status says '$(head -n1 "$out")', want $2"
+  grep -Eq -- "$3" "$out" || fail "status has no line like '$3': $(grep -m1 ' m0 ' "$out")"
+  log "status: $(grep -m1 ' m0 ' "$out" | sed 's/^ *//')"
+}
+
 # check_log_strict ERR: one daemon log has no error line (check_daemon_logs strict, for one log)
 check_log_strict() {
   local hit
@@ -257,6 +267,7 @@ case_mirror_fault_write() {
   log "$(grep -m1 'marked faulty' "$DERR")"
   grep -q 'leg 0 .*marked faulty' "$DERR" && fail "leg 0 marked faulty: $(grep -m1 'leg 0 .*marked faulty' "$DERR")"
   grep -q 'no leg left' "$DERR" && fail "the mirror failed: $(grep -m1 'no leg left' "$DERR")"
+  status_says "$DID" degraded ' m0 .*degraded .*\[1 faulty errors=[1-9]'
   # the pattern reads back from the surviving leg
   run_fio readback --rw=randwrite --bs=8k --iodepth=32 --size=64M --verify=crc32c --verify_fatal=1 --verify_only=1
   stop_daemon_ok
@@ -358,6 +369,7 @@ case_mirror_dm_flakey() {
   grep -q 'leg 1 .*marked faulty' "$DERR" || fail "no 'leg 1 ... marked faulty' in the log after error_writes"
   log "$(grep -m1 'marked faulty' "$DERR")"
   grep -q 'leg 0 .*marked faulty' "$DERR" && fail "leg 0 marked faulty: $(grep -m1 'leg 0 .*marked faulty' "$DERR")"
+  status_says "$DID" degraded ' m0 .*degraded .*\[1 faulty errors=[1-9]'
   run_fio readback --rw=randwrite --bs=8k --iodepth=32 --size=64M --verify=crc32c --verify_fatal=1 --verify_only=1
   stop_daemon_ok
   check_daemon_logs crash
@@ -394,6 +406,11 @@ case_mirror_read_errors() {
   grep -q 'leg 1 .*marked faulty' "$DERR" && fail "leg 1 marked faulty: $(grep -m1 'leg 1 .*marked faulty' "$DERR")"
   grep -q 'no leg left' "$DERR" && fail "the mirror failed: $(grep -m1 'no leg left' "$DERR")"
   grep -q 'leg 0 .*marked faulty' "$DERR" && log "note: $(grep -m1 'leg 0 .*marked faulty' "$DERR")"
+  # leg 0's error counter rose, and the corrections are counted
+  status_says "$DID" '' ' m0 .*\[0 [a-z-]+ errors=[1-9]'
+  timeout 30 "$UC_BIN" status --json "$DID" > "$CASE_DIR/status.json" 2>&1
+  grep -Eq '"read_errors_corrected": [1-9]' "$CASE_DIR/status.json" ||
+    fail "status --json counts no corrected read errors: $(grep -o '"read_errors_corrected": [0-9]*' "$CASE_DIR/status.json")"
   stop_daemon_ok
   check_daemon_logs crash
 }
