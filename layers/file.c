@@ -242,7 +242,13 @@ static int file_open(struct uc_node *n)
 		uc_err("%s: %s", f->path, strerror(err));
 		return -err;
 	}
-	/* two servers must never write one backing file */
+	/*
+	 * Two servers must never write one backing file. A server killed a
+	 * moment ago still holds its lock until the kernel has torn its rings
+	 * down: wait a little before calling the file busy.
+	 */
+	for (int i = 0; flock(n->fd, LOCK_EX | LOCK_NB) && errno == EWOULDBLOCK && i < 30; i++)
+		usleep(100000);
 	if (flock(n->fd, LOCK_EX | LOCK_NB)) {
 		int err = errno;
 

@@ -451,6 +451,7 @@ static int pick_read_leg(struct mirror *m, struct uc_queue *q, const struct uc_s
 
 static void issue_read(struct mirror *m, struct uc_queue *q, struct uc_sub *s, unsigned int leg)
 {
+
 	uint8_t copy = s->copy;
 
 	s->state = PH_READ | leg << 8;

@@ -1,0 +1,1516 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * compress: a thin-provisioned, persistent zstd volume over one child.
+ *
+ *   { type = "compress"; algorithm = "zstd"; level = 1; cluster = "64K";
+ *     size = "10G"; children = ( {...} ); }
+ *   level:   zstd level (default 1; negative levels are faster)
+ *   cluster: unit of compression, a power of two from 4K to 1M (default 64K)
+ *   size:    logical bytes exposed (required; may exceed the child: thin)
+ *
+ * Each cluster is compressed on its own and stored in a run of 4K blocks in
+ * the child's data area; all-zero clusters take no space, and a cluster that
+ * does not shrink by a block is stored raw. A rewritten cluster always goes
+ * to free space: the map changes only once the new copy is written, and the
+ * old blocks are reused only once that change is durable and no read still
+ * uses them. Every stored extent has a crc32c; a mismatch is retried on the
+ * other copies of a mirror below (and the good one rewritten), else -EIO.
+ *
+ * Durability (docs/compress-format.md): map changes go to an in-memory
+ * journal block. A FLUSH (and a FUA write) commits: the child is flushed
+ * (the data is durable), then the journal blocks are written with FUA; only
+ * then does it complete. When the journal ring fills, a checkpoint writes
+ * the whole map to the other of two areas, flushes, and points the
+ * superblock at it. Opening reads the checkpoint and replays the journal.
+ *
+ * Work happens per cluster in "jobs" (struct job): a per-queue pool of
+ * cluster buffers; a request takes jobs for its clusters as they come free.
+ * Writes to one cluster (from any queue) are serialized by its busy flag.
+ * Shared state (map, space, journal, commits) is under cz->lock.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+#include <zstd.h>
+#include "compress_meta.h"
+#include "crc32c.h"
+#include "graph.h"
+#include "io.h"
+#include "log.h"
+
+#define ATTEMPTS	4	/* reads of an extent: the default copy, then copies 1..3 */
+#define JBUF		64	/* sealed journal blocks waiting for a commit */
+#define FREES_MAX	65536	/* extents waiting to be reused, per list */
+#define CKPT_RUN	(256U << 10)	/* bytes: one internal request of a checkpoint */
+#define INTERNAL_IOS	4
+
+enum job_op { J_READ, J_WRITE, J_ZERO };
+enum phase {
+	P_FREE, P_LOCK, P_RMW_READ, P_READ, P_WRITE, P_REPAIR, P_MAP, P_SPACE,
+};
+
+struct job {
+	struct uc_sub *s;	/* the request it serves (holds a reference) */
+	uint64_t cluster;
+	uint32_t in_off, in_len;	/* the part of the cluster the request covers */
+	uint64_t req_off;	/* where that part is in the request's data */
+	uint8_t op;		/* enum job_op */
+	uint8_t phase;
+	uint8_t attempt;	/* reads of the extent so far */
+	bool crc_failed;	/* an earlier copy failed its checksum: rewrite the good one */
+	bool waited_space;	/* it waited for a commit to free space once */
+	int err;
+	struct cz_entry old, neu;
+	uint8_t *plain;		/* the cluster */
+	uint8_t *comp;		/* stored bytes */
+	struct job *next;
+};
+
+struct czq {			/* per queue: only its thread touches it */
+	struct job *jobs;
+	uint8_t *mem;
+	unsigned int nr_jobs;
+	struct job *free;
+	struct job *parked;	/* jobs waiting: cluster busy, map blocked, space */
+	struct uc_sub *waiting;	/* requests waiting for a free job */
+	struct uc_sub *flushing;	/* FLUSH / FUA requests waiting for a commit */
+	ZSTD_CCtx *cctx;
+	ZSTD_DCtx *dctx;
+};
+
+struct cz_free {
+	uint64_t pblk, cluster;
+	uint32_t nblk;
+};
+
+struct free_list {
+	struct cz_free *e;
+	unsigned int n;
+};
+
+enum { C_IDLE, C_START, C_FLUSH, C_JWRITE };
+enum { K_NONE, K_WAIT, K_MAP, K_FLUSH, K_SB };
+
+struct cz {
+	/* config */
+	int level;
+	uint32_t cluster;
+	unsigned int cluster_shift;
+	uint64_t logical, nclusters;
+	unsigned int jobs_per_queue;
+	/* state */
+	pthread_mutex_t lock;
+	struct cz_sb sb;
+	uint64_t uuid_lo;
+	struct cz_entry *map;
+	_Atomic uint8_t *busy;		/* a write holds the cluster */
+	_Atomic uint16_t *readers;	/* reads using its extent */
+	struct cz_space space;
+	struct free_list frees[3];	/* freed; being committed; durable, waiting for readers */
+	bool active;
+	_Atomic bool broken;		/* a metadata write failed: every request fails */
+	/* journal: the open block, sealed blocks waiting, the ring */
+	struct cz_jent jopen[CZ_J_PER_BLOCK];
+	unsigned int jopen_n;
+	uint8_t *jbuf, *jwrite;		/* JBUF blocks each */
+	unsigned int jbuf_n, jwrite_n;
+	uint64_t jwrite_slot;		/* ring slot of jwrite's first block */
+	uint64_t jseq;			/* seq of the open block */
+	uint64_t jslot;			/* ring slot of the open block */
+	uint64_t jused;			/* ring blocks in use since the checkpoint (open one included) */
+	/* commits */
+	int cstate;
+	uint64_t commit_started, commit_want;
+	_Atomic uint64_t commit_done;
+	unsigned int cinflight;
+	/* checkpoints */
+	int kstate;
+	uint64_t kpos;			/* next map block to write */
+	unsigned int kinflight;
+	uint8_t *ksb;			/* superblock being written */
+	/* stats */
+	_Atomic uint64_t nr_kind[3];	/* clusters zero / raw / zstd */
+	_Atomic uint64_t csum_errors, repaired, commits, checkpoints;
+	struct czq *q[UC_MAX_QUEUES + 1];
+};
+
+static bool cz_dead(struct cz *cz)
+{
+	return atomic_load(&cz->broken);
+}
+
+static void cz_break(struct uc_node *n, struct cz *cz, const char *what, int err)
+{
+	if (!atomic_exchange(&cz->broken, true))
+		uc_err("%s: %s failed: %s; every request fails from now on", n->name, what,
+		       strerror(-err));
+}
+
+/* ---- config ---- */
+
+static int compress_parse(struct uc_node *n, const config_setting_t *cfg)
+{
+	static const char *const keys[] = { "type", "name", "algorithm", "level", "cluster", "size",
+					    "children", NULL };
+	const char *alg = "zstd";
+	uint64_t cluster = 64 << 10, size = 0;
+	long long level = 1;
+	struct cz_sb lay;
+	struct cz *cz;
+	int ret;
+
+	if (uc_conf_check_keys(cfg, keys, "compress"))
+		return -EINVAL;
+	if ((ret = uc_conf_string(cfg, "algorithm", &alg)) < 0 ||
+	    (ret = uc_conf_int(cfg, "level", &level)) < 0 ||
+	    (ret = uc_conf_size(cfg, "cluster", &cluster)) < 0)
+		return ret;
+	if (strcmp(alg, "zstd"))
+		return uc_conf_err(config_setting_get_member(cfg, "algorithm"),
+				   "compress: algorithm must be \"zstd\"");
+	if (level < ZSTD_minCLevel() || level > ZSTD_maxCLevel() || !level)
+		return uc_conf_err(config_setting_get_member(cfg, "level"),
+				   "compress: level must be %d to -1 or 1 to %d", ZSTD_minCLevel(),
+				   ZSTD_maxCLevel());
+	if (cluster < 4096 || cluster > (1 << 20) || (cluster & (cluster - 1)))
+		return uc_conf_err(config_setting_get_member(cfg, "cluster"),
+				   "compress: cluster must be a power of two from 4K to 1M");
+	if ((ret = uc_conf_size(cfg, "size", &size)) < 0)
+		return ret;
+	if (!ret)
+		return uc_conf_err(cfg, "compress needs a size (the logical bytes it exposes)");
+	size &= ~(cluster - 1);
+	if (!size || size >= (1ULL << 60) / cluster * cluster)
+		return uc_conf_err(config_setting_get_member(cfg, "size"),
+				   "compress: size must be at least one cluster");
+	if ((ret = uc_node_parse_children(n, cfg, 1)))
+		return ret;
+	if (n->nr_children != 1)
+		return uc_conf_err(config_setting_get_member(cfg, "children"),
+				   "compress: needs exactly one child, has %u", n->nr_children);
+	if (cz_layout(&lay, n->children[0]->size, size, cluster)) {
+		char b1[32], b2[32];
+
+		return uc_conf_err(config_setting_get_member(cfg, "children"),
+				   "compress: the child (%s) is too small for the metadata of %s",
+				   uc_size_str(n->children[0]->size, b1, sizeof(b1)),
+				   uc_size_str(size, b2, sizeof(b2)));
+	}
+	cz = calloc(1, sizeof(*cz));
+	if (!cz)
+		return -ENOMEM;
+	n->priv = cz;
+	cz->level = level;
+	cz->cluster = cluster;
+	cz->cluster_shift = __builtin_ctzll(cluster);
+	cz->logical = size;
+	cz->nclusters = size >> cz->cluster_shift;
+	/* as many cluster buffers as fit in 32M, 8 to 64 */
+	cz->jobs_per_queue = (32U << 20) / (2 * cluster + 4096);
+	if (cz->jobs_per_queue > 64)
+		cz->jobs_per_queue = 64;
+	if (cz->jobs_per_queue < 8)
+		cz->jobs_per_queue = 8;
+	n->size = size;
+	n->can_discard = true;
+	n->io_min = cluster < 65536 ? cluster : 65536;
+	n->io_opt = cluster;
+	n->needs_data = true;
+	n->internal_ios = INTERNAL_IOS;
+	n->internal_buf = CKPT_RUN;
+	/* each cluster of a request: a write and its read attempts and repair */
+	n->child_subs = (n->graph->dev.max_io / cluster + 2) * (ATTEMPTS + 2);
+	return 0;
+}
+
+/* Stored extents go down as one buffer. */
+static unsigned int compress_child_max_iov(const struct uc_node *n, unsigned int max_iov,
+					   uint32_t max_io)
+{
+	(void)n;
+	(void)max_iov;
+	(void)max_io;
+	return 1;
+}
+
+static void czq_free(struct czq *z)
+{
+	if (!z)
+		return;
+	ZSTD_freeCCtx(z->cctx);
+	ZSTD_freeDCtx(z->dctx);
+	free(z->jobs);
+	free(z->mem);
+	free(z);
+}
+
+static void compress_close(struct uc_node *n)
+{
+	struct cz *cz = n->priv;
+
+	if (!cz)
+		return;
+	for (unsigned int i = 0; i <= UC_MAX_QUEUES; i++)
+		czq_free(cz->q[i]);
+	if (cz->map)
+		pthread_mutex_destroy(&cz->lock);
+	free(cz->map);
+	free((void *)cz->busy);
+	free((void *)cz->readers);
+	for (int i = 0; i < 3; i++)
+		free(cz->frees[i].e);
+	free(cz->jbuf);
+	free(cz->jwrite);
+	free(cz->ksb);
+	cz_space_free_all(&cz->space);
+	free(cz);
+	n->priv = NULL;
+}
+
+static size_t comp_cap(const struct cz *cz)
+{
+	return (ZSTD_compressBound(cz->cluster) + CZ_BLOCK - 1) & ~(size_t)(CZ_BLOCK - 1);
+}
+
+static struct czq *czq_new(struct cz *cz)
+{
+	struct czq *z = calloc(1, sizeof(*z));
+	size_t per = cz->cluster + comp_cap(cz);
+
+	if (!z)
+		return NULL;
+	z->nr_jobs = cz->jobs_per_queue;
+	z->jobs = calloc(z->nr_jobs, sizeof(*z->jobs));
+	z->mem = aligned_alloc(CZ_BLOCK, per * z->nr_jobs);
+	z->cctx = ZSTD_createCCtx();
+	z->dctx = ZSTD_createDCtx();
+	if (!z->jobs || !z->mem || !z->cctx || !z->dctx) {
+		czq_free(z);
+		return NULL;
+	}
+	ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_compressionLevel, cz->level);
+	for (unsigned int i = 0; i < z->nr_jobs; i++) {
+		struct job *j = &z->jobs[i];
+
+		j->plain = z->mem + i * per;
+		j->comp = j->plain + cz->cluster;
+		j->next = z->free;
+		z->free = j;
+	}
+	return z;
+}
+
+/* ---- journal and frees (lock held) ---- */
+
+static uint64_t blk_off(uint64_t blk)
+{
+	return blk * CZ_BLOCK;
+}
+
+static void seal_open(struct cz *cz)
+{
+	if (!cz->jopen_n)
+		return;
+	assert(cz->jbuf_n < JBUF);
+	cz_journal_encode(cz->jbuf + (size_t)cz->jbuf_n++ * CZ_BLOCK, cz->jseq, cz->uuid_lo,
+			  cz->jopen, cz->jopen_n);
+	cz->jopen_n = 0;
+	cz->jseq++;
+	cz->jslot = (cz->jslot + 1) % cz->sb.journal_blocks;
+}
+
+/*
+ * Room for one more map change? Else the caller parks (a commit or a
+ * checkpoint makes room). An open block with entries always has a slot to
+ * be sealed into (jbuf_n < JBUF).
+ */
+static bool journal_room(struct cz *cz)
+{
+	if (cz->kstate != K_NONE || cz->frees[0].n >= FREES_MAX)
+		return false;
+	if (cz->jopen_n == CZ_J_PER_BLOCK)
+		seal_open(cz);
+	/* a new block needs a slot in memory and one in the ring */
+	return cz->jopen_n || (cz->jbuf_n < JBUF && cz->jused + 1 < cz->sb.journal_blocks);
+}
+
+static void journal_add(struct cz *cz, uint64_t cluster, const struct cz_entry *e)
+{
+	if (!cz->jopen_n)
+		cz->jused++;
+	cz->jopen[cz->jopen_n++] = (struct cz_jent){ cluster, *e };
+}
+
+static void free_later(struct cz *cz, const struct cz_entry *e, uint64_t cluster)
+{
+	struct free_list *f = &cz->frees[0];
+
+	if (cz_kind(e) == CZ_ZERO)
+		return;
+	f->e[f->n++] = (struct cz_free){ cz_pblk(e), cluster, cz_nblk(e) };
+}
+
+/* Durable frees go back to the allocator once no read uses their cluster's old extent. */
+static void release_ready(struct cz *cz)
+{
+	struct free_list *r = &cz->frees[2];
+	unsigned int k = 0;
+
+	for (unsigned int i = 0; i < r->n; i++) {
+		if (atomic_load(&cz->readers[r->e[i].cluster]))
+			r->e[k++] = r->e[i];
+		else
+			cz_space_release(&cz->space, r->e[i].pblk, r->e[i].nblk);
+	}
+	r->n = k;
+}
+
+/* Move list from to the ready list (room permitting: what does not fit waits). */
+static void make_ready(struct cz *cz, int from)
+{
+	struct free_list *f = &cz->frees[from], *r = &cz->frees[2];
+	unsigned int k = 0;
+
+	release_ready(cz);
+	for (unsigned int i = 0; i < f->n; i++)
+		if (r->n < FREES_MAX)
+			r->e[r->n++] = f->e[i];
+		else
+			f->e[k++] = f->e[i];
+	f->n = k;
+	release_ready(cz);
+}
+
+/* The commit that makes every map change so far durable (starts one if none runs). */
+static uint64_t commit_needed(struct cz *cz)
+{
+	bool pending = cz->jopen_n || cz->jbuf_n || cz->frees[0].n;
+
+	if (cz->cstate == C_IDLE && cz->kstate == K_NONE) {
+		if (!pending)
+			return atomic_load(&cz->commit_done);
+		cz->cstate = C_START;
+		return ++cz->commit_started;
+	}
+	if (cz->commit_want < cz->commit_started + 1)
+		cz->commit_want = cz->commit_started + 1;
+	return cz->commit_started + 1;
+}
+
+/* ---- jobs ---- */
+
+static struct czq *czq_of(struct cz *cz, struct uc_queue *q)
+{
+	return cz->q[q->id];
+}
+
+static void park_job(struct czq *z, struct job *j, int phase)
+{
+	j->phase = phase;
+	j->next = z->parked;
+	z->parked = j;
+}
+
+static void launch(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct uc_sub *s);
+static void resume_waiting(struct uc_node *n, struct cz *cz, struct czq *z, struct uc_queue *q);
+
+#define S_NEXT(s)	((s)->state & 0xffffff)	/* next cluster of s to start (relative) */
+#define S_WAITING	(1U << 31)	/* on the waiting list for a job */
+#define S_FUA_DONE	(1U << 30)	/* a FUA write has waited for its commit */
+
+static void job_done(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct job *j)
+{
+	struct czq *z = czq_of(cz, q);
+	struct uc_sub *s = j->s;
+
+	uc_sub_error(s, j->err);
+	j->phase = P_FREE;
+	j->s = NULL;
+	j->next = z->free;
+	z->free = j;
+	/* a request waiting for a job gets this one (s's reference keeps it until then) */
+	resume_waiting(n, cz, z, q);
+	uc_sub_put(q, s);
+}
+
+/* An I/O of j's extent or cluster on the child (data area block pblk, nblk blocks). */
+static void job_io(struct uc_queue *q, struct job *j, int op, uint64_t pblk, unsigned int nblk,
+		   void *buf, struct cz *cz)
+{
+	struct uc_sub *cs = uc_child_prep(q, j->s, 0, blk_off(cz->sb.data_off + pblk),
+					  (uint64_t)nblk * CZ_BLOCK);
+
+	cs->op = op;
+	cs->flags = 0;
+	cs->copy = op == UC_OP_READ && j->attempt > 1 ? j->attempt - 1 : 0;
+	cs->iov[0] = (struct iovec){ buf, (uint64_t)nblk * CZ_BLOCK };
+	cs->nr_iov = 1;
+	cs->pctx = j;
+	uc_child_issue(q, cs);
+}
+
+static void job_read_extent(struct uc_queue *q, struct cz *cz, struct job *j, int phase)
+{
+	j->phase = phase;
+	j->attempt++;
+	/* raw clusters land in plain at once */
+	job_io(q, j, UC_OP_READ, cz_pblk(&j->old), cz_nblk(&j->old),
+	       cz_kind(&j->old) == CZ_RAW ? j->plain : j->comp, cz);
+}
+
+static bool all_zero(const uint8_t *p, size_t len)
+{
+	const uint64_t *w = (const uint64_t *)p;
+
+	for (size_t i = 0; i < len / 8; i++)
+		if (w[i])
+			return false;
+	return true;
+}
+
+static void job_map(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct job *j);
+
+/* The cluster's new content is in plain: store it (or map it as zero). */
+static void job_store(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct job *j)
+{
+	struct czq *z = czq_of(cz, q);
+	unsigned int nblk, kind = CZ_ZSTD;
+	size_t clen = 0;
+	uint8_t *data = j->comp;
+	uint64_t pblk;
+
+	if (all_zero(j->plain, cz->cluster)) {
+		j->neu = (struct cz_entry){ 0 };
+		if (cz_kind(&j->old) == CZ_ZERO) {
+			/* zeroes over zeroes: nothing changes */
+			atomic_store(&cz->busy[j->cluster], 0);
+			job_done(n, cz, q, j);
+		} else {
+			job_map(n, cz, q, j);
+		}
+		return;
+	}
+	if (j->phase != P_SPACE) {
+		clen = ZSTD_compress2(z->cctx, j->comp, comp_cap(cz), j->plain, cz->cluster);
+		/* it must save a whole block, or it is stored raw */
+		if (ZSTD_isError(clen) || clen > cz->cluster - CZ_BLOCK) {
+			kind = CZ_RAW;
+			clen = cz->cluster;
+			data = j->plain;
+		} else {
+			memset(j->comp + clen, 0, (CZ_BLOCK - clen % CZ_BLOCK) % CZ_BLOCK);
+		}
+		j->neu = (struct cz_entry){ cz_loc(0, (clen + CZ_BLOCK - 1) / CZ_BLOCK, kind), clen,
+					    uc_crc32c(0, data, clen) };
+	} else {
+		kind = cz_kind(&j->neu);
+		data = kind == CZ_RAW ? j->plain : j->comp;
+	}
+	nblk = cz_nblk(&j->neu);
+	pthread_mutex_lock(&cz->lock);
+	pblk = cz_space_alloc(&cz->space, nblk);
+	if (pblk == UINT64_MAX && !j->waited_space &&
+	    (cz->frees[0].n || cz->frees[1].n || cz->frees[2].n)) {
+		/* freed space comes back once a commit makes the frees durable */
+		j->waited_space = true;
+		j->s->scratch = commit_needed(cz);
+		pthread_mutex_unlock(&cz->lock);
+		park_job(z, j, P_SPACE);
+		return;
+	}
+	pthread_mutex_unlock(&cz->lock);
+	if (pblk == UINT64_MAX) {
+		j->err = -ENOSPC;
+		atomic_store(&cz->busy[j->cluster], 0);
+		job_done(n, cz, q, j);
+		return;
+	}
+	j->neu.loc = cz_loc(pblk, nblk, kind);
+	j->phase = P_WRITE;
+	job_io(q, j, UC_OP_WRITE, pblk, nblk, data, cz);
+}
+
+/* Merge the request's part into plain (zeroes for WRITE_ZEROES/DISCARD) and store. */
+static void job_merge(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct job *j)
+{
+	if (j->op == J_WRITE)
+		uc_iov_copy(j->s->iov, j->s->nr_iov, j->req_off, j->plain + j->in_off, j->in_len,
+			    false);
+	else
+		memset(j->plain + j->in_off, 0, j->in_len);
+	job_store(n, cz, q, j);
+}
+
+/* j holds the cluster: its current entry decides what comes next. */
+static void job_locked(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct job *j)
+{
+	bool full = j->in_len == cz->cluster;
+
+	pthread_mutex_lock(&cz->lock);
+	j->old = cz->map[j->cluster];
+	pthread_mutex_unlock(&cz->lock);
+	if (full && j->op != J_WRITE) {
+		j->neu = (struct cz_entry){ 0 };	/* a whole cluster unmapped */
+		job_map(n, cz, q, j);
+	} else if (full || cz_kind(&j->old) == CZ_ZERO) {
+		if (!full)
+			memset(j->plain, 0, cz->cluster);
+		job_merge(n, cz, q, j);
+	} else {
+		atomic_fetch_add(&cz->readers[j->cluster], 1);	/* pins the old extent */
+		job_read_extent(q, cz, j, P_RMW_READ);
+	}
+}
+
+static void job_lock(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct job *j)
+{
+	uint8_t free_flag = 0;
+
+	if (!atomic_compare_exchange_strong(&cz->busy[j->cluster], &free_flag, 1)) {
+		park_job(czq_of(cz, q), j, P_LOCK);
+		return;
+	}
+	job_locked(n, cz, q, j);
+}
+
+/* The new copy is written (or the cluster becomes zero): the map and journal change. */
+static void job_map(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct job *j)
+{
+	struct czq *z = czq_of(cz, q);
+	unsigned int ok, nk;
+
+	pthread_mutex_lock(&cz->lock);
+	if (cz_dead(cz)) {
+		pthread_mutex_unlock(&cz->lock);
+		j->err = -EIO;
+	} else if (!journal_room(cz)) {
+		/* the journal or the free list is full: a commit or checkpoint makes room */
+		if (cz->kstate == K_NONE && cz->jused + 2 >= cz->sb.journal_blocks)
+			cz->kstate = K_WAIT;
+		else
+			commit_needed(cz);
+		pthread_mutex_unlock(&cz->lock);
+		park_job(z, j, P_MAP);
+		return;
+	} else {
+		ok = cz_kind(&cz->map[j->cluster]);
+		nk = cz_kind(&j->neu);
+		free_later(cz, &cz->map[j->cluster], j->cluster);
+		cz->map[j->cluster] = j->neu;
+		journal_add(cz, j->cluster, &j->neu);
+		if (cz->kstate == K_NONE && cz->jused * 4 >= cz->sb.journal_blocks * 3)
+			cz->kstate = K_WAIT;	/* a checkpoint before the ring runs out */
+		pthread_mutex_unlock(&cz->lock);
+		atomic_fetch_sub(&cz->nr_kind[ok], 1);
+		atomic_fetch_add(&cz->nr_kind[nk], 1);
+	}
+	atomic_store(&cz->busy[j->cluster], 0);
+	job_done(n, cz, q, j);
+}
+
+/* A read of the extent came back into plain or comp: check it, decode it. Returns 0 or -errno. */
+static int job_decode(struct cz *cz, struct czq *z, struct job *j)
+{
+	const struct cz_entry *e = &j->old;
+	const uint8_t *data = cz_kind(e) == CZ_RAW ? j->plain : j->comp;
+
+	if (uc_crc32c(0, data, e->clen) != e->crc)
+		return -EBADMSG;
+	if (cz_kind(e) == CZ_ZSTD) {
+		size_t r = ZSTD_decompressDCtx(z->dctx, j->plain, cz->cluster, j->comp, e->clen);
+
+		if (ZSTD_isError(r) || r != cz->cluster)
+			return -EBADMSG;
+	}
+	return 0;
+}
+
+static void job_start(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct job *j)
+{
+	if (j->op != J_READ) {
+		job_lock(n, cz, q, j);
+		return;
+	}
+	pthread_mutex_lock(&cz->lock);
+	j->old = cz->map[j->cluster];
+	if (cz_kind(&j->old) != CZ_ZERO)
+		atomic_fetch_add(&cz->readers[j->cluster], 1);
+	pthread_mutex_unlock(&cz->lock);
+	if (cz_kind(&j->old) == CZ_ZERO) {
+		memset(j->plain, 0, j->in_len);
+		uc_iov_copy(j->s->iov, j->s->nr_iov, j->req_off, j->plain, j->in_len, true);
+		job_done(n, cz, q, j);
+		return;
+	}
+	job_read_extent(q, cz, j, P_READ);
+}
+
+/* Jobs for s's clusters while free ones last; else s waits for one. */
+static void launch(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct uc_sub *s)
+{
+	struct czq *z = czq_of(cz, q);
+	uint64_t first = s->off >> cz->cluster_shift;
+	uint64_t last = (s->off + s->len - 1) >> cz->cluster_shift;
+
+	while (first + S_NEXT(s) <= last) {
+		uint64_t c = first + S_NEXT(s), lo = c << cz->cluster_shift;
+		uint64_t start = s->off > lo ? s->off : lo;
+		uint64_t end = s->off + s->len < lo + cz->cluster ? s->off + s->len : lo + cz->cluster;
+		struct job *j = z->free;
+
+		if (!j) {
+			if (!(s->state & S_WAITING)) {
+				s->state |= S_WAITING;
+				uc_sub_get(s);
+				s->next = z->waiting;
+				z->waiting = s;
+			}
+			return;
+		}
+		z->free = j->next;
+		s->state++;
+		*j = (struct job){ .s = s, .cluster = c, .in_off = start - lo, .in_len = end - start,
+				   .req_off = start - s->off, .plain = j->plain, .comp = j->comp,
+				   .op = s->op == UC_OP_READ ? J_READ : s->op == UC_OP_WRITE ? J_WRITE : J_ZERO };
+		uc_sub_get(s);	/* the job's reference */
+		job_start(n, cz, q, j);
+	}
+}
+
+/* ---- the layer's I/O ---- */
+
+static void park_flush(struct czq *z, struct uc_sub *s, uint64_t commit)
+{
+	s->scratch = commit;
+	uc_sub_get(s);
+	s->next = z->flushing;
+	z->flushing = s;
+}
+
+static int compress_submit(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
+{
+	struct cz *cz = n->priv;
+	struct czq *z = czq_of(cz, q);
+
+	if (cz_dead(cz))
+		return -EIO;
+	if (!z)
+		return -EIO;	/* a queue this volume was not set up for */
+	switch (s->op) {
+	case UC_OP_READ:
+	case UC_OP_WRITE:
+	case UC_OP_DISCARD:
+	case UC_OP_WRITE_ZEROES:
+		s->state = 0;
+		launch(n, cz, q, s);
+		return 0;
+	case UC_OP_FLUSH: {
+		uint64_t want;
+
+		pthread_mutex_lock(&cz->lock);
+		want = commit_needed(cz);
+		/* nothing changed since the last commit: nothing to make durable */
+		if (want > atomic_load(&cz->commit_done))
+			park_flush(z, s, want);
+		pthread_mutex_unlock(&cz->lock);
+		return 0;
+	}
+	}
+	return -EOPNOTSUPP;
+}
+
+/* A FUA write is done only once its map changes are durable. */
+static int compress_end(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
+{
+	struct cz *cz = n->priv;
+
+	if (s->op != UC_OP_WRITE || !(s->flags & UC_F_FUA) || (s->state & S_FUA_DONE) || s->result)
+		return 0;
+	s->state |= S_FUA_DONE;
+	pthread_mutex_lock(&cz->lock);
+	park_flush(czq_of(cz, q), s, commit_needed(cz));
+	pthread_mutex_unlock(&cz->lock);
+	return UC_RESUBMITTED;
+}
+
+/* A child I/O of a job finished: its next step. */
+static void compress_child_end(struct uc_node *n, struct uc_queue *q, struct uc_sub *s,
+			       struct uc_sub *cs)
+{
+	struct cz *cz = n->priv;
+	struct job *j = cs->pctx;
+	int err = cs->result;
+
+	switch (j->phase) {
+	case P_READ:
+	case P_RMW_READ:
+		if (!err && (err = job_decode(cz, czq_of(cz, q), j)) == -EBADMSG) {
+			atomic_fetch_add(&cz->csum_errors, 1);
+			uc_warn("%s: cluster %" PRIu64 ": checksum mismatch in the stored extent "
+				"(block %" PRIu64 "+%u, copy %u)", n->name, j->cluster,
+				cz_pblk(&j->old), cz_nblk(&j->old), cs->copy);
+			j->crc_failed = true;
+			if (j->attempt < ATTEMPTS) {
+				job_read_extent(q, cz, j, j->phase);	/* the next copy below */
+				return;
+			}
+			err = -EIO;
+		}
+		if (err == -ENODATA)
+			err = -EIO;	/* no copy left that passes its checksum */
+		if (!err && j->crc_failed) {
+			/* a good copy after a bad one: write it over the extent (all copies below) */
+			atomic_fetch_add(&cz->repaired, 1);
+			uc_info("%s: cluster %" PRIu64 ": rewrote the extent from copy %u", n->name,
+				j->cluster, cs->copy);
+			j->crc_failed = false;
+			j->err = j->phase == P_READ ? 1 : 2;	/* where to go on: read / merge */
+			j->phase = P_REPAIR;
+			job_io(q, j, UC_OP_WRITE, cz_pblk(&j->old), cz_nblk(&j->old),
+			       cz_kind(&j->old) == CZ_RAW ? j->plain : j->comp, cz);
+			return;
+		}
+		break;
+	case P_REPAIR:
+		err = 0;	/* the read succeeded: a failed rewrite is only noted */
+		if (cs->result)
+			uc_warn("%s: cluster %" PRIu64 ": rewriting the extent failed: %s", n->name,
+				j->cluster, strerror(-cs->result));
+		j->phase = j->err == 1 ? P_READ : P_RMW_READ;
+		j->err = 0;
+		break;
+	case P_WRITE:
+		if (err) {
+			/* never mapped: the blocks go back at once */
+			pthread_mutex_lock(&cz->lock);
+			cz_space_release(&cz->space, cz_pblk(&j->neu), cz_nblk(&j->neu));
+			pthread_mutex_unlock(&cz->lock);
+			j->err = err;
+			atomic_store(&cz->busy[j->cluster], 0);
+			job_done(n, cz, q, j);
+		} else {
+			job_map(n, cz, q, j);
+		}
+		return;
+	}
+	/* a read (P_READ or P_RMW_READ) is complete */
+	atomic_fetch_sub(&cz->readers[j->cluster], 1);
+	if (err) {
+		j->err = err;
+		if (j->phase == P_RMW_READ)
+			atomic_store(&cz->busy[j->cluster], 0);
+		job_done(n, cz, q, j);
+	} else if (j->phase == P_READ) {
+		uc_iov_copy(s->iov, s->nr_iov, j->req_off, j->plain + j->in_off, j->in_len, true);
+		job_done(n, cz, q, j);
+	} else {
+		job_merge(n, cz, q, j);
+	}
+}
+
+/* ---- commits and checkpoints: background I/O from any queue's poll ---- */
+
+/* Every journal block of the commit is durable: so are its frees; FLUSHes waiting end. */
+static void commit_finish(struct cz *cz)
+{
+	make_ready(cz, 1);
+	atomic_store(&cz->commit_done, cz->commit_started);
+	atomic_fetch_add(&cz->commits, 1);
+	cz->cstate = C_IDLE;
+	if (cz->commit_want > cz->commit_started && cz->kstate == K_NONE) {
+		cz->cstate = C_START;
+		cz->commit_started++;
+	}
+}
+
+static void commit_written(struct uc_queue *q, struct uc_io *io, int res)
+{
+	struct uc_node *n = io->arg;
+	struct cz *cz = n->priv;
+
+	(void)q;
+	pthread_mutex_lock(&cz->lock);
+	if (res < 0)
+		cz_break(n, cz, "a journal write", res);
+	if (!--cz->cinflight && !cz->jwrite_n)
+		commit_finish(cz);
+	pthread_mutex_unlock(&cz->lock);
+	uc_graph_kick(n->graph);
+}
+
+static void commit_flushed(struct uc_queue *q, struct uc_io *io, int res)
+{
+	struct uc_node *n = io->arg;
+	struct cz *cz = n->priv;
+
+	(void)q;
+	pthread_mutex_lock(&cz->lock);
+	if (res < 0)
+		cz_break(n, cz, "flushing the data", res);
+	if (cz->jwrite_n)
+		cz->cstate = C_JWRITE;
+	else
+		commit_finish(cz);
+	pthread_mutex_unlock(&cz->lock);
+	uc_graph_kick(n->graph);
+}
+
+/* Start a commit; write its journal blocks in ring order, a write per contiguous run. */
+static bool commit_poll(struct uc_node *n, struct cz *cz, struct uc_queue *q)
+{
+	struct uc_io *io;
+
+	if (cz->cstate == C_START && (io = uc_internal_get(q))) {
+		/* what this commit covers: every change so far */
+		seal_open(cz);
+		memcpy(cz->jwrite, cz->jbuf, (size_t)cz->jbuf_n * CZ_BLOCK);
+		cz->jwrite_n = cz->jbuf_n;
+		cz->jwrite_slot = (cz->jslot + cz->sb.journal_blocks - cz->jbuf_n) % cz->sb.journal_blocks;
+		cz->jbuf_n = 0;
+		/* frees of this commit, behind any that wait from the last one */
+		for (unsigned int i = 0; i < cz->frees[0].n && cz->frees[1].n < FREES_MAX; i++)
+			cz->frees[1].e[cz->frees[1].n++] = cz->frees[0].e[i];
+		cz->frees[0].n = 0;
+		cz->cstate = C_FLUSH;
+		pthread_mutex_unlock(&cz->lock);
+		/* the data the journal points at is durable first */
+		uc_internal_start(q, io, n->children[0], UC_OP_FLUSH, 0, 0, 0, commit_flushed, n);
+		pthread_mutex_lock(&cz->lock);
+		return true;
+	}
+	while (cz->cstate == C_JWRITE && cz->jwrite_n && (io = uc_internal_get(q))) {
+		/* a run ends at the end of the ring or of the internal buffer */
+		uint64_t slot = cz->jwrite_slot;
+		unsigned int run = cz->jwrite_n;
+
+		if (slot + run > cz->sb.journal_blocks)
+			run = cz->sb.journal_blocks - slot;
+		if (run > CKPT_RUN / CZ_BLOCK)
+			run = CKPT_RUN / CZ_BLOCK;
+		memcpy(io->buf, cz->jwrite, (size_t)run * CZ_BLOCK);
+		memmove(cz->jwrite, cz->jwrite + (size_t)run * CZ_BLOCK,
+			(size_t)(cz->jwrite_n - run) * CZ_BLOCK);
+		cz->jwrite_n -= run;
+		cz->jwrite_slot = (slot + run) % cz->sb.journal_blocks;
+		cz->cinflight++;
+		pthread_mutex_unlock(&cz->lock);
+		uc_internal_start(q, io, n->children[0], UC_OP_WRITE, UC_F_FUA,
+				  blk_off(cz->sb.journal_off + slot), (uint64_t)run * CZ_BLOCK,
+				  commit_written, n);
+		pthread_mutex_lock(&cz->lock);
+	}
+	return cz->cstate != C_IDLE;
+}
+
+static void ckpt_written(struct uc_queue *q, struct uc_io *io, int res)
+{
+	struct uc_node *n = io->arg;
+	struct cz *cz = n->priv;
+
+	(void)q;
+	pthread_mutex_lock(&cz->lock);
+	if (res < 0)
+		cz_break(n, cz, "a checkpoint write", res);
+	cz->kinflight--;
+	pthread_mutex_unlock(&cz->lock);
+}
+
+static void ckpt_flushed(struct uc_queue *q, struct uc_io *io, int res)
+{
+	ckpt_written(q, io, res);
+}
+
+/* The checkpoint is on disk: the journal starts over, every change so far is durable. */
+static void ckpt_finish(struct uc_node *n, struct cz *cz)
+{
+	cz->sb.gen++;
+	cz->sb.ckpt_area ^= 1;
+	cz->sb.ckpt_id++;
+	cz->sb.ckpt_seq = cz->jseq - 1;
+	cz->sb.journal_head = cz->jslot;
+	cz->jopen_n = 0;
+	cz->jbuf_n = 0;
+	cz->jused = 0;
+	make_ready(cz, 0);
+	if (cz->commit_want > cz->commit_started)
+		cz->commit_started = cz->commit_want;
+	atomic_store(&cz->commit_done, cz->commit_started);
+	atomic_fetch_add(&cz->checkpoints, 1);
+	cz->kstate = K_NONE;
+	uc_dbg("%s: checkpoint %" PRIu64 " in area %c", n->name, cz->sb.ckpt_id,
+	       cz->sb.ckpt_area ? 'B' : 'A');
+}
+
+/* Map blocks [from, from+nr) of the next checkpoint into buf. */
+static void ckpt_encode(struct cz *cz, uint8_t *buf, uint64_t from, unsigned int nr)
+{
+	for (unsigned int i = 0; i < nr; i++) {
+		uint64_t first = (from + i) * CZ_MAP_PER_BLOCK;
+		unsigned int cnt = cz->nclusters - first < CZ_MAP_PER_BLOCK ?
+				   cz->nclusters - first : CZ_MAP_PER_BLOCK;
+
+		cz_map_encode(buf + (size_t)i * CZ_BLOCK, &cz->map[first], cnt, cz->sb.ckpt_id + 1,
+			      from + i);
+	}
+}
+
+static uint64_t ckpt_area_off(const struct cz *cz, unsigned int area)
+{
+	return cz->sb.map_off + area * cz->sb.map_blocks;
+}
+
+/* The superblock that the checkpoint being written makes current. */
+static void ckpt_sb(const struct cz *cz, uint8_t *block, bool clean)
+{
+	struct cz_sb sb = cz->sb;
+
+	sb.gen++;
+	sb.ckpt_area ^= 1;
+	sb.ckpt_id++;
+	sb.ckpt_seq = cz->jseq - 1;
+	sb.journal_head = cz->jslot;
+	sb.flags = clean ? CZ_SB_CLEAN : 0;
+	sb.level = cz->level;
+	cz_sb_encode(&sb, block);
+}
+
+static bool ckpt_poll(struct uc_node *n, struct cz *cz, struct uc_queue *q)
+{
+	struct uc_io *io;
+
+	switch (cz->kstate) {
+	case K_WAIT:
+		/* map changes wait; a commit under way finishes first */
+		if (cz->cstate != C_IDLE)
+			return true;
+		cz->kpos = 0;
+		cz->kstate = K_MAP;
+		/* fall through */
+	case K_MAP:
+		while (cz->kpos < cz->sb.map_blocks && (io = uc_internal_get(q))) {
+			unsigned int nr = CKPT_RUN / CZ_BLOCK;
+			uint64_t from = cz->kpos;
+
+			if (nr > cz->sb.map_blocks - from)
+				nr = cz->sb.map_blocks - from;
+			ckpt_encode(cz, io->buf, from, nr);
+			cz->kpos += nr;
+			cz->kinflight++;
+			pthread_mutex_unlock(&cz->lock);
+			uc_internal_start(q, io, n->children[0], UC_OP_WRITE, 0,
+					  blk_off(ckpt_area_off(cz, cz->sb.ckpt_area ^ 1) + from),
+					  (uint64_t)nr * CZ_BLOCK, ckpt_written, n);
+			pthread_mutex_lock(&cz->lock);
+		}
+		if (cz->kpos < cz->sb.map_blocks || cz->kinflight || !(io = uc_internal_get(q)))
+			return true;
+		cz->kstate = K_FLUSH;
+		cz->kinflight++;
+		pthread_mutex_unlock(&cz->lock);
+		uc_internal_start(q, io, n->children[0], UC_OP_FLUSH, 0, 0, 0, ckpt_flushed, n);
+		pthread_mutex_lock(&cz->lock);
+		return true;
+	case K_FLUSH:
+		if (cz->kinflight || !(io = uc_internal_get(q)))
+			return true;
+		cz->kstate = K_SB;
+		cz->kinflight++;
+		/* superblock copy gen % 2 of the new generation */
+		ckpt_sb(cz, io->buf, false);
+		pthread_mutex_unlock(&cz->lock);
+		uc_internal_start(q, io, n->children[0], UC_OP_WRITE, UC_F_FUA,
+				  blk_off((cz->sb.gen + 1) % 2), CZ_BLOCK, ckpt_written, n);
+		pthread_mutex_lock(&cz->lock);
+		return true;
+	case K_SB:
+		if (cz->kinflight)
+			return true;
+		if (!cz_dead(cz))
+			ckpt_finish(n, cz);
+		else
+			cz->kstate = K_NONE;
+		uc_graph_kick(n->graph);
+		return true;
+	}
+	return false;
+}
+
+/* ---- poll: parked jobs and requests, background metadata ---- */
+
+static void resume_flushes(struct cz *cz, struct czq *z, struct uc_queue *q)
+{
+	struct uc_sub *s = z->flushing;
+
+	z->flushing = NULL;
+	while (s) {
+		struct uc_sub *next = s->next;
+
+		if (cz_dead(cz)) {
+			uc_sub_error(s, -EIO);
+			uc_sub_put(q, s);
+		} else if (atomic_load(&cz->commit_done) >= s->scratch) {
+			uc_sub_put(q, s);
+		} else {
+			s->next = z->flushing;
+			z->flushing = s;
+		}
+		s = next;
+	}
+}
+
+static void resume_jobs(struct uc_node *n, struct cz *cz, struct czq *z, struct uc_queue *q)
+{
+	struct job *j = z->parked;
+
+	z->parked = NULL;
+	while (j) {
+		struct job *next = j->next;
+
+		if (cz_dead(cz) && j->phase != P_LOCK) {
+			j->err = -EIO;
+			atomic_store(&cz->busy[j->cluster], 0);
+			job_done(n, cz, q, j);
+		} else if (j->phase == P_LOCK) {
+			job_lock(n, cz, q, j);
+		} else if (j->phase == P_MAP) {
+			job_map(n, cz, q, j);
+		} else if (atomic_load(&cz->commit_done) >= j->s->scratch) {
+			job_store(n, cz, q, j);	/* P_SPACE: a commit released what it could */
+		} else {
+			park_job(z, j, P_SPACE);
+		}
+		j = next;
+	}
+}
+
+static void resume_waiting(struct uc_node *n, struct cz *cz, struct czq *z, struct uc_queue *q)
+{
+	while (z->waiting && z->free) {
+		struct uc_sub *s = z->waiting;
+
+		z->waiting = s->next;
+		s->state &= ~S_WAITING;
+		launch(n, cz, q, s);
+		uc_sub_put(q, s);	/* the waiting list's reference */
+	}
+}
+
+static bool compress_poll(struct uc_node *n, struct uc_queue *q)
+{
+	struct cz *cz = n->priv;
+	struct czq *z = czq_of(cz, q);
+	bool again;
+
+	if (!z || !cz->active)
+		return false;
+	resume_jobs(n, cz, z, q);
+	resume_waiting(n, cz, z, q);
+	pthread_mutex_lock(&cz->lock);
+	if (cz->frees[2].n)
+		release_ready(cz);
+	again = !cz_dead(cz) && (commit_poll(n, cz, q) | ckpt_poll(n, cz, q));
+	pthread_mutex_unlock(&cz->lock);
+	resume_flushes(cz, z, q);
+	return again || z->parked || z->waiting || z->flushing;
+}
+
+/* ---- open: format, or load the checkpoint and replay the journal ---- */
+
+static bool subtree_created(const struct uc_node *n)
+{
+	if (!n->nr_children)
+		return n->created;
+	for (unsigned int i = 0; i < n->nr_children; i++)
+		if (!subtree_created(n->children[i]))
+			return false;
+	return true;
+}
+
+static int sync_rw(struct uc_node *n, int op, uint64_t blk, void *buf, uint64_t nblk)
+{
+	return uc_graph_sync_io(n->graph, n->children[0], op, blk_off(blk), buf, nblk * CZ_BLOCK);
+}
+
+/* A checkpoint now, synchronously (open, clean stop). Returns 0 or -errno. */
+static int ckpt_sync(struct uc_node *n, struct cz *cz, bool clean)
+{
+	uint64_t nr = cz->sb.map_blocks;
+	uint8_t *buf = aligned_alloc(CZ_BLOCK, CKPT_RUN);
+	int ret = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	for (uint64_t from = 0; !ret && from < nr; from += CKPT_RUN / CZ_BLOCK) {
+		unsigned int k = nr - from < CKPT_RUN / CZ_BLOCK ? nr - from : CKPT_RUN / CZ_BLOCK;
+
+		ckpt_encode(cz, buf, from, k);
+		ret = sync_rw(n, UC_OP_WRITE, ckpt_area_off(cz, cz->sb.ckpt_area ^ 1) + from, buf, k);
+	}
+	if (!ret)
+		ret = sync_rw(n, UC_OP_FLUSH, 0, NULL, 0);
+	if (!ret) {
+		ckpt_sb(cz, buf, clean);
+		ret = sync_rw(n, UC_OP_WRITE, (cz->sb.gen + 1) % 2, buf, 1);
+	}
+	if (!ret)
+		ret = sync_rw(n, UC_OP_FLUSH, 0, NULL, 0);
+	if (!ret) {
+		ckpt_finish(n, cz);
+		cz->sb.flags = clean ? CZ_SB_CLEAN : 0;
+	}
+	free(buf);
+	return ret;
+}
+
+static void new_uuid(uint8_t u[16])
+{
+	if (getrandom(u, 16, 0) != 16)
+		for (int i = 0; i < 16; i++)
+			u[i] = rand();
+	u[6] = (u[6] & 0x0f) | 0x40;
+	u[8] = (u[8] & 0x3f) | 0x80;
+}
+
+/* The superblock on the child: the valid copy with the higher generation. */
+static int read_sb(struct uc_node *n, struct cz_sb *sb, bool *blank)
+{
+	uint8_t *buf = aligned_alloc(CZ_BLOCK, 2 * CZ_BLOCK);
+	struct cz_sb s[2];
+	int r[2], ret;
+
+	if (!buf)
+		return -ENOMEM;
+	ret = sync_rw(n, UC_OP_READ, 0, buf, 2);
+	if (!ret) {
+		r[0] = cz_sb_decode(&s[0], buf);
+		r[1] = cz_sb_decode(&s[1], buf + CZ_BLOCK);
+		*blank = all_zero(buf, 2 * CZ_BLOCK);
+		if (!r[0] && (r[1] || s[0].gen > s[1].gen))
+			*sb = s[0];
+		else if (!r[1])
+			*sb = s[1];
+		else
+			ret = r[0] == -ENOENT && r[1] == -ENOENT ? -ENOENT : r[0] == -ENOENT ? r[1] : r[0];
+	}
+	free(buf);
+	return ret;
+}
+
+static int load_map(struct uc_node *n, struct cz *cz)
+{
+	uint8_t *buf = aligned_alloc(CZ_BLOCK, CKPT_RUN);
+	uint64_t nr = cz->sb.map_blocks;
+	int ret = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	for (uint64_t from = 0; !ret && from < nr; from += CKPT_RUN / CZ_BLOCK) {
+		unsigned int k = nr - from < CKPT_RUN / CZ_BLOCK ? nr - from : CKPT_RUN / CZ_BLOCK;
+
+		ret = sync_rw(n, UC_OP_READ, ckpt_area_off(cz, cz->sb.ckpt_area) + from, buf, k);
+		for (unsigned int i = 0; !ret && i < k; i++) {
+			uint64_t first = (from + i) * CZ_MAP_PER_BLOCK;
+			unsigned int cnt = cz->nclusters - first < CZ_MAP_PER_BLOCK ?
+					   cz->nclusters - first : CZ_MAP_PER_BLOCK;
+
+			if (cz_map_decode(buf + (size_t)i * CZ_BLOCK, &cz->map[first], cnt,
+					  cz->sb.ckpt_id, from + i)) {
+				uc_err("%s: map block %" PRIu64 " of checkpoint %" PRIu64
+				       " is corrupted; refusing to open (see `ublk-compose examine`)",
+				       n->name, from + i, cz->sb.ckpt_id);
+				ret = -EINVAL;
+			}
+		}
+	}
+	free(buf);
+	return ret;
+}
+
+/* Apply the journal after the checkpoint. Returns blocks replayed, or -errno. */
+static int64_t replay(struct uc_node *n, struct cz *cz, uint64_t *entries)
+{
+	uint8_t *buf = aligned_alloc(CZ_BLOCK, CZ_BLOCK);
+	struct cz_jent *j = malloc(CZ_J_PER_BLOCK * sizeof(*j));
+	uint64_t slot = cz->sb.journal_head, seq = cz->sb.ckpt_seq + 1, nr = 0;
+	int64_t ret = 0;
+
+	if (!buf || !j) {
+		free(buf);
+		free(j);
+		return -ENOMEM;
+	}
+	*entries = 0;
+	while (nr < cz->sb.journal_blocks) {
+		int k;
+
+		if ((ret = sync_rw(n, UC_OP_READ, cz->sb.journal_off + slot, buf, 1)))
+			break;
+		k = cz_journal_decode(buf, seq, cz->uuid_lo, j);
+		if (k < 0)
+			break;	/* the end of the journal */
+		for (int i = 0; i < k; i++) {
+			if (j[i].cluster >= cz->nclusters) {
+				uc_err("%s: journal block %" PRIu64 " names cluster %" PRIu64
+				       " beyond the volume; refusing to open", n->name, seq, j[i].cluster);
+				ret = -EINVAL;
+				goto out;
+			}
+			cz->map[j[i].cluster] = j[i].e;
+		}
+		*entries += k;
+		nr++;
+		seq++;
+		slot = (slot + 1) % cz->sb.journal_blocks;
+	}
+	cz->jseq = seq;
+	cz->jslot = slot;
+	cz->jused = 0;
+out:
+	free(buf);
+	free(j);
+	return ret ? ret : (int64_t)nr;
+}
+
+/* Every mapped extent takes its blocks; two clusters sharing one is corruption. */
+static int build_space(struct uc_node *n, struct cz *cz)
+{
+	for (uint64_t c = 0; c < cz->nclusters; c++) {
+		const struct cz_entry *e = &cz->map[c];
+		unsigned int k = cz_kind(e), nb = cz_nblk(e);
+
+		if (k == CZ_ZERO)
+			continue;
+		if (k > CZ_ZSTD || !nb || nb > cz->cluster / CZ_BLOCK || e->clen > (uint64_t)nb * CZ_BLOCK ||
+		    (k == CZ_RAW && e->clen != cz->cluster) ||
+		    cz_space_take(&cz->space, cz_pblk(e), nb)) {
+			uc_err("%s: cluster %" PRIu64 " has a bad or shared extent (block %" PRIu64
+			       "+%u); refusing to open", n->name, c, cz_pblk(e), nb);
+			return -EINVAL;
+		}
+		atomic_fetch_add(&cz->nr_kind[k], 1);
+	}
+	atomic_store(&cz->nr_kind[CZ_ZERO], cz->nclusters - atomic_load(&cz->nr_kind[CZ_RAW]) -
+		     atomic_load(&cz->nr_kind[CZ_ZSTD]));
+	return 0;
+}
+
+static int cz_alloc(struct cz *cz, const struct uc_graph *g)
+{
+	cz->map = calloc(cz->nclusters, sizeof(*cz->map));
+	cz->busy = calloc(cz->nclusters, sizeof(*cz->busy));
+	cz->readers = calloc(cz->nclusters, sizeof(*cz->readers));
+	cz->jbuf = aligned_alloc(CZ_BLOCK, JBUF * CZ_BLOCK);
+	cz->jwrite = aligned_alloc(CZ_BLOCK, JBUF * CZ_BLOCK);
+	for (int i = 0; i < 3; i++)
+		cz->frees[i].e = calloc(FREES_MAX, sizeof(struct cz_free));
+	if (!cz->map || !cz->busy || !cz->readers || !cz->jbuf || !cz->jwrite || !cz->frees[0].e ||
+	    !cz->frees[1].e || !cz->frees[2].e)
+		return -ENOMEM;
+	/* per queue: the device's queues and the one activate uses */
+	for (unsigned int i = 0; i <= UC_MAX_QUEUES; i++)
+		if ((i < g->dev.queues || i == UC_SYNC_QUEUE_ID) && !(cz->q[i] = czq_new(cz)))
+			return -ENOMEM;
+	pthread_mutex_init(&cz->lock, NULL);
+	return 0;
+}
+
+static int compress_activate(struct uc_node *n)
+{
+	struct cz *cz = n->priv;
+	uint64_t entries = 0;
+	int64_t replayed = 0;
+	bool blank = false;
+	char b1[32], b2[32];
+	int ret;
+
+	if ((ret = cz_alloc(cz, n->graph))) {
+		uc_err("%s: out of memory for the map of %" PRIu64 " clusters", n->name, cz->nclusters);
+		return ret;
+	}
+	ret = read_sb(n, &cz->sb, &blank);
+	if (ret == -ENOENT && (blank || subtree_created(n->children[0]))) {
+		/* a new volume: an empty map in area B is written as the first checkpoint */
+		cz_layout(&cz->sb, n->children[0]->size, cz->logical, cz->cluster);
+		cz->sb.version = CZ_VERSION;
+		new_uuid(cz->sb.uuid);
+		cz->sb.ckpt_area = 0;
+		cz->sb.gen = 0;
+		memcpy(&cz->uuid_lo, cz->sb.uuid, 8);
+		cz->jseq = 1;
+		cz->jslot = 0;
+		uc_info("%s: new volume: %s in clusters of %s over %s", n->name,
+			uc_size_str(cz->logical, b1, sizeof(b1)), uc_size_str(cz->cluster, b2, sizeof(b2)),
+			uc_size_str(cz->sb.child_size, b1 + 16, 16));
+	} else if (ret == -ENOENT) {
+		uc_err("%s: the child holds data but no compress superblock; refusing to format it "
+		       "(zero its first 8K to start a new volume)", n->name);
+		return -EINVAL;
+	} else if (ret) {
+		uc_err("%s: %s; refusing to open (see `ublk-compose examine`)", n->name,
+		       ret == -EBADMSG ? "corrupted superblock" :
+		       ret == -EPROTO ? "superblock of an unknown version" : strerror(-ret));
+		return ret == -EBADMSG || ret == -EPROTO ? -EINVAL : ret;
+	} else {
+		if (cz->sb.cluster != cz->cluster || cz->sb.logical != cz->logical) {
+			uc_err("%s: the volume was made with cluster %s and size %s; this config gives "
+			       "%s and %s", n->name, uc_size_str(cz->sb.cluster, b1, 16),
+			       uc_size_str(cz->sb.logical, b1 + 16, 16), uc_size_str(cz->cluster, b2, 16),
+			       uc_size_str(cz->logical, b2 + 16, 16));
+			return -EINVAL;
+		}
+		if (cz->sb.child_size > n->children[0]->size) {
+			uc_err("%s: the child is smaller than the volume was made on (%s < %s)", n->name,
+			       uc_size_str(n->children[0]->size, b1, 16),
+			       uc_size_str(cz->sb.child_size, b2, 16));
+			return -EINVAL;
+		}
+		memcpy(&cz->uuid_lo, cz->sb.uuid, 8);
+		if ((ret = load_map(n, cz)))
+			return ret;
+		replayed = replay(n, cz, &entries);
+		if (replayed < 0)
+			return replayed;
+	}
+	if ((ret = cz_space_init(&cz->space, cz->sb.data_blocks)) || (ret = build_space(n, cz)))
+		return ret;
+	if (replayed || !(cz->sb.flags & CZ_SB_CLEAN))
+		uc_info("%s: %s stop: %" PRId64 " journal blocks replayed (%" PRIu64 " map changes)",
+			n->name, cz->sb.flags & CZ_SB_CLEAN ? "clean" : "unclean", replayed, entries);
+	/* a checkpoint now: the journal starts empty, and the superblock says "in use" */
+	if ((ret = ckpt_sync(n, cz, false))) {
+		uc_err("%s: cannot write the metadata: %s", n->name, strerror(-ret));
+		return ret;
+	}
+	cz->active = true;
+	return 0;
+}
+
+/* A clean stop: a checkpoint marked clean (the queues are gone). */
+static void compress_deactivate(struct uc_node *n)
+{
+	struct cz *cz = n->priv;
+	int ret;
+
+	if (!cz || !cz->active || cz_dead(cz))
+		return;
+	cz->active = false;
+	if ((ret = ckpt_sync(n, cz, true)))
+		uc_err("%s: the final checkpoint failed: %s (the journal has it)", n->name,
+		       strerror(-ret));
+}
+
+/* ---- admin ---- */
+
+static void stats(const struct cz *cz, uint64_t *logical, uint64_t *physical)
+{
+	*logical = (atomic_load(&cz->nr_kind[CZ_RAW]) + atomic_load(&cz->nr_kind[CZ_ZSTD])) *
+		   (uint64_t)cz->cluster;
+	*physical = cz->space.used * CZ_BLOCK;
+}
+
+static int compress_status(const struct uc_node *n, char *buf, size_t len)
+{
+	struct cz *cz = n->priv;
+	uint64_t lg, ph, used;
+	char b1[32], b2[32], b3[32];
+
+	if (!cz->active)
+		return snprintf(buf, len, "zstd level %d cluster=%s", cz->level,
+				uc_size_str(cz->cluster, b1, sizeof(b1)));
+	pthread_mutex_lock(&cz->lock);
+	stats(cz, &lg, &ph);
+	used = cz->jused;
+	pthread_mutex_unlock(&cz->lock);
+	return snprintf(buf, len, "%s%s stored in %s (%.2f:1) of %s; clusters zero=%" PRIu64
+			" raw=%" PRIu64 " zstd=%" PRIu64 "; csum_errors=%" PRIu64
+			" repaired=%" PRIu64 "; journal %" PRIu64 "/%" PRIu64 " blocks",
+			cz_dead(cz) ? "FAILED " : "", uc_size_str(lg, b1, sizeof(b1)),
+			uc_size_str(ph, b2, sizeof(b2)), ph ? (double)lg / ph : 1.0,
+			uc_size_str(cz->sb.data_blocks * CZ_BLOCK, b3, sizeof(b3)),
+			(uint64_t)atomic_load(&cz->nr_kind[CZ_ZERO]),
+			(uint64_t)atomic_load(&cz->nr_kind[CZ_RAW]),
+			(uint64_t)atomic_load(&cz->nr_kind[CZ_ZSTD]),
+			(uint64_t)atomic_load(&cz->csum_errors), (uint64_t)atomic_load(&cz->repaired),
+			used, cz->sb.journal_blocks);
+}
+
+static int compress_json(const struct uc_node *n, char *buf, size_t len)
+{
+	struct cz *cz = n->priv;
+	uint64_t lg, ph, used;
+
+	pthread_mutex_lock(&cz->lock);
+	stats(cz, &lg, &ph);
+	used = cz->jused;
+	pthread_mutex_unlock(&cz->lock);
+	return snprintf(buf, len, "\"algorithm\": \"zstd\", \"level\": %d, \"cluster\": %u, "
+			"\"logical_bytes\": %" PRIu64 ", \"physical_bytes\": %" PRIu64 ", "
+			"\"ratio\": %.3f, \"data_bytes\": %" PRIu64 ", \"clusters_zero\": %" PRIu64
+			", \"clusters_raw\": %" PRIu64 ", \"clusters_compressed\": %" PRIu64
+			", \"checksum_errors\": %" PRIu64 ", \"repaired\": %" PRIu64
+			", \"journal_blocks_used\": %" PRIu64 ", \"journal_blocks\": %" PRIu64
+			", \"commits\": %" PRIu64 ", \"checkpoints\": %" PRIu64,
+			cz->level, cz->cluster, lg, ph, ph ? (double)lg / ph : 1.0,
+			cz->sb.data_blocks * CZ_BLOCK, (uint64_t)atomic_load(&cz->nr_kind[CZ_ZERO]),
+			(uint64_t)atomic_load(&cz->nr_kind[CZ_RAW]),
+			(uint64_t)atomic_load(&cz->nr_kind[CZ_ZSTD]),
+			(uint64_t)atomic_load(&cz->csum_errors), (uint64_t)atomic_load(&cz->repaired),
+			used, cz->sb.journal_blocks, (uint64_t)atomic_load(&cz->commits),
+			(uint64_t)atomic_load(&cz->checkpoints));
+}
+
+static int compress_health(const struct uc_node *n)
+{
+	return cz_dead(n->priv) ? UC_HEALTH_FAILED : UC_HEALTH_CLEAN;
+}
+
+static int compress_examine(const char *path, FILE *out)
+{
+	uint8_t *b = aligned_alloc(CZ_BLOCK, 2 * CZ_BLOCK);
+	struct cz_sb s[2];
+	int fd = open(path, O_RDONLY), r[2], ret = -ENOENT;
+
+	if (fd < 0 || !b || pread(fd, b, 2 * CZ_BLOCK, 0) != 2 * CZ_BLOCK) {
+		ret = fd < 0 ? -errno : -EIO;
+		goto out;
+	}
+	r[0] = cz_sb_decode(&s[0], b);
+	r[1] = cz_sb_decode(&s[1], b + CZ_BLOCK);
+	if (!r[0] || !r[1]) {
+		cz_sb_print(!r[0] && (r[1] || s[0].gen > s[1].gen) ? &s[0] : &s[1], out);
+		ret = 0;
+	} else if (r[0] != -ENOENT || r[1] != -ENOENT) {
+		fprintf(out, "%s: compress superblock with a bad checksum or layout\n", path);
+		ret = -EINVAL;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	free(b);
+	return ret;
+}
+
+const struct uc_layer_ops compress_layer_ops = {
+	.name = "compress",
+	.help = "algorithm=\"zstd\" level=<zstd level, default 1> cluster=<4K-1M, default 64K> "
+		"size=<logical bytes> children=(1 layer)",
+	.parse = compress_parse,
+	.close = compress_close,
+	.child_max_iov = compress_child_max_iov,
+	.submit = compress_submit,
+	.end = compress_end,
+	.child_end = compress_child_end,
+	.activate = compress_activate,
+	.deactivate = compress_deactivate,
+	.poll = compress_poll,
+	.status = compress_status,
+	.json = compress_json,
+	.health = compress_health,
+	.examine = compress_examine,
+};

@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The compress layer's on-child format, pure encode/decode and the space
+ * allocator, so tests/unit-compress.c checks them without I/O. The format
+ * is described in docs/compress-format.md. All blocks are 4 KiB; every
+ * number is little-endian; every metadata block carries a crc32c.
+ *
+ *   block 0, 1     superblock (two copies; the valid one with the higher gen wins)
+ *   map_off        checkpoint area A, then area B (map_blocks each): the cluster map
+ *   journal_off    journal ring (journal_blocks): map changes since the checkpoint
+ *   data_off       data blocks (data_blocks): stored clusters, each a run of blocks
+ */
+#ifndef UC_COMPRESS_META_H
+#define UC_COMPRESS_META_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CZ_BLOCK		4096
+#define CZ_MAGIC		"UCZSTD01"
+#define CZ_JMAGIC		0x314a4355	/* "UCJ1" */
+#define CZ_VERSION		1
+#define CZ_SB_CLEAN		(1U << 0)	/* stopped cleanly: the checkpoint holds everything */
+#define CZ_MAP_PER_BLOCK	255	/* 16-byte entries + a 16-byte trailer */
+#define CZ_J_PER_BLOCK		169	/* 24-byte entries after a 32-byte header */
+
+enum cz_kind { CZ_ZERO = 0, CZ_RAW = 1, CZ_ZSTD = 2 };
+
+/* One cluster: where it is stored. 16 bytes on disk. */
+struct cz_entry {
+	uint64_t loc;		/* pblk (40 bits, in the data area) | nblk << 40 (12) | kind << 52 (4) */
+	uint32_t clen;		/* bytes stored (compressed length; the cluster size when raw) */
+	uint32_t crc;		/* crc32c of those bytes */
+};
+
+static inline uint64_t cz_pblk(const struct cz_entry *e) { return e->loc & ((1ULL << 40) - 1); }
+static inline unsigned int cz_nblk(const struct cz_entry *e) { return (e->loc >> 40) & 0xfff; }
+static inline unsigned int cz_kind(const struct cz_entry *e) { return (e->loc >> 52) & 0xf; }
+static inline uint64_t cz_loc(uint64_t pblk, unsigned int nblk, unsigned int kind)
+{
+	return pblk | (uint64_t)nblk << 40 | (uint64_t)kind << 52;
+}
+
+struct cz_sb {
+	uint32_t version;
+	uint32_t flags;		/* CZ_SB_* */
+	uint8_t uuid[16];
+	uint64_t gen;		/* +1 on every superblock write; copy gen % 2 is written */
+	uint32_t cluster;	/* bytes */
+	int32_t level;		/* zstd level it was last run with (informational) */
+	uint64_t logical;	/* bytes exposed */
+	uint64_t child_size;	/* bytes of the child the layout covers */
+	uint64_t map_off, map_blocks;	/* blocks: area A at map_off, B right after */
+	uint64_t journal_off, journal_blocks;
+	uint64_t data_off, data_blocks;
+	uint32_t ckpt_area;	/* 0 (A) or 1 (B): the latest complete checkpoint */
+	uint64_t ckpt_id;	/* its map blocks carry this */
+	uint64_t ckpt_seq;	/* journal blocks with seq > this are replayed */
+	uint64_t journal_head;	/* ring slot of the block with seq ckpt_seq + 1 */
+};
+
+/* The layout for a child of child_size bytes. Returns 0 or -ENOSPC (too small). */
+int cz_layout(struct cz_sb *sb, uint64_t child_size, uint64_t logical, uint32_t cluster);
+uint64_t cz_nclusters(const struct cz_sb *sb);
+void cz_sb_encode(const struct cz_sb *sb, void *block);
+/* Returns 0, -ENOENT (no magic), -EBADMSG (checksum), -EPROTO (version). */
+int cz_sb_decode(struct cz_sb *sb, const void *block);
+void cz_sb_print(const struct cz_sb *sb, FILE *out);
+
+/* Map block i of checkpoint ckpt_id from entries[i * CZ_MAP_PER_BLOCK ...] (n of them). */
+void cz_map_encode(void *block, const struct cz_entry *e, unsigned int n, uint64_t ckpt_id,
+		   uint32_t index);
+/* Returns 0 or -EBADMSG (checksum, another checkpoint, another index). */
+int cz_map_decode(const void *block, struct cz_entry *e, unsigned int n, uint64_t ckpt_id,
+		  uint32_t index);
+
+struct cz_jent {
+	uint64_t cluster;
+	struct cz_entry e;
+};
+
+/* A journal block: header + n entries (n <= CZ_J_PER_BLOCK). uuid_lo ties it to the volume. */
+void cz_journal_encode(void *block, uint64_t seq, uint64_t uuid_lo, const struct cz_jent *j,
+		       unsigned int n);
+/* Returns the entry count, or -1 if the block is not journal block seq of this volume. */
+int cz_journal_decode(const void *block, uint64_t seq, uint64_t uuid_lo, struct cz_jent *j);
+
+/*
+ * Free space of the data area: a bit per block, 1 = used, with a next-fit
+ * cursor. Extents are runs of blocks.
+ */
+struct cz_space {
+	uint64_t *bits;
+	uint64_t nr_blocks, used, cursor;
+};
+
+int cz_space_init(struct cz_space *sp, uint64_t nr_blocks);
+void cz_space_free_all(struct cz_space *sp);
+/* n free blocks in a row: marked used, first one returned; UINT64_MAX if there is no such run. */
+uint64_t cz_space_alloc(struct cz_space *sp, unsigned int n);
+/* Mark [b, b+n) used (an extent found in the map at open). Returns -EEXIST if one already was. */
+int cz_space_take(struct cz_space *sp, uint64_t b, unsigned int n);
+void cz_space_release(struct cz_space *sp, uint64_t b, unsigned int n);
+
+#endif

@@ -1,0 +1,682 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The compress layer without ublk: its format (superblock, map, journal
+ * blocks), the space allocator against a model, bad configs, then volumes
+ * over temp files on a real io_uring: random mixes against a model,
+ * reopening, power cuts (the fault layer's lose_unflushed under it, in a
+ * child process) with the journal replayed, ENOSPC and space coming back
+ * after a discard, a corrupted extent (EIO, or the mirror's other copy),
+ * and checkpoints as the journal fills.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "compress_meta.h"
+#include "crc32c.h"
+#include "harness.h"
+#include "mirror_meta.h"
+#include "testlib.h"
+
+/* The path of name in the scratch directory (static storage, 4 at a time). */
+static const char *tpath(const char *name)
+{
+	static char p[4][512];
+	static int k;
+
+	k = (k + 1) % 4;
+	snprintf(p[k], sizeof(p[k]), "%s/%s", t_tmpdir(), name);
+	return p[k];
+}
+
+/* ---- format ---- */
+
+static int test_format(void)
+{
+	struct cz_sb a, b;
+	uint8_t blk[CZ_BLOCK];
+	struct cz_entry e[CZ_MAP_PER_BLOCK], f[CZ_MAP_PER_BLOCK];
+	struct cz_jent j[CZ_J_PER_BLOCK], k[CZ_J_PER_BLOCK];
+
+	memset(&a, 0, sizeof(a));
+	CHECK(!cz_layout(&a, 64 * M, 1024 * M, 64 * K), "layout");
+	CHECK(a.map_blocks == (16384 + 254) / 255 && a.journal_blocks == 260 &&
+	      a.data_off == 2 + 2 * a.map_blocks + a.journal_blocks, "layout %llu %llu %llu",
+	      (unsigned long long)a.map_blocks, (unsigned long long)a.journal_blocks,
+	      (unsigned long long)a.data_off);
+	CHECK(cz_layout(&b, 512 * K, 1024 * M, 64 * K) == -ENOSPC, "a child too small for the map");
+	a.version = CZ_VERSION;
+	a.gen = 7;
+	a.ckpt_area = 1;
+	a.ckpt_id = 3;
+	a.ckpt_seq = 99;
+	a.journal_head = 17;
+	a.level = -3;
+	a.uuid[5] = 0x42;
+	cz_sb_encode(&a, blk);
+	CHECK(!cz_sb_decode(&b, blk) && !memcmp(&a, &b, sizeof(a)), "superblock round trip");
+	blk[200] ^= 1;
+	CHECK(cz_sb_decode(&b, blk) == -EBADMSG, "a flipped bit");
+	a.journal_head = a.journal_blocks;
+	cz_sb_encode(&a, blk);
+	CHECK(cz_sb_decode(&b, blk) == -EBADMSG, "a journal head outside the ring");
+	memset(blk, 0, sizeof(blk));
+	CHECK(cz_sb_decode(&b, blk) == -ENOENT, "zeroes");
+
+	for (unsigned int i = 0; i < CZ_MAP_PER_BLOCK; i++)
+		e[i] = (struct cz_entry){ cz_loc(t_rand() & ((1ULL << 40) - 1), 1 + i % 16, i % 3),
+					  (uint32_t)t_rand(), (uint32_t)t_rand() };
+	cz_map_encode(blk, e, CZ_MAP_PER_BLOCK, 5, 9);
+	CHECK(!cz_map_decode(blk, f, CZ_MAP_PER_BLOCK, 5, 9) && !memcmp(e, f, sizeof(e)), "map block");
+	CHECK(cz_kind(&f[5]) == 2 && cz_nblk(&f[5]) == 6, "entry fields");
+	CHECK(cz_map_decode(blk, f, CZ_MAP_PER_BLOCK, 4, 9) == -EBADMSG, "another checkpoint's block");
+	CHECK(cz_map_decode(blk, f, CZ_MAP_PER_BLOCK, 5, 8) == -EBADMSG, "block at another index");
+	blk[100] ^= 4;
+	CHECK(cz_map_decode(blk, f, CZ_MAP_PER_BLOCK, 5, 9) == -EBADMSG, "a flipped bit");
+
+	for (unsigned int i = 0; i < CZ_J_PER_BLOCK; i++)
+		j[i] = (struct cz_jent){ t_rand(), e[i] };
+	cz_journal_encode(blk, 1234, 0xabcdef, j, CZ_J_PER_BLOCK);
+	CHECK(cz_journal_decode(blk, 1234, 0xabcdef, k) == CZ_J_PER_BLOCK && !memcmp(j, k, sizeof(j)),
+	      "journal block");
+	CHECK(cz_journal_decode(blk, 1235, 0xabcdef, k) < 0, "journal block of another seq");
+	CHECK(cz_journal_decode(blk, 1234, 0xabcdee, k) < 0, "journal block of another volume");
+	blk[4000] ^= 1;
+	CHECK(cz_journal_decode(blk, 1234, 0xabcdef, k) < 0, "torn journal block");
+	return T_PASS;
+}
+
+/* The allocator against a model: no block handed out twice, counts right, runs found. */
+static int test_space(void)
+{
+	enum { NB = 5000 };
+	static uint8_t owner[NB];
+	struct { uint64_t b; unsigned int n; } ext[4000];
+	unsigned int nr = 0, fails = 0;
+	struct cz_space sp;
+	uint64_t used = 0;
+
+	CHECK(!cz_space_init(&sp, NB), "init");
+	memset(owner, 0, sizeof(owner));
+	for (int i = 0; i < 200000; i++) {
+		if (t_rand() % 100 < 55 && nr < 4000) {
+			unsigned int n = 1 + t_rand() % 16;
+			uint64_t b = cz_space_alloc(&sp, n);
+
+			if (b == UINT64_MAX) {
+				/* only when no run of n free blocks exists */
+				for (uint64_t s = 0, run = 0; s < NB; s++) {
+					run = owner[s] ? 0 : run + 1;
+					CHECK(run < n, "alloc of %u failed with a free run at %llu", n,
+					      (unsigned long long)(s + 1 - n));
+				}
+				fails++;
+				continue;
+			}
+			CHECK(b + n <= NB, "extent past the end");
+			for (unsigned int k = 0; k < n; k++)
+				CHECK(!owner[b + k]++, "block %llu handed out twice", (unsigned long long)(b + k));
+			ext[nr].b = b;
+			ext[nr++].n = n;
+			used += n;
+		} else if (nr) {
+			unsigned int x = t_rand() % nr;
+
+			cz_space_release(&sp, ext[x].b, ext[x].n);
+			for (unsigned int k = 0; k < ext[x].n; k++)
+				owner[ext[x].b + k] = 0;
+			used -= ext[x].n;
+			ext[x] = ext[--nr];
+		}
+		CHECK(sp.used == used, "used %llu, want %llu", (unsigned long long)sp.used,
+		      (unsigned long long)used);
+	}
+	CHECK(fails > 100, "the allocator never ran out (%u)", fails);
+	CHECK(cz_space_take(&sp, ext[0].b, 1) == -EEXIST, "take of a used block");
+	CHECK(cz_space_take(&sp, NB - 1, 2) == -ERANGE, "take past the end");
+	cz_space_free_all(&sp);
+	return T_PASS;
+}
+
+/* ---- config ---- */
+
+#define CZ(extra) \
+	"device = { max_io = \"64K\"; };\n" \
+	"volume = {\n" \
+	"  type = \"compress\";\n" \
+	extra \
+	"  children = ( { type = \"file\"; path = \"a.img\"; size = \"8M\"; } );\n" \
+	"};\n"
+
+static int test_config(void)
+{
+	static const struct { const char *name, *needle, *text; } cases[] = {
+		{ "no_size", "compress needs a size", "device = { max_io = \"64K\"; };\nvolume = { #<\n"
+		  "  type = \"compress\";\n  children = ( { type = \"file\"; path = \"a.img\"; size = \"8M\"; } );\n};\n" },
+		{ "cluster_pow2", "cluster must be a power of two from 4K to 1M",
+		  CZ("  size = \"64M\"; cluster = \"48K\"; #<\n") },
+		{ "cluster_big", "power of two", CZ("  size = \"64M\"; cluster = \"2M\"; #<\n") },
+		{ "algorithm", "algorithm must be \"zstd\"", CZ("  size = \"64M\"; algorithm = \"lz4\"; #<\n") },
+		{ "level", "level must be", CZ("  size = \"64M\"; level = 99; #<\n") },
+		{ "level0", "level must be", CZ("  size = \"64M\"; level = 0; #<\n") },
+		{ "size_small", "size must be at least one cluster", CZ("  size = \"4K\"; #<\n") },
+		{ "unknown", "unknown key 'ratio'", CZ("  size = \"64M\"; ratio = 2; #<\n") },
+		{ "child_small", "too small for the metadata",
+		  "volume = { type = \"compress\"; size = \"1T\";\n"
+		  "  children = ( #<\n    { type = \"file\"; path = \"a.img\"; size = \"1M\"; } ); };\n" },
+		{ "two_children", "needs exactly one child",
+		  "volume = { type = \"compress\"; size = \"64M\"; children = ( #<\n"
+		  "  { type = \"file\"; path = \"a.img\"; size = \"8M\"; },\n"
+		  "  { type = \"file\"; path = \"b.img\"; size = \"8M\"; } ); };\n" },
+	};
+	struct uc_graph g;
+	int fails = 0;
+
+	for (unsigned int i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		fails += expect_bad(cases[i].name, cases[i].text, cases[i].needle) != T_PASS;
+	CHECK(!fails, "%d bad configs were not refused right", fails);
+	if (load_good(&g, "good", CZ("  size = \"1G\"; level = -5; cluster = \"16K\";\n")))
+		return T_FAIL;
+	CHECK(g.size == 1024 * M && !g.zero_copy && g.root->io_opt == 16 * K, "size %llu zc %d",
+	      (unsigned long long)g.size, g.zero_copy);
+	uc_graph_free(&g);
+	return T_PASS;
+}
+
+/* ---- volumes ---- */
+
+static const char *cz_conf(const char *name, const char *extra, const char *child)
+{
+	static char text[2048];
+
+	snprintf(text, sizeof(text),
+		 "device = { max_io = \"128K\"; };\n"
+		 "volume = { type = \"compress\"; name = \"cz\"; %s\n"
+		 "  children = ( %s ); };\n", extra, child);
+	return conf(name, text);
+}
+
+static const char *file_child(const char *img, const char *size)
+{
+	static char c[512];
+
+	snprintf(c, sizeof(c), "{ type = \"file\"; name = \"f\"; path = \"%s\"; size = \"%s\"; }", img,
+		 size);
+	return c;
+}
+
+static const char *json(struct uc_node *n)
+{
+	static char buf[2048];
+
+	n->ops->json(n, buf, sizeof(buf));
+	return buf;
+}
+
+static uint64_t json_u64(struct uc_node *n, const char *key)
+{
+	const char *j = json(n), *p = strstr(j, key);
+
+	return p ? strtoull(strchr(p, ':') + 1, NULL, 10) : UINT64_MAX;
+}
+
+/* Mixes of every op with compressible data, reopened, with FUA, flushes and discards. */
+static int test_mix_reopen(void)
+{
+	struct harness h;
+	uint8_t *saved;
+	uint64_t size;
+	int fails;
+
+	unlink(conf("mix.img", ""));
+	CHECK(!harness_open(&h, cz_conf("mix.conf", "size = \"16M\"; cluster = \"16K\";",
+					 file_child("mix.img", "24M"))), "open");
+	h.compressible = true;
+	size = h.g.size;
+	fails = run_mix(&h, 4000, true);
+	printf("  mix: %llu requests, %d failures; %s\n", (unsigned long long)h.nr_reqs, fails,
+	       status(h.g.root));
+	CHECK(!fails, "mix");
+	{
+		/* half-zero data: 16K clusters shrink to about 8K and take 3 blocks, 1.33:1 */
+		double ratio = strtod(strstr(json(h.g.root), "\"ratio\": ") + 9, NULL);
+
+		CHECK(ratio > 1.25 && ratio < 2.6, "ratio %.2f of half-zero data", ratio);
+	}
+	saved = malloc(size);
+	memcpy(saved, h.model, size);
+	harness_close(&h);
+	/* a clean stop: everything back, nothing to replay */
+	CHECK(!harness_open(&h, cz_conf("mix.conf", "size = \"16M\"; cluster = \"16K\";",
+					 file_child("mix.img", "24M"))), "reopen");
+	memcpy(h.model, saved, size);
+	for (uint64_t off = 0; off < size; off += 128 * K)
+		CHECK(one(&h, UC_OP_READ, off, 128 * K) == 128 * K, "read back at %llu after reopening",
+		      (unsigned long long)off);
+	h.compressible = false;	/* stored raw: the child holds it all */
+	fails = run_mix(&h, 2000, true);
+	CHECK(!fails, "mix of random data");
+	CHECK(strstr(status(h.g.root), "csum_errors=0"), "%s", status(h.g.root));
+	harness_close(&h);
+	free(saved);
+	return T_PASS;
+}
+
+/*
+ * Power cuts: the fault layer under compress keeps what was not flushed in
+ * memory and drops it. In a child process: random writes with flushes now
+ * and then, the power cut at a random moment, _exit. Then the volume
+ * reopens (journal replayed) and every cluster holds either what it held
+ * at the last completed flush or something written after it, never
+ * anything else. Rounds go on on the same volume.
+ */
+#define PC_SIZE	(8 * M)
+#define PC_CL	(16 * K)
+#define PC_NCL	(PC_SIZE / PC_CL)
+#define PC_VER	64
+
+struct pc_state {		/* shared with the child through a file */
+	uint32_t nr[PC_NCL];	/* acceptable versions of each cluster */
+	uint32_t ver[PC_NCL][PC_VER];	/* their crc32c */
+	uint32_t cur[PC_NCL];	/* the crc32c of what the cluster holds now */
+	uint64_t writes, flushes;
+};
+
+static uint32_t cluster_crc(const uint8_t *buf)
+{
+	return uc_crc32c(0, buf, PC_CL);
+}
+
+static int powercut_round(const char *cfg, struct pc_state *st, unsigned int round)
+{
+	struct harness h;
+	char reply[256];
+	unsigned int nr = 200 + t_rand() % 600;
+
+	if (harness_open(&h, cfg))
+		return -1;
+	h.compressible = round % 2;
+	/* what the volume holds now, as the model */
+	for (uint64_t off = 0; off < PC_SIZE; off += 128 * K) {
+		h.reqs[0] = (struct uc_req){ .op = UC_OP_READ, .off = off, .len = 128 * K };
+		h.done[0] = false;
+		h.inflight = 1;
+		h.lax = true;
+		uc_queue_start(&h.q, 0, &h.reqs[0]);
+		if (harness_drain(&h) || h.results[0] != 128 * K)
+			return -1;
+		memcpy(h.model + off, h.q.ios[0].buf, 128 * K);
+	}
+	for (unsigned int c = 0; c < PC_NCL; c++) {
+		st->nr[c] = 1;
+		st->ver[c][0] = st->cur[c] = cluster_crc(h.model + c * PC_CL);
+	}
+	h.lax = false;
+	for (unsigned int i = 0; i < nr; i++) {
+		uint64_t len = 4096 * (1 + t_rand() % 16), off = 4096 * (t_rand() % ((PC_SIZE - len) / 4096));
+		unsigned int pick = t_rand() % 100;
+
+		if (pick < 85) {
+			if (pick < 80) {
+				issue(&h, UC_OP_WRITE, t_rand() % 16 ? 0 : UC_F_FUA, off, len);
+			} else {
+				off &= ~(PC_CL - 1);
+				len = PC_CL;
+				issue(&h, UC_OP_DISCARD, 0, off, len);
+			}
+			if (harness_reap(&h, 0) || h.failures)
+				return -1;
+			st->writes++;
+			/* the clusters it touched may also come back as they are now */
+			for (unsigned int c = off / PC_CL; c <= (off + len - 1) / PC_CL; c++) {
+				uint32_t crc = st->cur[c] = cluster_crc(h.model + c * PC_CL);
+				bool have = false;
+
+				for (unsigned int k = 0; k < st->nr[c]; k++)
+					have |= st->ver[c][k] == crc;
+				if (!have && st->nr[c] < PC_VER)
+					st->ver[c][st->nr[c]++] = crc;
+			}
+		} else {
+			issue(&h, UC_OP_FLUSH, 0, 0, 0);
+			if (harness_reap(&h, 0) || h.failures)
+				return -1;
+			/* durable: the only acceptable version of a cluster is its last one */
+			for (unsigned int c = 0; c < PC_NCL; c++) {
+				st->ver[c][0] = st->cur[c];
+				st->nr[c] = 1;
+			}
+			st->flushes++;
+		}
+	}
+	if (h.inflight)
+		return -1;
+	if (ctl(uc_graph_find(&h.g, "disk"), "crash", "on", reply, sizeof(reply)))
+		return -1;
+	_exit(0);	/* the power is gone: no stop, no checkpoint */
+}
+
+static int test_powercut(void)
+{
+	const char *state = conf("pc.state", "");
+	const char *cut = cz_conf("pc-cut.conf", "size = \"8M\"; cluster = \"16K\";",
+		"{ type = \"fault\"; name = \"disk\"; lose_unflushed = true; unflushed_max = \"32M\";\n"
+		"    children = ( { type = \"file\"; path = \"pc.img\"; size = \"12M\"; } ); }");
+	const char *plain = cz_conf("pc.conf", "size = \"8M\"; cluster = \"16K\";",
+				    file_child("pc.img", "12M"));
+	uint64_t replays = 0;
+	struct pc_state *st;
+	int fd;
+
+	unlink(conf("pc.img", ""));
+	fd = open(state, O_RDWR | O_TRUNC);
+	CHECK(fd >= 0 && !ftruncate(fd, sizeof(*st)), "state file");
+	st = mmap(NULL, sizeof(*st), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	CHECK(st != MAP_FAILED, "mmap");
+	for (unsigned int round = 0; round < 24; round++) {
+		struct harness h;
+		pid_t pid = fork();
+		int wst, bad = 0;
+
+		CHECK(pid >= 0, "fork");
+		if (!pid)
+			_exit(powercut_round(cut, st, round) ? 2 : 0);
+		CHECK(waitpid(pid, &wst, 0) == pid && WIFEXITED(wst) && !WEXITSTATUS(wst),
+		      "round %u: the writer failed (exit %d)", round, WEXITSTATUS(wst));
+		/* powered on again, without the fault layer: the journal replays */
+		CHECK(!harness_open(&h, plain), "round %u: reopen after the power cut", round);
+		replays += json_u64(h.g.root, "\"commits\"") == 0;
+		for (uint64_t off = 0; off < PC_SIZE; off += PC_CL) {
+			unsigned int c = off / PC_CL;
+			uint32_t crc;
+			bool ok = false;
+
+			h.reqs[0] = (struct uc_req){ .op = UC_OP_READ, .off = off, .len = PC_CL };
+			h.done[0] = false;
+			h.inflight = 1;
+			h.lax = true;
+			uc_queue_start(&h.q, 0, &h.reqs[0]);
+			CHECK(!harness_drain(&h) && h.results[0] == (int)PC_CL,
+			      "round %u: read of cluster %u: %d", round, c, h.results[0]);
+			crc = cluster_crc(h.q.ios[0].buf);
+			for (unsigned int k = 0; k < st->nr[c]; k++)
+				ok |= st->ver[c][k] == crc;
+			if (!ok && bad++ < 5)
+				fprintf(stderr, "round %u: cluster %u holds data it never held "
+					"(of %u acceptable versions)\n", round, c, st->nr[c]);
+		}
+		CHECK(!bad, "round %u: %d clusters hold wrong data after the power cut", round, bad);
+		harness_close(&h);
+	}
+	printf("  powercut: 24 rounds, %llu writes, %llu flushes\n", (unsigned long long)st->writes,
+	       (unsigned long long)st->flushes);
+	munmap(st, sizeof(*st));
+	close(fd);
+	return T_PASS;
+}
+
+/* A small child under a big volume: ENOSPC, data before it intact, space back after a discard. */
+static int test_enospc(void)
+{
+	struct harness h;
+	uint64_t off, full_at;
+	int ret = 0;
+
+	unlink(conf("nospc.img", ""));
+	CHECK(!harness_open(&h, cz_conf("nospc.conf", "size = \"64M\"; cluster = \"64K\";",
+					 file_child("nospc.img", "4M"))), "open");
+	for (off = 0; off < h.g.size; off += 128 * K) {
+		ret = one(&h, UC_OP_WRITE, off, 128 * K);	/* random: stored raw */
+		if (ret != 128 * K)
+			break;
+	}
+	full_at = off;
+	printf("  enospc: full after %llu bytes: %d; %s\n", (unsigned long long)full_at, ret,
+	       status(h.g.root));
+	CHECK(ret == -ENOSPC, "write past the space: %d, want -ENOSPC", ret);
+	CHECK(full_at >= 2 * M && full_at < 4 * M, "the space ran out after %llu bytes",
+	      (unsigned long long)full_at);
+	/* what was written before is intact (the failed write's own range is undefined) */
+	for (uint64_t o = 0; o < full_at; o += 128 * K)
+		CHECK(one(&h, UC_OP_READ, o, 128 * K) == 128 * K, "read back at %llu",
+		      (unsigned long long)o);
+	/* a discard (not flushed) and the same writes fit again */
+	CHECK(one(&h, UC_OP_DISCARD, 0, 1 * M) == 0, "discard");
+	for (uint64_t o = full_at; o < full_at + 1 * M - 128 * K; o += 128 * K)
+		CHECK(one(&h, UC_OP_WRITE, o, 128 * K) == 128 * K, "write after the discard at %llu",
+		      (unsigned long long)o);
+	CHECK(one(&h, UC_OP_READ, 0, 128 * K) == 128 * K, "the discarded range reads zero");
+	harness_close(&h);
+	return T_PASS;
+}
+
+/* The extent of cluster c in the image (byte offset in the child), from its checkpoint. */
+static int64_t extent_of(const char *img, uint64_t base, uint64_t c, struct cz_entry *e)
+{
+	uint8_t b[2 * CZ_BLOCK];
+	struct cz_sb s[2], *sb;
+	struct cz_entry ents[CZ_MAP_PER_BLOCK];
+	int fd = open(img, O_RDONLY), r0, r1;
+	int64_t ret = -1;
+
+	if (fd < 0 || pread(fd, b, sizeof(b), base) != (ssize_t)sizeof(b))
+		goto out;
+	r0 = cz_sb_decode(&s[0], b);
+	r1 = cz_sb_decode(&s[1], b + CZ_BLOCK);
+	if (r0 && r1)
+		goto out;
+	sb = !r0 && (r1 || s[0].gen > s[1].gen) ? &s[0] : &s[1];
+	if (pread(fd, b, CZ_BLOCK, base + (sb->map_off + sb->ckpt_area * sb->map_blocks +
+					   c / CZ_MAP_PER_BLOCK) * CZ_BLOCK) != CZ_BLOCK ||
+	    cz_map_decode(b, ents, CZ_MAP_PER_BLOCK, sb->ckpt_id, c / CZ_MAP_PER_BLOCK))
+		goto out;
+	*e = ents[c % CZ_MAP_PER_BLOCK];
+	ret = base + (sb->data_off + cz_pblk(e)) * CZ_BLOCK;
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+static int corrupt(const char *img, int64_t at)
+{
+	int fd = open(img, O_RDWR);
+	uint8_t x;
+	int ok = fd >= 0 && pread(fd, &x, 1, at + 100) == 1;
+
+	x ^= 0x5a;
+	ok = ok && pwrite(fd, &x, 1, at + 100) == 1;
+	if (fd >= 0)
+		close(fd);
+	return ok ? 0 : -1;
+}
+
+/* A corrupted extent reads as EIO and is counted; its neighbours read fine. */
+static int test_corrupt(void)
+{
+	const char *cfg = cz_conf("bad.conf", "size = \"8M\"; cluster = \"16K\";",
+				  file_child("bad.img", "8M"));
+	struct cz_entry e;
+	struct harness h;
+	uint8_t *saved;
+	int64_t at;
+
+	unlink(conf("bad.img", ""));
+	CHECK(!harness_open(&h, cfg), "open");
+	h.compressible = true;
+	for (uint64_t off = 0; off < 1 * M; off += 128 * K)
+		CHECK(one(&h, UC_OP_WRITE, off, 128 * K) == 128 * K, "write");
+	CHECK(one(&h, UC_OP_WRITE, 5 * PC_CL, PC_CL) == (int)PC_CL, "write cluster 5");
+	saved = malloc(1 * M);
+	memcpy(saved, h.model, 1 * M);
+	harness_close(&h);
+	at = extent_of(tpath("bad.img"), 0, 5, &e);
+	CHECK(at > 0 && cz_kind(&e) != CZ_ZERO, "cluster 5's extent");
+	CHECK(!corrupt(tpath("bad.img"), at), "corrupt");
+	CHECK(!harness_open(&h, cfg), "reopen");
+	memcpy(h.model, saved, 1 * M);
+	CHECK(one(&h, UC_OP_READ, 5 * PC_CL + 4096, 4096) == -EIO, "a read of the corrupted cluster");
+	CHECK(one(&h, UC_OP_READ, 4 * PC_CL, PC_CL) == (int)PC_CL, "its neighbour");
+	CHECK(one(&h, UC_OP_READ, 6 * PC_CL, 2 * PC_CL) == 2 * (int)PC_CL, "its other neighbours");
+	CHECK(json_u64(h.g.root, "\"checksum_errors\"") >= 1, "%s", json(h.g.root));
+	/* rewriting the cluster heals it */
+	CHECK(one(&h, UC_OP_WRITE, 5 * PC_CL, PC_CL) == (int)PC_CL, "rewrite");
+	CHECK(one(&h, UC_OP_READ, 5 * PC_CL, PC_CL) == (int)PC_CL, "read after the rewrite");
+	harness_close(&h);
+	free(saved);
+	return T_PASS;
+}
+
+/* Under compress, a mirror: one leg's extent corrupted; the other copy serves and is rewritten. */
+static int test_corrupt_mirror(void)
+{
+	char legs[512];
+	const char *cfg;
+	struct cz_entry e;
+	struct harness h;
+	struct mirror_sb msb;
+	uint8_t *saved, blk[4096], b0[16384], b1[16384];
+	int64_t at;
+	int fd;
+
+	snprintf(legs, sizeof(legs),
+		 "{ type = \"mirror\"; name = \"m\"; bitmap_chunk = \"1M\"; children = (\n"
+		 "    { type = \"file\"; path = \"ma.img\"; size = \"12M\"; },\n"
+		 "    { type = \"file\"; path = \"mb.img\"; size = \"12M\"; } ); }");
+	cfg = cz_conf("cm.conf", "size = \"16M\"; cluster = \"16K\";", legs);
+	unlink(conf("ma.img", ""));
+	unlink(conf("mb.img", ""));
+	CHECK(!harness_open(&h, cfg), "open");
+	h.compressible = true;
+	for (uint64_t off = 0; off < 1 * M; off += 128 * K)
+		CHECK(one(&h, UC_OP_WRITE, off, 128 * K) == 128 * K, "write");
+	saved = malloc(1 * M);
+	memcpy(saved, h.model, 1 * M);
+	harness_close(&h);
+	/* the compress volume starts at the mirror's data offset on each leg */
+	fd = open(tpath("ma.img"), O_RDONLY);
+	CHECK(fd >= 0 && pread(fd, blk, 4096, 0) == 4096 && !mirror_sb_decode(&msb, blk), "leg sb");
+	close(fd);
+	at = extent_of(tpath("ma.img"), msb.data_offset, 9, &e);
+	CHECK(at > 0 && cz_kind(&e) != CZ_ZERO, "cluster 9's extent");
+	printf("  corrupt_mirror: cluster 9 at leg byte %lld, %u blocks, kind %u\n", (long long)at,
+	       cz_nblk(&e), cz_kind(&e));
+	CHECK(!corrupt(tpath("ma.img"), at), "corrupt leg a");
+	CHECK(!harness_open(&h, cfg), "reopen");
+	memcpy(h.model, saved, 1 * M);
+	/* alone, the read goes to leg 0 (least pending, then the lowest): bad, then leg 1 */
+	CHECK(one(&h, UC_OP_READ, 9 * PC_CL + 4096, 4096) == 4096, "the read of the bad cluster");
+	CHECK(json_u64(h.g.root, "\"checksum_errors\"") >= 1 && json_u64(h.g.root, "\"repaired\"") == 1,
+	      "%s", json(h.g.root));
+	for (uint64_t off = 0; off < 1 * M; off += 128 * K)
+		CHECK(one(&h, UC_OP_READ, off, 128 * K) == 128 * K, "read at %llu", (unsigned long long)off);
+	printf("  corrupt_mirror: %s\n", status(h.g.root));
+	harness_close(&h);
+	/* the mirror's copies agree again where they differed, if the bad copy was read */
+	fd = open(tpath("ma.img"), O_RDONLY);
+	CHECK(fd >= 0 && pread(fd, b0, cz_nblk(&e) * 4096, at) == cz_nblk(&e) * 4096, "read leg a");
+	close(fd);
+	fd = open(tpath("mb.img"), O_RDONLY);
+	CHECK(fd >= 0 && pread(fd, b1, cz_nblk(&e) * 4096, at) == cz_nblk(&e) * 4096, "read leg b");
+	close(fd);
+	CHECK(!memcmp(b0, b1, cz_nblk(&e) * 4096), "the bad copy was not rewritten");
+	CHECK(!harness_open(&h, cfg), "reopen after the repair");
+	memcpy(h.model, saved, 1 * M);
+	CHECK(one(&h, UC_OP_READ, 9 * PC_CL, PC_CL) == PC_CL && json_u64(h.g.root, "\"checksum_errors\"") == 0,
+	      "after the repair: %s", json(h.g.root));
+	harness_close(&h);
+	free(saved);
+	return T_PASS;
+}
+
+/* Many small flushes: the journal fills, checkpoints keep it bounded; the data survives. */
+static int test_checkpoints(void)
+{
+	const char *cfg = cz_conf("ck.conf", "size = \"8M\"; cluster = \"4K\";",
+				  file_child("ck.img", "12M"));
+	struct harness h;
+	uint8_t *saved;
+	uint64_t ck;
+
+	unlink(conf("ck.img", ""));
+	CHECK(!harness_open(&h, cfg), "open");
+	h.compressible = true;
+	for (int i = 0; i < 1500; i++) {
+		uint64_t off = 4096 * (t_rand() % (8 * M / 4096 - 8));
+
+		CHECK(one(&h, UC_OP_WRITE, off, 4096 * (1 + t_rand() % 8)) > 0, "write");
+		CHECK(one(&h, UC_OP_FLUSH, 0, 0) == 0, "flush");
+	}
+	ck = json_u64(h.g.root, "\"checkpoints\"");
+	printf("  checkpoints: %llu; %s\n", (unsigned long long)ck, json(h.g.root));
+	CHECK(ck >= 3 && json_u64(h.g.root, "\"journal_blocks_used\"") < 256, "no checkpoints (%llu)",
+	      (unsigned long long)ck);
+	saved = malloc(8 * M);
+	memcpy(saved, h.model, 8 * M);
+	harness_close(&h);
+	CHECK(!harness_open(&h, cfg), "reopen");
+	memcpy(h.model, saved, 8 * M);
+	for (uint64_t off = 0; off < 8 * M; off += 128 * K)
+		CHECK(one(&h, UC_OP_READ, off, 128 * K) == 128 * K, "read back");
+	harness_close(&h);
+	free(saved);
+	return T_PASS;
+}
+
+/* Opening refuses what it must not touch. */
+static int test_refusals(void)
+{
+	struct uc_graph g;
+	int fd;
+	char buf[4096];
+
+	/* an existing file with data and no superblock is not formatted */
+	fd = open(conf("data.img", ""), O_RDWR);
+	memset(buf, 'x', sizeof(buf));
+	CHECK(fd >= 0 && !ftruncate(fd, 8 * M) && pwrite(fd, buf, sizeof(buf), 0) == 4096, "file");
+	close(fd);
+	CHECK(!uc_graph_load(&g, cz_conf("data.conf", "size = \"8M\";", file_child("data.img", "8M"))),
+	      "load");
+	CHECK(uc_graph_open(&g) == -EINVAL, "a file with data was formatted");
+	uc_graph_free(&g);
+	fd = open(tpath("data.img"), O_RDONLY);
+	CHECK(fd >= 0 && pread(fd, buf, 4096, 0) == 4096 && buf[0] == 'x', "the refusal wrote the file");
+	close(fd);
+	/* another cluster size than the volume was made with */
+	unlink(conf("cl.img", ""));
+	CHECK(!uc_graph_load(&g, cz_conf("cl.conf", "size = \"8M\"; cluster = \"16K\";",
+					 file_child("cl.img", "8M"))) && !uc_graph_open(&g), "make");
+	uc_graph_free(&g);
+	CHECK(!uc_graph_load(&g, cz_conf("cl2.conf", "size = \"8M\"; cluster = \"32K\";",
+					 file_child("cl.img", "8M"))), "load");
+	CHECK(uc_graph_open(&g) == -EINVAL, "another cluster size was accepted");
+	uc_graph_free(&g);
+	return T_PASS;
+}
+
+int main(void)
+{
+	static const struct t_case cases[] = {
+		{ "format", test_format },
+		{ "space", test_space },
+		{ "config", test_config },
+		{ "mix_reopen", test_mix_reopen },
+		{ "enospc", test_enospc },
+		{ "corrupt", test_corrupt },
+		{ "corrupt_mirror", test_corrupt_mirror },
+		{ "checkpoints", test_checkpoints },
+		{ "refusals", test_refusals },
+		{ "powercut", test_powercut },
+	};
+	struct io_uring ring;
+
+	if (io_uring_queue_init(2, &ring, 0)) {
+		fprintf(stderr, "no io_uring here\n");
+		return T_SKIP;
+	}
+	io_uring_queue_exit(&ring);
+	return t_run(cases, sizeof(cases) / sizeof(cases[0]));
+}
