@@ -16,12 +16,17 @@
  * uses them. Every stored extent has a crc32c; a mismatch is retried on the
  * other copies of a mirror below (and the good one rewritten), else -EIO.
  *
- * Durability (docs/compress-format.md): map changes go to an in-memory
- * journal block. A FLUSH (and a FUA write) commits: the child is flushed
- * (the data is durable), then the journal blocks are written with FUA; only
- * then does it complete. When the journal ring fills, a checkpoint writes
- * the whole map to the other of two areas, flushes, and points the
- * superblock at it. Opening reads the checkpoint and replays the journal.
+ * Durability (docs/compress-format.md): a write completes once its data
+ * and the journal block holding its map change are written to the child
+ * (so a daemon killed and recovered loses nothing). A FLUSH (and a FUA
+ * write) seals the journal, waits for it to be written, flushes the child
+ * and only then completes; later journal blocks record how far that made
+ * things durable. Replay trusts entries below that mark and checks the
+ * rest against the extent checksums (data that never reached the disk is
+ * skipped, and the cluster keeps its older copy, which is never reused
+ * before the change freeing it is durable). When the journal ring fills, a
+ * checkpoint writes the whole map to the other of two areas, flushes, and
+ * points the superblock at it.
  *
  * Work happens per cluster in "jobs" (struct job): a per-queue pool of
  * cluster buffers; a request takes jobs for its clusters as they come free.
@@ -45,14 +50,15 @@
 #include "log.h"
 
 #define ATTEMPTS	4	/* reads of an extent: the default copy, then copies 1..3 */
-#define JBUF		64	/* sealed journal blocks waiting for a commit */
+#define JBUF		64	/* journal blocks in memory until sealed and written */
+#define COMMIT_EVERY	1024	/* map changes not yet durable that start a commit of their own */
 #define FREES_MAX	65536	/* extents waiting to be reused, per list */
 #define CKPT_RUN	(256U << 10)	/* bytes: one internal request of a checkpoint */
 #define INTERNAL_IOS	4
 
 enum job_op { J_READ, J_WRITE, J_ZERO };
 enum phase {
-	P_FREE, P_LOCK, P_RMW_READ, P_READ, P_WRITE, P_REPAIR, P_MAP, P_SPACE,
+	P_FREE, P_LOCK, P_RMW_READ, P_READ, P_WRITE, P_REPAIR, P_MAP, P_SPACE, P_JWAIT,
 };
 
 struct job {
@@ -67,6 +73,7 @@ struct job {
 	bool waited_space;	/* it waited for a commit to free space once */
 	int err;
 	struct cz_entry old, neu;
+	uint64_t jent;		/* P_JWAIT: done once this many journal entries are written */
 	uint8_t *plain;		/* the cluster */
 	uint8_t *comp;		/* stored bytes */
 	struct job *next;
@@ -86,7 +93,16 @@ struct czq {			/* per queue: only its thread touches it */
 
 struct cz_free {
 	uint64_t pblk, cluster;
+	uint64_t entry;		/* the journal entry that freed it: reusable once it is durable */
 	uint32_t nblk;
+};
+
+/* A journal block in memory, from its first entry until it is sealed and written. */
+struct jblock {
+	uint64_t seq, slot, first;
+	unsigned int n, written, inflight;	/* entries; written; in the write under way */
+	bool sealed;		/* takes no more entries */
+	struct cz_jent e[CZ_J_PER_BLOCK];
 };
 
 struct free_list {
@@ -94,7 +110,7 @@ struct free_list {
 	unsigned int n;
 };
 
-enum { C_IDLE, C_START, C_FLUSH, C_JWRITE };
+enum { C_IDLE, C_START, C_WAITW, C_FLUSH };
 enum { K_NONE, K_WAIT, K_MAP, K_FLUSH, K_SB };
 
 struct cz {
@@ -112,23 +128,23 @@ struct cz {
 	_Atomic uint8_t *busy;		/* a write holds the cluster */
 	_Atomic uint16_t *readers;	/* reads using its extent */
 	struct cz_space space;
-	struct free_list frees[3];	/* freed; being committed; durable, waiting for readers */
+	struct free_list frees[2];	/* freed, until durable; waiting for readers */
 	bool active;
 	_Atomic bool broken;		/* a metadata write failed: every request fails */
-	/* journal: the open block, sealed blocks waiting, the ring */
-	struct cz_jent jopen[CZ_J_PER_BLOCK];
-	unsigned int jopen_n;
-	uint8_t *jbuf, *jwrite;		/* JBUF blocks each */
-	unsigned int jbuf_n, jwrite_n;
-	uint64_t jwrite_slot;		/* ring slot of jwrite's first block */
-	uint64_t jseq;			/* seq of the open block */
-	uint64_t jslot;			/* ring slot of the open block */
-	uint64_t jused;			/* ring blocks in use since the checkpoint (open one included) */
+	/* journal: blocks in memory (a ring of JBUF from jb_head), entry numbers */
+	struct jblock *jb;
+	unsigned int jb_head, jb_n;
+	uint64_t jseq;			/* seq of the next new block */
+	uint64_t jslot;			/* its ring slot */
+	uint64_t jused;			/* ring blocks in use since the checkpoint */
+	uint64_t appended;		/* entries: all below are appended */
+	_Atomic uint64_t jwritten;	/* ... written to the child */
+	_Atomic uint64_t durable;	/* entries below this are on stable storage */
+	bool jw_inflight;		/* one journal write at a time, in order */
 	/* commits */
 	int cstate;
-	uint64_t commit_started, commit_want;
+	uint64_t commit_started, commit_want, commit_target;
 	_Atomic uint64_t commit_done;
-	unsigned int cinflight;
 	/* checkpoints */
 	int kstate;
 	uint64_t kpos;			/* next map block to write */
@@ -263,10 +279,9 @@ static void compress_close(struct uc_node *n)
 	free(cz->map);
 	free((void *)cz->busy);
 	free((void *)cz->readers);
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 2; i++)
 		free(cz->frees[i].e);
-	free(cz->jbuf);
-	free(cz->jwrite);
+	free(cz->jb);
 	free(cz->ksb);
 	cz_space_free_all(&cz->space);
 	free(cz);
@@ -313,53 +328,82 @@ static uint64_t blk_off(uint64_t blk)
 	return blk * CZ_BLOCK;
 }
 
-static void seal_open(struct cz *cz)
+static struct jblock *jblock(struct cz *cz, unsigned int i)
 {
-	if (!cz->jopen_n)
-		return;
-	assert(cz->jbuf_n < JBUF);
-	cz_journal_encode(cz->jbuf + (size_t)cz->jbuf_n++ * CZ_BLOCK, cz->jseq, cz->uuid_lo,
-			  cz->jopen, cz->jopen_n);
-	cz->jopen_n = 0;
-	cz->jseq++;
-	cz->jslot = (cz->jslot + 1) % cz->sb.journal_blocks;
+	return &cz->jb[(cz->jb_head + i) % JBUF];
+}
+
+static struct jblock *jopen(struct cz *cz)
+{
+	struct jblock *b = cz->jb_n ? jblock(cz, cz->jb_n - 1) : NULL;
+
+	return b && !b->sealed ? b : NULL;
+}
+
+/* Blocks sealed and written leave memory. */
+static void jretire(struct cz *cz)
+{
+	while (cz->jb_n && jblock(cz, 0)->sealed && jblock(cz, 0)->written == jblock(cz, 0)->n) {
+		cz->jb_head = (cz->jb_head + 1) % JBUF;
+		cz->jb_n--;
+	}
+}
+
+static void jseal(struct cz *cz)
+{
+	struct jblock *b = jopen(cz);
+
+	if (b)
+		b->sealed = true;
+	jretire(cz);
 }
 
 /*
- * Room for one more map change? Else the caller parks (a commit or a
- * checkpoint makes room). An open block with entries always has a slot to
- * be sealed into (jbuf_n < JBUF).
+ * Room for one more map change? Else the caller parks: the journal writer
+ * frees memory, a checkpoint frees the ring, a commit frees the free list.
  */
 static bool journal_room(struct cz *cz)
 {
+	struct jblock *b = jopen(cz);
+
 	if (cz->kstate != K_NONE || cz->frees[0].n >= FREES_MAX)
 		return false;
-	if (cz->jopen_n == CZ_J_PER_BLOCK)
-		seal_open(cz);
-	/* a new block needs a slot in memory and one in the ring */
-	return cz->jopen_n || (cz->jbuf_n < JBUF && cz->jused + 1 < cz->sb.journal_blocks);
+	if (b && b->n == CZ_J_PER_BLOCK)
+		jseal(cz);
+	if (jopen(cz))
+		return true;
+	/* a new block needs room in memory and a slot in the ring */
+	return cz->jb_n < JBUF && cz->jused + 1 < cz->sb.journal_blocks;
 }
 
-static void journal_add(struct cz *cz, uint64_t cluster, const struct cz_entry *e)
+/* Append a map change (journal_room() said yes). Returns its entry number + 1. */
+static uint64_t journal_add(struct cz *cz, uint64_t cluster, const struct cz_entry *e)
 {
-	if (!cz->jopen_n)
+	struct jblock *b = jopen(cz);
+
+	if (!b) {
+		b = jblock(cz, cz->jb_n++);
+		*b = (struct jblock){ .seq = cz->jseq++, .slot = cz->jslot, .first = cz->appended };
+		cz->jslot = (cz->jslot + 1) % cz->sb.journal_blocks;
 		cz->jused++;
-	cz->jopen[cz->jopen_n++] = (struct cz_jent){ cluster, *e };
+	}
+	b->e[b->n++] = (struct cz_jent){ cluster, *e };
+	return ++cz->appended;
 }
 
-static void free_later(struct cz *cz, const struct cz_entry *e, uint64_t cluster)
+static void free_later(struct cz *cz, const struct cz_entry *e, uint64_t cluster, uint64_t entry)
 {
 	struct free_list *f = &cz->frees[0];
 
 	if (cz_kind(e) == CZ_ZERO)
 		return;
-	f->e[f->n++] = (struct cz_free){ cz_pblk(e), cluster, cz_nblk(e) };
+	f->e[f->n++] = (struct cz_free){ cz_pblk(e), cluster, entry, cz_nblk(e) };
 }
 
 /* Durable frees go back to the allocator once no read uses their cluster's old extent. */
 static void release_ready(struct cz *cz)
 {
-	struct free_list *r = &cz->frees[2];
+	struct free_list *r = &cz->frees[1];
 	unsigned int k = 0;
 
 	for (unsigned int i = 0; i < r->n; i++) {
@@ -371,15 +415,16 @@ static void release_ready(struct cz *cz)
 	r->n = k;
 }
 
-/* Move list from to the ready list (room permitting: what does not fit waits). */
-static void make_ready(struct cz *cz, int from)
+/* Frees whose entry is durable move to the ready list (room permitting: the rest waits). */
+static void make_ready(struct cz *cz)
 {
-	struct free_list *f = &cz->frees[from], *r = &cz->frees[2];
+	struct free_list *f = &cz->frees[0], *r = &cz->frees[1];
+	uint64_t durable = atomic_load(&cz->durable);
 	unsigned int k = 0;
 
 	release_ready(cz);
 	for (unsigned int i = 0; i < f->n; i++)
-		if (r->n < FREES_MAX)
+		if (f->e[i].entry <= durable && r->n < FREES_MAX)
 			r->e[r->n++] = f->e[i];
 		else
 			f->e[k++] = f->e[i];
@@ -387,14 +432,16 @@ static void make_ready(struct cz *cz, int from)
 	release_ready(cz);
 }
 
-/* The commit that makes every map change so far durable (starts one if none runs). */
+/*
+ * The commit that makes every map change so far durable: its id, starting
+ * one if none runs. commit_done >= the id means done (at once if nothing
+ * is pending).
+ */
 static uint64_t commit_needed(struct cz *cz)
 {
-	bool pending = cz->jopen_n || cz->jbuf_n || cz->frees[0].n;
-
+	if (atomic_load(&cz->durable) >= cz->appended && cz->cstate == C_IDLE)
+		return atomic_load(&cz->commit_done);
 	if (cz->cstate == C_IDLE && cz->kstate == K_NONE) {
-		if (!pending)
-			return atomic_load(&cz->commit_done);
 		cz->cstate = C_START;
 		return ++cz->commit_started;
 	}
@@ -515,8 +562,7 @@ static void job_store(struct uc_node *n, struct cz *cz, struct uc_queue *q, stru
 	nblk = cz_nblk(&j->neu);
 	pthread_mutex_lock(&cz->lock);
 	pblk = cz_space_alloc(&cz->space, nblk);
-	if (pblk == UINT64_MAX && !j->waited_space &&
-	    (cz->frees[0].n || cz->frees[1].n || cz->frees[2].n)) {
+	if (pblk == UINT64_MAX && !j->waited_space && (cz->frees[0].n || cz->frees[1].n)) {
 		/* freed space comes back once a commit makes the frees durable */
 		j->waited_space = true;
 		j->s->scratch = commit_needed(cz);
@@ -579,7 +625,11 @@ static void job_lock(struct uc_node *n, struct cz *cz, struct uc_queue *q, struc
 	job_locked(n, cz, q, j);
 }
 
-/* The new copy is written (or the cluster becomes zero): the map and journal change. */
+/*
+ * The new copy is written (or the cluster becomes zero): the map and journal
+ * change, the cluster is free for the next writer, and the request part is
+ * done once the journal block holding the change is written (P_JWAIT).
+ */
 static void job_map(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct job *j)
 {
 	struct czq *z = czq_of(cz, q);
@@ -590,10 +640,10 @@ static void job_map(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct
 		pthread_mutex_unlock(&cz->lock);
 		j->err = -EIO;
 	} else if (!journal_room(cz)) {
-		/* the journal or the free list is full: a commit or checkpoint makes room */
+		/* the ring is full: a checkpoint; too many frees: a commit; memory: the writer */
 		if (cz->kstate == K_NONE && cz->jused + 2 >= cz->sb.journal_blocks)
 			cz->kstate = K_WAIT;
-		else
+		else if (cz->frees[0].n >= FREES_MAX)
 			commit_needed(cz);
 		pthread_mutex_unlock(&cz->lock);
 		park_job(z, j, P_MAP);
@@ -601,14 +651,17 @@ static void job_map(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct
 	} else {
 		ok = cz_kind(&cz->map[j->cluster]);
 		nk = cz_kind(&j->neu);
-		free_later(cz, &cz->map[j->cluster], j->cluster);
+		free_later(cz, &cz->map[j->cluster], j->cluster, cz->appended + 1);
 		cz->map[j->cluster] = j->neu;
-		journal_add(cz, j->cluster, &j->neu);
+		j->jent = journal_add(cz, j->cluster, &j->neu);
 		if (cz->kstate == K_NONE && cz->jused * 4 >= cz->sb.journal_blocks * 3)
 			cz->kstate = K_WAIT;	/* a checkpoint before the ring runs out */
 		pthread_mutex_unlock(&cz->lock);
 		atomic_fetch_sub(&cz->nr_kind[ok], 1);
 		atomic_fetch_add(&cz->nr_kind[nk], 1);
+		atomic_store(&cz->busy[j->cluster], 0);
+		park_job(z, j, P_JWAIT);
+		return;
 	}
 	atomic_store(&cz->busy[j->cluster], 0);
 	job_done(n, cz, q, j);
@@ -816,10 +869,73 @@ static void compress_child_end(struct uc_node *n, struct uc_queue *q, struct uc_
 
 /* ---- commits and checkpoints: background I/O from any queue's poll ---- */
 
-/* Every journal block of the commit is durable: so are its frees; FLUSHes waiting end. */
+static void journal_written(struct uc_queue *q, struct uc_io *io, int res)
+{
+	struct uc_node *n = io->arg;
+	struct cz *cz = n->priv;
+	uint64_t upto = 0;
+
+	(void)q;
+	pthread_mutex_lock(&cz->lock);
+	if (res < 0)
+		cz_break(n, cz, "a journal write", res);
+	for (unsigned int i = 0; i < cz->jb_n; i++) {
+		struct jblock *b = jblock(cz, i);
+
+		if (!b->inflight)
+			continue;
+		b->written = b->inflight;
+		b->inflight = 0;
+		upto = b->first + b->written;
+	}
+	if (upto > atomic_load(&cz->jwritten))
+		atomic_store(&cz->jwritten, upto);
+	cz->jw_inflight = false;
+	jretire(cz);
+	pthread_mutex_unlock(&cz->lock);
+	uc_graph_kick(n->graph);	/* writes waiting on other queues */
+}
+
+/*
+ * The journal writer: one write at a time, from the first block with
+ * entries not written through the last, as far as the ring runs on.
+ */
+static void journal_poll(struct uc_node *n, struct cz *cz, struct uc_queue *q)
+{
+	struct uc_io *io;
+	unsigned int i0, k = 0;
+	uint64_t slot;
+
+	/* (a checkpoint takes everything appended with it) */
+	if (cz->jw_inflight || cz->kstate != K_NONE || atomic_load(&cz->jwritten) >= cz->appended ||
+	    !(io = uc_internal_get(q)))
+		return;
+	for (i0 = 0; i0 < cz->jb_n && jblock(cz, i0)->written == jblock(cz, i0)->n; i0++)
+		;
+	slot = jblock(cz, i0)->slot;
+	for (unsigned int i = i0; i < cz->jb_n && k < CKPT_RUN / CZ_BLOCK; i++, k++) {
+		struct jblock *b = jblock(cz, i);
+		struct cz_jhdr h = { .seq = b->seq, .first = b->first, .n = b->n,
+				     .durable = atomic_load(&cz->durable) };
+
+		if (b->slot != slot + k)
+			break;	/* the ring wraps: the rest in the next write */
+		cz_journal_encode((uint8_t *)io->buf + (size_t)k * CZ_BLOCK, cz->uuid_lo, &h, b->e);
+		b->inflight = b->n;
+	}
+	cz->jw_inflight = true;
+	pthread_mutex_unlock(&cz->lock);
+	uc_internal_start(q, io, n->children[0], UC_OP_WRITE, 0, blk_off(cz->sb.journal_off + slot),
+			  (uint64_t)k * CZ_BLOCK, journal_written, n);
+	pthread_mutex_lock(&cz->lock);
+}
+
+/* The commit's target is durable: its frees can go, the FLUSHes waiting for it end. */
 static void commit_finish(struct cz *cz)
 {
-	make_ready(cz, 1);
+	if (cz->commit_target > atomic_load(&cz->durable))
+		atomic_store(&cz->durable, cz->commit_target);
+	make_ready(cz);
 	atomic_store(&cz->commit_done, cz->commit_started);
 	atomic_fetch_add(&cz->commits, 1);
 	cz->cstate = C_IDLE;
@@ -827,21 +943,6 @@ static void commit_finish(struct cz *cz)
 		cz->cstate = C_START;
 		cz->commit_started++;
 	}
-}
-
-static void commit_written(struct uc_queue *q, struct uc_io *io, int res)
-{
-	struct uc_node *n = io->arg;
-	struct cz *cz = n->priv;
-
-	(void)q;
-	pthread_mutex_lock(&cz->lock);
-	if (res < 0)
-		cz_break(n, cz, "a journal write", res);
-	if (!--cz->cinflight && !cz->jwrite_n)
-		commit_finish(cz);
-	pthread_mutex_unlock(&cz->lock);
-	uc_graph_kick(n->graph);
 }
 
 static void commit_flushed(struct uc_queue *q, struct uc_io *io, int res)
@@ -852,57 +953,30 @@ static void commit_flushed(struct uc_queue *q, struct uc_io *io, int res)
 	(void)q;
 	pthread_mutex_lock(&cz->lock);
 	if (res < 0)
-		cz_break(n, cz, "flushing the data", res);
-	if (cz->jwrite_n)
-		cz->cstate = C_JWRITE;
-	else
-		commit_finish(cz);
+		cz_break(n, cz, "flushing the child", res);
+	commit_finish(cz);
 	pthread_mutex_unlock(&cz->lock);
 	uc_graph_kick(n->graph);
 }
 
-/* Start a commit; write its journal blocks in ring order, a write per contiguous run. */
+/*
+ * A commit: seal the journal (a durable block is never rewritten), wait
+ * until it is written, flush the child.
+ */
 static bool commit_poll(struct uc_node *n, struct cz *cz, struct uc_queue *q)
 {
 	struct uc_io *io;
 
-	if (cz->cstate == C_START && (io = uc_internal_get(q))) {
-		/* what this commit covers: every change so far */
-		seal_open(cz);
-		memcpy(cz->jwrite, cz->jbuf, (size_t)cz->jbuf_n * CZ_BLOCK);
-		cz->jwrite_n = cz->jbuf_n;
-		cz->jwrite_slot = (cz->jslot + cz->sb.journal_blocks - cz->jbuf_n) % cz->sb.journal_blocks;
-		cz->jbuf_n = 0;
-		/* frees of this commit, behind any that wait from the last one */
-		for (unsigned int i = 0; i < cz->frees[0].n && cz->frees[1].n < FREES_MAX; i++)
-			cz->frees[1].e[cz->frees[1].n++] = cz->frees[0].e[i];
-		cz->frees[0].n = 0;
+	if (cz->cstate == C_START) {
+		jseal(cz);
+		cz->commit_target = cz->appended;
+		cz->cstate = C_WAITW;
+	}
+	if (cz->cstate == C_WAITW && atomic_load(&cz->jwritten) >= cz->commit_target &&
+	    (io = uc_internal_get(q))) {
 		cz->cstate = C_FLUSH;
 		pthread_mutex_unlock(&cz->lock);
-		/* the data the journal points at is durable first */
 		uc_internal_start(q, io, n->children[0], UC_OP_FLUSH, 0, 0, 0, commit_flushed, n);
-		pthread_mutex_lock(&cz->lock);
-		return true;
-	}
-	while (cz->cstate == C_JWRITE && cz->jwrite_n && (io = uc_internal_get(q))) {
-		/* a run ends at the end of the ring or of the internal buffer */
-		uint64_t slot = cz->jwrite_slot;
-		unsigned int run = cz->jwrite_n;
-
-		if (slot + run > cz->sb.journal_blocks)
-			run = cz->sb.journal_blocks - slot;
-		if (run > CKPT_RUN / CZ_BLOCK)
-			run = CKPT_RUN / CZ_BLOCK;
-		memcpy(io->buf, cz->jwrite, (size_t)run * CZ_BLOCK);
-		memmove(cz->jwrite, cz->jwrite + (size_t)run * CZ_BLOCK,
-			(size_t)(cz->jwrite_n - run) * CZ_BLOCK);
-		cz->jwrite_n -= run;
-		cz->jwrite_slot = (slot + run) % cz->sb.journal_blocks;
-		cz->cinflight++;
-		pthread_mutex_unlock(&cz->lock);
-		uc_internal_start(q, io, n->children[0], UC_OP_WRITE, UC_F_FUA,
-				  blk_off(cz->sb.journal_off + slot), (uint64_t)run * CZ_BLOCK,
-				  commit_written, n);
 		pthread_mutex_lock(&cz->lock);
 	}
 	return cz->cstate != C_IDLE;
@@ -934,10 +1008,11 @@ static void ckpt_finish(struct uc_node *n, struct cz *cz)
 	cz->sb.ckpt_id++;
 	cz->sb.ckpt_seq = cz->jseq - 1;
 	cz->sb.journal_head = cz->jslot;
-	cz->jopen_n = 0;
-	cz->jbuf_n = 0;
+	cz->jb_n = 0;
 	cz->jused = 0;
-	make_ready(cz, 0);
+	atomic_store(&cz->jwritten, cz->appended);
+	atomic_store(&cz->durable, cz->appended);
+	make_ready(cz);
 	if (cz->commit_want > cz->commit_started)
 		cz->commit_started = cz->commit_want;
 	atomic_store(&cz->commit_done, cz->commit_started);
@@ -986,8 +1061,8 @@ static bool ckpt_poll(struct uc_node *n, struct cz *cz, struct uc_queue *q)
 
 	switch (cz->kstate) {
 	case K_WAIT:
-		/* map changes wait; a commit under way finishes first */
-		if (cz->cstate != C_IDLE)
+		/* map changes wait; a commit and a journal write under way finish first */
+		if (cz->cstate != C_IDLE || cz->jw_inflight)
 			return true;
 		cz->kpos = 0;
 		cz->kstate = K_MAP;
@@ -1072,7 +1147,15 @@ static void resume_jobs(struct uc_node *n, struct cz *cz, struct czq *z, struct 
 	while (j) {
 		struct job *next = j->next;
 
-		if (cz_dead(cz) && j->phase != P_LOCK) {
+		if (j->phase == P_JWAIT) {
+			/* the cluster is no longer held: only the journal write is awaited */
+			if (cz_dead(cz))
+				j->err = -EIO;
+			if (cz_dead(cz) || atomic_load(&cz->jwritten) >= j->jent)
+				job_done(n, cz, q, j);
+			else
+				park_job(z, j, P_JWAIT);
+		} else if (cz_dead(cz) && j->phase != P_LOCK) {
 			j->err = -EIO;
 			atomic_store(&cz->busy[j->cluster], 0);
 			job_done(n, cz, q, j);
@@ -1112,9 +1195,16 @@ static bool compress_poll(struct uc_node *n, struct uc_queue *q)
 	resume_jobs(n, cz, z, q);
 	resume_waiting(n, cz, z, q);
 	pthread_mutex_lock(&cz->lock);
-	if (cz->frees[2].n)
+	if (cz->frees[1].n)
 		release_ready(cz);
-	again = !cz_dead(cz) && (commit_poll(n, cz, q) | ckpt_poll(n, cz, q));
+	/* changes pile up without a FLUSH: commit them anyway, it bounds what replay must check */
+	if (cz->cstate == C_IDLE && cz->kstate == K_NONE &&
+	    cz->appended - atomic_load(&cz->durable) >= COMMIT_EVERY)
+		commit_needed(cz);
+	if (!cz_dead(cz))
+		journal_poll(n, cz, q);
+	again = !cz_dead(cz) && (commit_poll(n, cz, q) | ckpt_poll(n, cz, q) ||
+				 atomic_load(&cz->jwritten) < cz->appended);
 	pthread_mutex_unlock(&cz->lock);
 	resume_flushes(cz, z, q);
 	return again || z->parked || z->waiting || z->flushing;
@@ -1232,49 +1322,110 @@ static int load_map(struct uc_node *n, struct cz *cz)
 	return ret;
 }
 
+/*
+ * The journal after the checkpoint, as far as it goes: blocks of this
+ * volume with the sequence numbers in a row. Calls fn for each (pass 1
+ * finds the highest durable mark, pass 2 applies). Returns the block count
+ * or -errno; *seq, *slot: where the next block would go.
+ */
+static int64_t journal_walk(struct uc_node *n, struct cz *cz, uint8_t *buf, struct cz_jent *j,
+			    int (*fn)(struct uc_node *, struct cz *, const struct cz_jhdr *,
+				      const struct cz_jent *, void *),
+			    void *arg, uint64_t *seq, uint64_t *slot)
+{
+	struct cz_jhdr h;
+	int64_t nr = 0;
+	int ret;
+
+	*seq = cz->sb.ckpt_seq + 1;
+	*slot = cz->sb.journal_head;
+	while ((uint64_t)nr < cz->sb.journal_blocks) {
+		if ((ret = sync_rw(n, UC_OP_READ, cz->sb.journal_off + *slot, buf, 1)))
+			return ret;
+		if (cz_journal_decode(buf, *seq, cz->uuid_lo, &h, j) < 0)
+			break;	/* the end of the journal */
+		if ((ret = fn(n, cz, &h, j, arg)))
+			return ret;
+		nr++;
+		(*seq)++;
+		*slot = (*slot + 1) % cz->sb.journal_blocks;
+	}
+	return nr;
+}
+
+static int find_durable(struct uc_node *n, struct cz *cz, const struct cz_jhdr *h,
+			const struct cz_jent *j, void *arg)
+{
+	uint64_t *d = arg;
+
+	(void)n;
+	(void)cz;
+	(void)j;
+	if (h->durable > *d)
+		*d = h->durable;
+	return 0;
+}
+
+struct replay {
+	uint64_t durable, applied, skipped;
+	uint8_t *data;		/* an extent read back to check it */
+};
+
+/* Entries below the durable mark apply; later ones only if their data made it. */
+static int apply_block(struct uc_node *n, struct cz *cz, const struct cz_jhdr *h,
+		       const struct cz_jent *j, void *arg)
+{
+	struct replay *r = arg;
+
+	for (unsigned int i = 0; i < h->n; i++) {
+		const struct cz_entry *e = &j[i].e;
+		int ret;
+
+		if (j[i].cluster >= cz->nclusters || cz_kind(e) > CZ_ZSTD ||
+		    (cz_kind(e) != CZ_ZERO && (!cz_nblk(e) || cz_nblk(e) > cz->cluster / CZ_BLOCK ||
+					       cz_pblk(e) + cz_nblk(e) > cz->sb.data_blocks))) {
+			uc_err("%s: journal block %" PRIu64 " holds an impossible entry (cluster %" PRIu64
+			       "); refusing to open", n->name, h->seq, j[i].cluster);
+			return -EINVAL;
+		}
+		if (h->first + i >= r->durable && cz_kind(e) != CZ_ZERO) {
+			if ((ret = sync_rw(n, UC_OP_READ, cz->sb.data_off + cz_pblk(e), r->data, cz_nblk(e))))
+				return ret;
+			if (e->clen > (uint64_t)cz_nblk(e) * CZ_BLOCK ||
+			    uc_crc32c(0, r->data, e->clen) != e->crc) {
+				r->skipped++;	/* written to the journal, but its data did not make it */
+				continue;
+			}
+		}
+		cz->map[j[i].cluster] = *e;
+		r->applied++;
+	}
+	return 0;
+}
+
 /* Apply the journal after the checkpoint. Returns blocks replayed, or -errno. */
-static int64_t replay(struct uc_node *n, struct cz *cz, uint64_t *entries)
+static int64_t replay(struct uc_node *n, struct cz *cz, struct replay *r)
 {
 	uint8_t *buf = aligned_alloc(CZ_BLOCK, CZ_BLOCK);
 	struct cz_jent *j = malloc(CZ_J_PER_BLOCK * sizeof(*j));
-	uint64_t slot = cz->sb.journal_head, seq = cz->sb.ckpt_seq + 1, nr = 0;
-	int64_t ret = 0;
+	uint64_t seq, slot;
+	int64_t ret;
 
-	if (!buf || !j) {
-		free(buf);
-		free(j);
-		return -ENOMEM;
+	r->data = aligned_alloc(CZ_BLOCK, cz->cluster);
+	if (!buf || !j || !r->data) {
+		ret = -ENOMEM;
+		goto out;
 	}
-	*entries = 0;
-	while (nr < cz->sb.journal_blocks) {
-		int k;
-
-		if ((ret = sync_rw(n, UC_OP_READ, cz->sb.journal_off + slot, buf, 1)))
-			break;
-		k = cz_journal_decode(buf, seq, cz->uuid_lo, j);
-		if (k < 0)
-			break;	/* the end of the journal */
-		for (int i = 0; i < k; i++) {
-			if (j[i].cluster >= cz->nclusters) {
-				uc_err("%s: journal block %" PRIu64 " names cluster %" PRIu64
-				       " beyond the volume; refusing to open", n->name, seq, j[i].cluster);
-				ret = -EINVAL;
-				goto out;
-			}
-			cz->map[j[i].cluster] = j[i].e;
-		}
-		*entries += k;
-		nr++;
-		seq++;
-		slot = (slot + 1) % cz->sb.journal_blocks;
-	}
+	ret = journal_walk(n, cz, buf, j, find_durable, &r->durable, &seq, &slot);
+	if (ret > 0)
+		ret = journal_walk(n, cz, buf, j, apply_block, r, &seq, &slot);
 	cz->jseq = seq;
 	cz->jslot = slot;
-	cz->jused = 0;
 out:
 	free(buf);
 	free(j);
-	return ret ? ret : (int64_t)nr;
+	free(r->data);
+	return ret;
 }
 
 /* Every mapped extent takes its blocks; two clusters sharing one is corruption. */
@@ -1305,12 +1456,10 @@ static int cz_alloc(struct cz *cz, const struct uc_graph *g)
 	cz->map = calloc(cz->nclusters, sizeof(*cz->map));
 	cz->busy = calloc(cz->nclusters, sizeof(*cz->busy));
 	cz->readers = calloc(cz->nclusters, sizeof(*cz->readers));
-	cz->jbuf = aligned_alloc(CZ_BLOCK, JBUF * CZ_BLOCK);
-	cz->jwrite = aligned_alloc(CZ_BLOCK, JBUF * CZ_BLOCK);
-	for (int i = 0; i < 3; i++)
+	cz->jb = calloc(JBUF, sizeof(*cz->jb));
+	for (int i = 0; i < 2; i++)
 		cz->frees[i].e = calloc(FREES_MAX, sizeof(struct cz_free));
-	if (!cz->map || !cz->busy || !cz->readers || !cz->jbuf || !cz->jwrite || !cz->frees[0].e ||
-	    !cz->frees[1].e || !cz->frees[2].e)
+	if (!cz->map || !cz->busy || !cz->readers || !cz->jb || !cz->frees[0].e || !cz->frees[1].e)
 		return -ENOMEM;
 	/* per queue: the device's queues and the one activate uses */
 	for (unsigned int i = 0; i <= UC_MAX_QUEUES; i++)
@@ -1323,7 +1472,7 @@ static int cz_alloc(struct cz *cz, const struct uc_graph *g)
 static int compress_activate(struct uc_node *n)
 {
 	struct cz *cz = n->priv;
-	uint64_t entries = 0;
+	struct replay r = { 0 };
 	int64_t replayed = 0;
 	bool blank = false;
 	char b1[32], b2[32];
@@ -1373,15 +1522,16 @@ static int compress_activate(struct uc_node *n)
 		memcpy(&cz->uuid_lo, cz->sb.uuid, 8);
 		if ((ret = load_map(n, cz)))
 			return ret;
-		replayed = replay(n, cz, &entries);
+		replayed = replay(n, cz, &r);
 		if (replayed < 0)
 			return replayed;
 	}
 	if ((ret = cz_space_init(&cz->space, cz->sb.data_blocks)) || (ret = build_space(n, cz)))
 		return ret;
-	if (replayed || !(cz->sb.flags & CZ_SB_CLEAN))
-		uc_info("%s: %s stop: %" PRId64 " journal blocks replayed (%" PRIu64 " map changes)",
-			n->name, cz->sb.flags & CZ_SB_CLEAN ? "clean" : "unclean", replayed, entries);
+	if (replayed || (!(cz->sb.flags & CZ_SB_CLEAN) && cz->sb.gen))
+		uc_info("%s: %s stop: %" PRId64 " journal blocks replayed (%" PRIu64 " map changes, "
+			"%" PRIu64 " whose data never reached the disk left out)", n->name,
+			cz->sb.flags & CZ_SB_CLEAN ? "clean" : "unclean", replayed, r.applied, r.skipped);
 	/* a checkpoint now: the journal starts empty, and the superblock says "in use" */
 	if ((ret = ckpt_sync(n, cz, false))) {
 		uc_err("%s: cannot write the metadata: %s", n->name, strerror(-ret));
@@ -1496,6 +1646,42 @@ out:
 	return ret;
 }
 
+/* `ctl ID NODE locate OFFSET`: where the cluster holding byte OFFSET is stored on the child. */
+static int compress_ctl(struct uc_node *n, const char *key, const char *value, char *reply,
+			size_t len)
+{
+	static const char *const kinds[] = { "zero", "raw", "zstd" };
+	struct cz *cz = n->priv;
+	struct cz_entry e;
+	uint64_t off, c;
+	char *end;
+
+	if (strcmp(key, "locate") || !value) {
+		snprintf(reply, len, "compress: keys: locate OFFSET");
+		return -EINVAL;
+	}
+	value += strspn(value, " ");
+	errno = 0;
+	off = strtoull(value, &end, 0);
+	if (errno || end == value || (*end && *end != ' ' && *end != '\n') || off >= cz->logical) {
+		snprintf(reply, len, "compress: locate needs a byte offset below %" PRIu64, cz->logical);
+		return -EINVAL;
+	}
+	c = off >> cz->cluster_shift;
+	pthread_mutex_lock(&cz->lock);
+	e = cz->map[c];
+	pthread_mutex_unlock(&cz->lock);
+	if (cz_kind(&e) == CZ_ZERO)
+		snprintf(reply, len, "cluster %" PRIu64 " (bytes %" PRIu64 "+%u): zero, not stored", c,
+			 c << cz->cluster_shift, cz->cluster);
+	else
+		snprintf(reply, len, "cluster %" PRIu64 " (bytes %" PRIu64 "+%u): %s, %u bytes at child "
+			 "byte %" PRIu64 " (%u blocks), crc32c %08x", c, c << cz->cluster_shift,
+			 cz->cluster, kinds[cz_kind(&e)], e.clen,
+			 blk_off(cz->sb.data_off + cz_pblk(&e)), cz_nblk(&e), e.crc);
+	return 0;
+}
+
 const struct uc_layer_ops compress_layer_ops = {
 	.name = "compress",
 	.help = "algorithm=\"zstd\" level=<zstd level, default 1> cluster=<4K-1M, default 64K> "
@@ -1513,4 +1699,5 @@ const struct uc_layer_ops compress_layer_ops = {
 	.json = compress_json,
 	.health = compress_health,
 	.examine = compress_examine,
+	.ctl = compress_ctl,
 };

@@ -18,7 +18,10 @@ enum {
 
 /* map block trailer, journal block header */
 enum { M_ID = 4080, M_INDEX = 4088, M_CRC = 4092 };
-enum { J_MAGIC = 0, J_CRC = 4, J_SEQ = 8, J_UUID = 16, J_NR = 24, J_ENTRIES = 32, J_ENT = 24 };
+enum {
+	J_MAGIC = 0, J_CRC = 4, J_SEQ = 8, J_UUID = 16, J_NR = 24, J_FIRST = 32, J_DURABLE = 40,
+	J_ENTRIES = 48, J_ENT = 24,
+};
 
 int cz_layout(struct cz_sb *sb, uint64_t child_size, uint64_t logical, uint32_t cluster)
 {
@@ -193,24 +196,27 @@ int cz_map_decode(const void *block, struct cz_entry *e, unsigned int n, uint64_
 	return 0;
 }
 
-void cz_journal_encode(void *block, uint64_t seq, uint64_t uuid_lo, const struct cz_jent *j,
-		       unsigned int n)
+void cz_journal_encode(void *block, uint64_t uuid_lo, const struct cz_jhdr *h,
+		       const struct cz_jent *j)
 {
 	uint8_t *b = block;
 
 	memset(b, 0, CZ_BLOCK);
 	uc_put32(b, J_MAGIC, CZ_JMAGIC);
-	uc_put64(b, J_SEQ, seq);
+	uc_put64(b, J_SEQ, h->seq);
 	uc_put64(b, J_UUID, uuid_lo);
-	uc_put32(b, J_NR, n);
-	for (unsigned int i = 0; i < n; i++) {
+	uc_put32(b, J_NR, h->n);
+	uc_put64(b, J_FIRST, h->first);
+	uc_put64(b, J_DURABLE, h->durable);
+	for (unsigned int i = 0; i < h->n; i++) {
 		uc_put64(b, J_ENTRIES + i * J_ENT, j[i].cluster);
 		entry_put(b + J_ENTRIES + i * J_ENT + 8, &j[i].e);
 	}
 	uc_put32(b, J_CRC, uc_crc32c(0, b, CZ_BLOCK));
 }
 
-int cz_journal_decode(const void *block, uint64_t seq, uint64_t uuid_lo, struct cz_jent *j)
+int cz_journal_decode(const void *block, uint64_t seq, uint64_t uuid_lo, struct cz_jhdr *h,
+		      struct cz_jent *j)
 {
 	uint8_t b[CZ_BLOCK];
 	uint32_t n, crc;
@@ -222,6 +228,10 @@ int cz_journal_decode(const void *block, uint64_t seq, uint64_t uuid_lo, struct 
 	if (uc_get32(b, J_MAGIC) != CZ_JMAGIC || crc != uc_crc32c(0, b, CZ_BLOCK) ||
 	    uc_get64(b, J_SEQ) != seq || uc_get64(b, J_UUID) != uuid_lo || n > CZ_J_PER_BLOCK)
 		return -1;
+	h->seq = seq;
+	h->n = n;
+	h->first = uc_get64(b, J_FIRST);
+	h->durable = uc_get64(b, J_DURABLE);
 	for (unsigned int i = 0; i < n; i++) {
 		j[i].cluster = uc_get64(b, J_ENTRIES + i * J_ENT);
 		entry_get(b + J_ENTRIES + i * J_ENT + 8, &j[i].e);

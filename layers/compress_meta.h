@@ -24,7 +24,7 @@
 #define CZ_VERSION		1
 #define CZ_SB_CLEAN		(1U << 0)	/* stopped cleanly: the checkpoint holds everything */
 #define CZ_MAP_PER_BLOCK	255	/* 16-byte entries + a 16-byte trailer */
-#define CZ_J_PER_BLOCK		169	/* 24-byte entries after a 32-byte header */
+#define CZ_J_PER_BLOCK		168	/* 24-byte entries after a 48-byte header */
 
 enum cz_kind { CZ_ZERO = 0, CZ_RAW = 1, CZ_ZSTD = 2 };
 
@@ -81,11 +81,21 @@ struct cz_jent {
 	struct cz_entry e;
 };
 
-/* A journal block: header + n entries (n <= CZ_J_PER_BLOCK). uuid_lo ties it to the volume. */
-void cz_journal_encode(void *block, uint64_t seq, uint64_t uuid_lo, const struct cz_jent *j,
-		       unsigned int n);
-/* Returns the entry count, or -1 if the block is not journal block seq of this volume. */
-int cz_journal_decode(const void *block, uint64_t seq, uint64_t uuid_lo, struct cz_jent *j);
+/*
+ * A journal block: header + n entries (n <= CZ_J_PER_BLOCK). uuid_lo ties it
+ * to the volume. Entries are numbered since the volume was made: first is
+ * the number of the block's first one; every entry numbered below durable
+ * was on stable storage (the child flushed) when the block was written.
+ */
+struct cz_jhdr {
+	uint64_t seq, first, durable;
+	unsigned int n;
+};
+void cz_journal_encode(void *block, uint64_t uuid_lo, const struct cz_jhdr *h,
+		       const struct cz_jent *j);
+/* Returns the entry count (h filled in), or -1 if it is not journal block seq of this volume. */
+int cz_journal_decode(const void *block, uint64_t seq, uint64_t uuid_lo, struct cz_jhdr *h,
+		      struct cz_jent *j);
 
 /*
  * Free space of the data area: a bit per block, 1 = used, with a next-fit

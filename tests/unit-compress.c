@@ -79,13 +79,19 @@ static int test_format(void)
 
 	for (unsigned int i = 0; i < CZ_J_PER_BLOCK; i++)
 		j[i] = (struct cz_jent){ t_rand(), e[i] };
-	cz_journal_encode(blk, 1234, 0xabcdef, j, CZ_J_PER_BLOCK);
-	CHECK(cz_journal_decode(blk, 1234, 0xabcdef, k) == CZ_J_PER_BLOCK && !memcmp(j, k, sizeof(j)),
-	      "journal block");
-	CHECK(cz_journal_decode(blk, 1235, 0xabcdef, k) < 0, "journal block of another seq");
-	CHECK(cz_journal_decode(blk, 1234, 0xabcdee, k) < 0, "journal block of another volume");
-	blk[4000] ^= 1;
-	CHECK(cz_journal_decode(blk, 1234, 0xabcdef, k) < 0, "torn journal block");
+	{
+		struct cz_jhdr hw = { .seq = 1234, .first = 987654321, .durable = 987654000,
+				      .n = CZ_J_PER_BLOCK }, hr;
+
+		cz_journal_encode(blk, 0xabcdef, &hw, j);
+		CHECK(cz_journal_decode(blk, 1234, 0xabcdef, &hr, k) == CZ_J_PER_BLOCK &&
+		      !memcmp(j, k, sizeof(j)) && hr.first == hw.first && hr.durable == hw.durable,
+		      "journal block");
+		CHECK(cz_journal_decode(blk, 1235, 0xabcdef, &hr, k) < 0, "journal block of another seq");
+		CHECK(cz_journal_decode(blk, 1234, 0xabcdee, &hr, k) < 0, "journal block of another volume");
+		blk[4000] ^= 1;
+		CHECK(cz_journal_decode(blk, 1234, 0xabcdef, &hr, k) < 0, "torn journal block");
+	}
 	return T_PASS;
 }
 
@@ -418,6 +424,62 @@ static int test_powercut(void)
 	return T_PASS;
 }
 
+/*
+ * A daemon killed (not a power cut): the child's page cache keeps what was
+ * written, and so every write that completed survives, flushed or not
+ * (recovery would have lost nothing). A child process writes, then _exits.
+ */
+static int test_kill(void)
+{
+	const char *cfg = cz_conf("kill.conf", "size = \"8M\"; cluster = \"16K\";",
+				  file_child("kill.img", "12M"));
+	const char *state = conf("kill.state", "");
+	uint8_t *model;
+	int fd;
+
+	unlink(tpath("kill.img"));
+	fd = open(state, O_RDWR | O_TRUNC);
+	CHECK(fd >= 0 && !ftruncate(fd, PC_SIZE), "state file");
+	model = mmap(NULL, PC_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	CHECK(model != MAP_FAILED, "mmap");
+	for (int round = 0; round < 6; round++) {
+		struct harness h;
+		pid_t pid = fork();
+		int wst;
+
+		CHECK(pid >= 0, "fork");
+		if (!pid) {
+			if (harness_open(&h, cfg))
+				_exit(2);
+			memcpy(h.model, model, PC_SIZE);
+			h.compressible = round % 2;
+			for (int i = 0; i < 300; i++) {
+				uint64_t len = 4096 * (1 + t_rand() % 24);
+
+				issue(&h, t_rand() % 8 ? UC_OP_WRITE : UC_OP_DISCARD, 0,
+				      4096 * (t_rand() % ((PC_SIZE - len) / 4096)), len);
+				if (t_rand() % 50 == 0)
+					issue(&h, UC_OP_FLUSH, 0, 0, 0);
+			}
+			if (harness_reap(&h, 0) || h.failures)
+				_exit(3);
+			memcpy(model, h.model, PC_SIZE);
+			_exit(0);	/* killed: no stop, no checkpoint */
+		}
+		CHECK(waitpid(pid, &wst, 0) == pid && WIFEXITED(wst) && !WEXITSTATUS(wst),
+		      "round %d: the writer failed (%d)", round, WEXITSTATUS(wst));
+		CHECK(!harness_open(&h, cfg), "round %d: reopen", round);
+		memcpy(h.model, model, PC_SIZE);
+		for (uint64_t off = 0; off < PC_SIZE; off += 128 * K)
+			CHECK(one(&h, UC_OP_READ, off, 128 * K) == 128 * K,
+			      "round %d: a completed write was lost near %llu", round, (unsigned long long)off);
+		harness_close(&h);
+	}
+	munmap(model, PC_SIZE);
+	close(fd);
+	return T_PASS;
+}
+
 /* A small child under a big volume: ENOSPC, data before it intact, space back after a discard. */
 static int test_enospc(void)
 {
@@ -669,6 +731,7 @@ int main(void)
 		{ "corrupt_mirror", test_corrupt_mirror },
 		{ "checkpoints", test_checkpoints },
 		{ "refusals", test_refusals },
+		{ "kill", test_kill },
 		{ "powercut", test_powercut },
 	};
 	struct io_uring ring;

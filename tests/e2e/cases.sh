@@ -8,7 +8,7 @@
 # env:   UC_BIN (default build/ublk-compose), E2E_WORKDIR (parent of the tmp dir holding configs and
 #        backing files; default /var/tmp, a tmpfs in the VM), E2E_LOGDIR (default
 #        $VMRUN_OUT/e2e-logs or build/e2e-logs), E2E_KEEP=1 keeps the work dir,
-#        E2E_VOLUMES (default "file stripe4 loop2 raid10 mirror2 mirror3"), timeouts: see lib.sh,
+#        E2E_VOLUMES (default "file stripe4 loop2 raid10 mirror2 mirror3 compress"), timeouts: see lib.sh,
 #        E2E_STRESS_ROUNDS (default 2): rounds of the stress case (each round: SIGTERM under I/O,
 #        kill -9 + del, kill -9 + recover). The full count is 10:
 #          E2E_STRESS_ROUNDS=10 bash tests/e2e/run.sh 'stripe4/stress*'
@@ -27,6 +27,8 @@ E2E_CASES_SH=$(readlink -f "${BASH_SOURCE[0]}")
 . "$(dirname "$E2E_CASES_SH")/cases-admin.sh"
 # shellcheck source=tests/e2e/cases-fault.sh
 . "$(dirname "$E2E_CASES_SH")/cases-fault.sh"
+# shellcheck source=tests/e2e/cases-compress.sh
+. "$(dirname "$E2E_CASES_SH")/cases-compress.sh"
 
 MIB=$((1 << 20))
 
@@ -75,6 +77,10 @@ gen_conf() {
         echo '    { type = "file"; path = "m1a.img"; size = "256M"; },'
         echo '    { type = "file"; path = "m1b.img"; size = "256M"; } ); }'
         echo '); };' ;;
+      compress)
+        # 1G of zstd volume over a 512M file (thin)
+        echo 'volume = { type = "compress"; name = "cz"; size = "1G"; children = ('
+        echo '  { type = "file"; path = "c0.img"; size = "512M"; } ); };' ;;
       *) echo "unknown volume $vol" >&2; return 1 ;;
     esac
   } > "$conf"
@@ -82,7 +88,7 @@ gen_conf() {
 }
 
 vol_bytes() { case $1 in file) echo $((256 * MIB));; stripe4) echo $((1024 * MIB));; loop2) echo $((512 * MIB));;
-  mirror2|mirror3) echo $((255 * MIB));; raid10) echo $((510 * MIB));; esac; }  # mirror: 1M metadata per leg
+  mirror2|mirror3) echo $((255 * MIB));; raid10) echo $((510 * MIB));; compress) echo $((1024 * MIB));; esac; }  # mirror: 1M metadata per leg
 
 # loop_dev DIR N: a direct-I/O loop device over DIR/loopN.img (256M), made once per volume
 loop_dev() {
@@ -528,7 +534,7 @@ case_check_config() {
 }
 
 # the volumes that run every generic case (mirror2, mirror3: only fio-randwrite-verify and theirs)
-GENERIC=file,stripe4,loop2,raid10
+GENERIC=file,stripe4,loop2,raid10,compress
 CASES=(
   # NAME FUNC [VOLUMES]: only on these volumes (none: every volume)
   "fio-randwrite-verify case_fio_randwrite"
@@ -547,7 +553,8 @@ CASES=(
   "assembly case_mirror_assembly mirror2"
   "${ADMIN_CASES[@]}"
   "${FAULT_CASES[@]}"
-  "recover-ext4-fio case_recover_ext4_fio file,stripe4"
+  "${COMPRESS_CASES[@]}"
+  "recover-ext4-fio case_recover_ext4_fio file,stripe4,compress"
   "lock case_lock file,stripe4"
   "recovery-reissue case_recovery_reissue stripe4"
   "recovery-requeue case_recovery_requeue stripe4"
@@ -577,7 +584,7 @@ case_secs() {
 all_names() {
   local v c
   echo "config/check"
-  for v in ${E2E_VOLUMES:-file stripe4 loop2 raid10 mirror2 mirror3}; do
+  for v in ${E2E_VOLUMES:-file stripe4 loop2 raid10 mirror2 mirror3 compress}; do
     for c in "${CASES[@]}"; do case_on "$c" "$v" && echo "$v/${c%% *}"; done
   done
 }
@@ -619,7 +626,7 @@ log "work dir $E2E_WORK, logs $E2E_LOGDIR, binary $UC_BIN"
 [ -n "$(ublk_nodes)" ] && log "warning: ublk devices exist before the run: $(ublk_nodes)"
 
 run_case config/check case_check_config
-for VOL in ${E2E_VOLUMES:-file stripe4 loop2 raid10 mirror2 mirror3}; do
+for VOL in ${E2E_VOLUMES:-file stripe4 loop2 raid10 mirror2 mirror3 compress}; do
   for c in "${CASES[@]}"; do
     case_on "$c" "$VOL" || continue
     read -r cname cfunc _ <<< "$c"
