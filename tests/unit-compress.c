@@ -18,6 +18,7 @@
 #include "compress_meta.h"
 #include "crc32c.h"
 #include "harness.h"
+#include "log.h"
 #include "mirror_meta.h"
 #include "testlib.h"
 
@@ -480,6 +481,85 @@ static int test_kill(void)
 	return T_PASS;
 }
 
+/*
+ * Replay past the durable mark: a journal entry whose data never reached
+ * the disk (here: its extent smashed after the writer died) is left out,
+ * and the cluster reads as it was at the last flush, not as EIO.
+ */
+static int test_replay_lost_data(void)
+{
+	const char *cfg = cz_conf("lost.conf", "size = \"8M\"; cluster = \"16K\";",
+				  file_child("lost.img", "12M"));
+	const char *img = tpath("lost.img");
+	uint8_t *v1 = malloc(PC_CL), blk[CZ_BLOCK];
+	struct cz_jent ents[CZ_J_PER_BLOCK];
+	struct cz_jhdr jh;
+	struct cz_sb sb[2], *cur;
+	struct cz_entry last = { 0 };
+	struct harness h;
+	uint64_t uuid_lo;
+	pid_t pid;
+	int wst, fd, found = 0;
+
+	unlink(img);
+	fd = open(conf("lost.v1", ""), O_RDWR | O_TRUNC);
+	CHECK(fd >= 0 && !ftruncate(fd, PC_CL), "v1 file");
+	pid = fork();
+	if (!pid) {
+		uint8_t *m = mmap(NULL, PC_CL, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+		if (m == MAP_FAILED || harness_open(&h, cfg) ||
+		    one(&h, UC_OP_WRITE, 3 * PC_CL, PC_CL) != (int)PC_CL || one(&h, UC_OP_FLUSH, 0, 0))
+			_exit(2);
+		memcpy(m, h.model + 3 * PC_CL, PC_CL);	/* durable */
+		if (one(&h, UC_OP_WRITE, 3 * PC_CL, PC_CL) != (int)PC_CL)	/* written, not flushed */
+			_exit(3);
+		_exit(0);
+	}
+	CHECK(pid > 0 && waitpid(pid, &wst, 0) == pid && WIFEXITED(wst) && !WEXITSTATUS(wst),
+	      "writer: %d", WEXITSTATUS(wst));
+	CHECK(pread(fd, v1, PC_CL, 0) == (ssize_t)PC_CL, "v1");
+	close(fd);
+	/* the journal after the checkpoint: the last entry for cluster 3 is the unflushed write */
+	fd = open(img, O_RDWR);
+	{
+		int r0, r1;
+
+		CHECK(fd >= 0 && pread(fd, blk, CZ_BLOCK, 0) == CZ_BLOCK, "read sb");
+		r0 = cz_sb_decode(&sb[0], blk);
+		CHECK(pread(fd, blk, CZ_BLOCK, CZ_BLOCK) == CZ_BLOCK, "read sb copy 1");
+		r1 = cz_sb_decode(&sb[1], blk);
+		CHECK(!r0 || !r1, "no superblock");
+		cur = !r0 && (r1 || sb[0].gen > sb[1].gen) ? &sb[0] : &sb[1];
+	}
+	memcpy(&uuid_lo, cur->uuid, 8);
+	for (uint64_t k = 0; k < 16; k++) {
+		uint64_t slot = (cur->journal_head + k) % cur->journal_blocks;
+
+		if (pread(fd, blk, CZ_BLOCK, (cur->journal_off + slot) * CZ_BLOCK) != CZ_BLOCK ||
+		    cz_journal_decode(blk, cur->ckpt_seq + 1 + k, uuid_lo, &jh, ents) < 0)
+			break;
+		for (unsigned int i = 0; i < jh.n; i++)
+			if (ents[i].cluster == 3) {
+				last = ents[i].e;
+				found++;
+			}
+	}
+	CHECK(found >= 2 && cz_kind(&last) != CZ_ZERO, "journal entries for cluster 3: %d", found);
+	memset(blk, 0x77, sizeof(blk));
+	CHECK(pwrite(fd, blk, CZ_BLOCK, (cur->data_off + cz_pblk(&last)) * CZ_BLOCK) == CZ_BLOCK,
+	      "smash the unflushed copy");
+	close(fd);
+	CHECK(!harness_open(&h, cfg), "reopen");
+	memcpy(h.model + 3 * PC_CL, v1, PC_CL);
+	CHECK(one(&h, UC_OP_READ, 3 * PC_CL, PC_CL) == (int)PC_CL,
+	      "cluster 3 after the replay is not its flushed content");
+	CHECK(json_u64(h.g.root, "\"checksum_errors\"") == 0, "%s", json(h.g.root));
+	harness_close(&h);
+	free(v1);
+	return T_PASS;
+}
+
 /* A small child under a big volume: ENOSPC, data before it intact, space back after a discard. */
 static int test_enospc(void)
 {
@@ -732,10 +812,13 @@ int main(void)
 		{ "checkpoints", test_checkpoints },
 		{ "refusals", test_refusals },
 		{ "kill", test_kill },
+		{ "replay_lost_data", test_replay_lost_data },
 		{ "powercut", test_powercut },
 	};
 	struct io_uring ring;
 
+	if (getenv("UC_TEST_VERBOSE"))
+		uc_verbose = atoi(getenv("UC_TEST_VERBOSE"));
 	if (io_uring_queue_init(2, &ring, 0)) {
 		fprintf(stderr, "no io_uring here\n");
 		return T_SKIP;

@@ -95,45 +95,48 @@ case_compress_ext4_tree() {
 }
 
 # crash_rounds CUT: E2E_CRASH_ROUNDS rounds of O_DSYNC fio + a crash + del + reopen + verify.
-# CUT kill9: kill -9 the daemon; powercut: the fault layer "disk" under compress loses what was
-# not flushed, then kill -9. $CZ_CONF is the config to write through, $CZ_PLAIN the one to reopen.
+# fio's trigger stops the writes at a random moment, saves which ones completed (and which were in
+# flight) and runs the crash: CUT kill9 kills the daemon; powercut first has the fault layer "disk"
+# under compress drop what was not flushed. $CZ_CONF is the config to write through, $CZ_PLAIN the
+# one to reopen with. Every write fio saw complete must read back.
 crash_rounds() {
-  local cut=$1 rounds=${E2E_CRASH_ROUNDS:-20} r sd id base job pct
+  local cut=$1 rounds=${E2E_CRASH_ROUNDS:-20} r sd id base pct trig
   for ((r = 1; r <= rounds; r++)); do
     sd=$CASE_DIR/state-$r; mkdir -p "$sd"
     pct=$(( r % 2 ? 50 : 0 ))
-    # each completed write is durable (FUA): fio's saved state says which must verify
-    job=(--name=crash --filename=/dev/ublkb0 --rw=randwrite --bs=16k --iodepth=16 --size=48M
-         --offset=$(( (r % 4) * 48 ))M --randseed=$r --sync=dsync --verify=crc32c
-         --buffer_compress_percentage=$pct --refill_buffers --aux-path="$sd")
     start_daemon "$CZ_CONF" "round$r"
-    job[1]=--filename=$DDEV
+    # each completed write is durable (O_DSYNC: FUA)
+    CRASH_JOB=(--name=crash --filename="$DDEV" --rw=randwrite --bs=16k --iodepth=16 --size=48M
+               --offset=$(( (r % 4) * 48 ))M --randseed=$r --sync=dsync --verify=crc32c
+               --buffer_compress_percentage=$pct --refill_buffers --aux-path="$sd")
+    trig="kill -9 $DPID"
+    [ "$cut" = powercut ] && trig="$UC_BIN ctl $DID disk crash on > $sd/cut.log 2>&1; kill -9 $DPID"
     base=$(dev_writes "$DID")
-    bg_fio "w$r" "${job[@]}" --do_verify=0 --verify_state_save=1
+    bg_fio "w$r" "${CRASH_JOB[@]}" --do_verify=0 --verify_state_save=1 \
+      --trigger-file="$sd/now" --trigger="$trig"
     wait_until 120 writes_ge "$DID" $((base + 100 + RANDOM % 300)) || fail "round $r: fio wrote too little"
     exited "$FIO_PID" && fail "round $r: fio finished before the crash"
+    touch "$sd/now"
+    wait_until 60 exited "$DPID" || fail "round $r: the trigger did not kill the daemon"
+    [ -n "$DDETACHED" ] || wait "$DPID" 2>/dev/null
+    DPID=
     id=$DID
-    if [ "$cut" = powercut ]; then
-      uc_cli "cut$r" 60 ctl "$DID" disk crash on
-      [ "$CRC" = 0 ] || fail "round $r: ctl crash on failed: $(cat "$CASE_DIR/cut$r.err")"
-    fi
-    kill9_daemon
     uc_cli "del$r" 60 del "$id"
     [ "$CRC" = 0 ] || fail "round $r: del $id failed: $(cat "$CASE_DIR/del$r.err")"
     DID=
     wait_bg_fio 120
+    [ "$cut" != powercut ] || grep -q '^crash=on' "$sd/cut.log" || fail "round $r: the power cut failed: $(cat "$sd/cut.log")"
     ls "$sd"/*verify.state > /dev/null 2>&1 || fail "round $r: fio saved no verify state"
     start_daemon "$CZ_PLAIN" "open$r"
-    job[1]=--filename=$DDEV
     # the same job (its state file is named after it), reading back what completed
     log "fio v$r: verify what completed before the crash"
-    timeout -k 10 "$E2E_FIO_TIMEOUT" fio --ioengine=io_uring --direct=1 "${job[@]}" --verify_only=1 \
-      --verify_state_load=1 --verify_fatal=1 </dev/null > "$CASE_DIR/v$r.fio.log" 2>&1
+    timeout -k 10 "$E2E_FIO_TIMEOUT" fio --ioengine=io_uring --direct=1 "${CRASH_JOB[@]/#--filename=*/--filename=$DDEV}" \
+      --verify_only=1 --verify_state_load=1 --verify_fatal=1 </dev/null > "$CASE_DIR/v$r.fio.log" 2>&1
     fio_check "v$r" $?
     [ "$(cz_json "$DID" checksum_errors)" = 0 ] || fail "round $r: checksum errors after reopening"
     stop_daemon_ok
     check_daemon_logs crash
-    log "round $r: $(grep -m1 -E 'replayed|stop:' "$CASE_DIR/open$r.err" | sed 's/^ublk-compose: //')"
+    log "round $r: $(grep -m1 -E 'replayed' "$CASE_DIR/open$r.err" | sed 's/^ublk-compose: //')"
   done
 }
 

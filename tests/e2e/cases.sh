@@ -560,7 +560,7 @@ CASES=(
   "recovery-requeue case_recovery_requeue stripe4"
   "recovery-off case_recovery_off stripe4"
   "recovery-fail case_recovery_fail stripe4"
-  "stress case_stress stripe4"
+  "stress case_stress raid10"
   # last: on 6.12 a failing hand-over can wedge the kernel (see the report in git log)
   "upgrade-under-fio case_upgrade_under_fio file,stripe4"
 )

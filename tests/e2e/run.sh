@@ -61,7 +61,7 @@ elif command -v qemu-system-x86_64 >/dev/null; then
     echo "e2e: booting the $k kernel under QEMU (logs in $out)" >&2
     # inside the VM: cases.sh writes logs to /tmp/out (= $out) and works on guest tmpfs (/var/tmp)
     cmd="UC_BIN=$(printf %q "$UC_BIN") E2E_CASES=$(printf %q "$E2E_CASES")"
-    for v in ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS E2E_VOLUMES E2E_DAEMON_ARGS E2E_FIO_TIMEOUT E2E_CASE_TIMEOUT E2E_START_TIMEOUT E2E_STOP_TIMEOUT E2E_KEEP E2E_STRESS_ROUNDS E2E_SKIP_CASES; do
+    for v in ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS E2E_VOLUMES E2E_DAEMON_ARGS E2E_FIO_TIMEOUT E2E_CASE_TIMEOUT E2E_START_TIMEOUT E2E_STOP_TIMEOUT E2E_KEEP E2E_STRESS_ROUNDS E2E_CRASH_ROUNDS E2E_SKIP_CASES; do
       [ -n "${!v:-}" ] && cmd+=" $v=$(printf %q "${!v}")"
     done
     cmd+=" E2E_WORKDIR=/var/tmp bash $(printf %q "$REPO/tests/e2e/cases.sh") 2>/tmp/out/cases-stderr.log"

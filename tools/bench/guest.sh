@@ -13,7 +13,10 @@ UC_BIN=${UC_BIN:-$REPO/build/ublk-compose}
 W=${BENCH_WORK:-/var/tmp/ucbench}
 QUEUES=${QUEUES:-1} NUMJOBS=${NUMJOBS:-1} RUNTIME=${RUNTIME:-4} REPS=${REPS:-3}
 JOBS=${JOBS:-"randread4k_qd32 randwrite4k_qd32 randread4k_qd1 read1m_qd8 write1m_qd8 randrw70_4k_qd32"}
-ROWS=${ROWS:-"file stripe4 raid10 mirror2 compress"}
+ROWS=${ROWS:-"file stripe4 raid10 mirror2 compress compress_rand"}
+# the compress rows: jobs, and the data fio writes (2:1 compressible, or random every time)
+CZ_JOBS=${CZ_JOBS:-"write1m_qd8 read1m_qd8 randread4k_qd32 randwrite4k_qd32"}
+FIO_EXTRA=
 SCALING=${SCALING:-1}
 FILE_MB=${FILE_MB:-512}      # the single-file volume
 LEG_MB=${LEG_MB:-128}        # each of the 4 stripe/raid legs
@@ -40,7 +43,7 @@ run_fio() {
   # shellcheck disable=SC2046
   timeout -k 10 $((RUNTIME * 4 + 120)) fio --name="$job" --filename="$dev" --ioengine=io_uring --direct=1 \
     --time_based --runtime="$RUNTIME" --numjobs="$nj" --group_reporting --norandommap --randrepeat=0 \
-    --percentile_list=50:99 --output-format=json --output="$out" $(job_args "$job") </dev/null >/dev/null 2>"$out.err" \
+    --percentile_list=50:99 --output-format=json --output="$out" $(job_args "$job") $FIO_EXTRA </dev/null >/dev/null 2>"$out.err" \
     || log "fio $job on $dev failed rc=$? ($(head -c 300 "$out.err"))"
   [ -s "$out.err" ] || rm -f "$out.err"
 }
@@ -105,9 +108,10 @@ conf_stripe4() { devconf; echo "volume = { type = \"stripe\"; chunk = \"64K\"; c
 mirror() { echo "{ type = \"mirror\"; assume_clean = true; children = ( $(leg "$1"), $(leg "$2") ); }"; }
 conf_mirror2() { devconf; echo "volume = $(mirror s0.img s1.img);"; }
 conf_raid10()  { devconf; echo "volume = { type = \"stripe\"; chunk = \"64K\"; children = ( $(mirror s0.img s1.img), $(mirror s2.img s3.img) ); };"; }
-# Layers that do not exist yet: the config the bench will use once it does (`check` accepting it
-# is what turns the row on; adjust the keys here if the layer's syntax differs).
-conf_compress() { devconf; echo "volume = { type = \"compress\"; children = ( $(leg c0.img) ); };"; }
+# compress (zstd level 1, 64K clusters) over a sparse file, against the plain file volume on a
+# file of its own: both get the same data written in full first
+conf_compress() { devconf; echo "volume = { type = \"compress\"; level = 1; cluster = \"64K\"; size = \"${FILE_MB}M\"; children = ( { type = \"file\"; path = \"c0.img\"; size = \"$((FILE_MB + 32))M\"; } ); };"; }
+conf_compress_rand() { conf_compress; }
 
 # layer_ok ROW: 0 if ublk-compose accepts the row's config; else writes the reason to $OUT/status-ROW
 layer_ok() {
@@ -124,10 +128,10 @@ layer_ok() {
   return 1
 }
 
-# bench_pair ROW OURS_DEV REF_DEV: every job, REPS times, interleaved; an empty dev is skipped
+# bench_pair ROW OURS_DEV REF_DEV [JOBS]: every job, REPS times, interleaved; an empty dev is skipped
 bench_pair() {
   local row=$1 ours=$2 ref=$3 job rep
-  for job in $JOBS; do
+  for job in ${4:-$JOBS}; do
     for rep in $(seq 1 "$REPS"); do
       [ -n "$ours" ] && run_fio "$ours" "$RAW/$row.ours.$job.$rep.json" "$job"
       [ -n "$ref" ] && run_fio "$ref" "$RAW/$row.ref.$job.$rep.json" "$job"
@@ -184,14 +188,34 @@ for row in $ROWS; do
       MDARGS="--assume-clean --bitmap=none" md_create 1 2 s0.img s1.img
       bench_pair mirror2 "$DDEV" "$MD"
       stop_uc; md_stop ;;
-    compress)
-      # reference: the uncompressed single-file volume (the `file` row's ublk-compose figures)
-      if layer_ok compress; then
-        dd if=f0.img of=c0.img bs=1M count="$FILE_MB" status=none
-        start_uc "$W/compress.conf" compress || echo "n/a (daemon failed)" > "$OUT/status-compress"
-        bench_pair compress "$DDEV" ""
-        stop_uc
-      fi ;;
+    compress|compress_rand)
+      # 2:1 data (half of every 512 bytes zero) or random data, refilled for every write
+      if [ "$row" = compress ]; then FIO_EXTRA="--buffer_compress_percentage=50 --refill_buffers"
+      else FIO_EXTRA="--refill_buffers"; fi
+      if layer_ok "$row"; then
+        rm -f c0.img c1.img; truncate -s "${FILE_MB}M" c1.img
+        conf_file > "$W/$row-ref.conf"; sed -i 's/f0.img/c1.img/' "$W/$row-ref.conf"
+        if start_uc "$W/$row.conf" "$row"; then
+          CZ_DEV=$DDEV CZ_PID=$DPID DPID=''
+          if start_uc "$W/$row-ref.conf" "$row-ref"; then
+            for d in "$CZ_DEV" "$DDEV"; do
+              # shellcheck disable=SC2086
+              fio --name=fill --filename="$d" --ioengine=io_uring --direct=1 --rw=write --bs=1M --iodepth=8 \
+                $FIO_EXTRA </dev/null >/dev/null 2>&1 || log "$row: prefill of $d failed"
+            done
+            "$UC_BIN" status >> "$OUT/status-$row.txt" 2>&1
+            bench_pair "$row" "$CZ_DEV" "$DDEV" "$CZ_JOBS"
+            "$UC_BIN" status >> "$OUT/status-$row.txt" 2>&1
+            stop_uc
+          else
+            echo "n/a (reference daemon failed)" > "$OUT/status-$row"
+          fi
+          DPID=$CZ_PID; stop_uc
+        else
+          echo "n/a (daemon failed)" > "$OUT/status-$row"
+        fi
+      fi
+      FIO_EXTRA='' ;;
   esac
 done
 
