@@ -964,17 +964,19 @@ static bool bits_clear_idle(struct mirror *m)
 		return any;
 	m->last_scan = now;
 	pthread_mutex_lock(&m->lock);
-	if (m->rs_active || live_legs(m) != (1U << m->nr) - 1)
-		goto out;
+	if (live_legs(m) != (1U << m->nr) - 1)
+		goto out;	/* a faulty leg will need every bit written meanwhile */
+	/* legs being rebuilt get every write: a region the resync is done with agrees on all legs */
 	for (unsigned int i = 0; i < m->nr; i++)
-		if (leg_state(m, i) != LEG_IN_SYNC)
+		if (leg_state(m, i) != LEG_IN_SYNC && !(m->rs_active && (m->rs_targets & (1U << i))))
 			goto out;
 	for (uint64_t c = 0; c < m->nbits; c++) {
 		uint64_t u0 = (c << m->chunk_shift) >> UNIT_SHIFT;
 		uint64_t u1 = (((c + 1) << m->chunk_shift) - 1) >> UNIT_SHIFT;
 		bool busy = false;
 
-		if (atomic_exchange(&m->touched[c], 0) || !atomic_load(&m->bits[c]))
+		if (atomic_exchange(&m->touched[c], 0) || !atomic_load(&m->bits[c]) ||
+		    atomic_load(&m->need[c]))
 			continue;
 		atomic_store(&m->bits[c], 0);
 		/* a writer counts itself in flight before it looks at the bit */
@@ -1324,19 +1326,25 @@ static int mirror_activate(struct uc_node *n)
 			m->rs_targets |= 1U << i;
 		for (uint64_t c = 0; c < m->nbits; c++) {
 			bool bit = atomic_load(&m->bits[c]);
-			bool want = (st == LEG_IN_SYNC && unclean && (bit || full_all)) ||
-				    (st == LEG_REBUILDING && (bit || full_all)) ||
-				    (st == LEG_REBUILDING_FULL && ((c + 1) << m->chunk_shift > from || bit));
+			bool by_bits = (st == LEG_IN_SYNC && unclean && (bit || full_all)) ||
+				       (st == LEG_REBUILDING && (bit || full_all));
 
-			if (want)
+			/* 2: the bit must stay set on disk until it is copied (a crash redoes it) */
+			if (by_bits || (st == LEG_REBUILDING_FULL && bit))
+				atomic_store(&m->need[c], 2);
+			/*
+			 * 1: a full rebuild; resync_pos is its record, so what it copied stays
+			 * copied after a restart (writes there went to the leg too)
+			 */
+			else if (st == LEG_REBUILDING_FULL && (c + 1) << m->chunk_shift > from)
 				atomic_store(&m->need[c], 1);
 		}
 	}
 	for (uint64_t c = 0; c < m->nbits; c++)
 		if (atomic_load(&m->need[c])) {
 			m->rs_total += 1ULL << m->chunk_shift;
-			/* until resync is done the region's bit must stay set on disk */
-			atomic_store(&m->bits[c], 1);
+			if (atomic_load(&m->need[c]) == 2)
+				atomic_store(&m->bits[c], 1);
 		}
 	m->rs_active = m->rs_targets && m->rs_total;
 	m->rs_pos = 0;
@@ -1417,7 +1425,13 @@ static int mirror_health(const struct uc_node *n)
 		return UC_HEALTH_FAILED;
 	if (live_legs(m) != (1U << m->nr) - 1)
 		return UC_HEALTH_DEGRADED;
-	return m->rs_active ? UC_HEALTH_RESYNCING : UC_HEALTH_CLEAN;
+	if (m->rs_active)
+		return UC_HEALTH_RESYNCING;
+	/* a leg still to rebuild with no resync running (it stopped: no leg could be read) */
+	for (unsigned int i = 0; i < m->nr; i++)
+		if (leg_state(m, i) != LEG_IN_SYNC)
+			return UC_HEALTH_DEGRADED;
+	return UC_HEALTH_CLEAN;
 }
 
 /* resync progress (lock held): percent done and seconds left (-1: unknown) */

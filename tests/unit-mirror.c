@@ -782,6 +782,55 @@ static int test_replace(void)
 }
 
 
+/* A full rebuild stopped halfway (a clean stop) goes on from its checkpoint, not from 0. */
+static int test_rebuild_resumes(void)
+{
+	static const char *cfg_text =
+		"device = { max_io = \"256K\"; };\n"
+		"volume = { type = \"mirror\"; name = \"m\"; bitmap_chunk = \"1M\"; resync_rate = \"3M\";\n"
+		"  children = ( { type = \"file\"; path = \"leg0.img\"; size = \"16M\"; },\n"
+		"               { type = \"file\"; path = \"leg1.img\"; size = \"16M\"; } ); };\n";
+	struct harness h;
+	char js[4096];
+	const char *p;
+	uint64_t total, size;
+	uint8_t *saved;
+
+	wipe();
+	CHECK(!harness_open(&h, conf("rr.conf", cfg_text)), "open");
+	size = h.g.size;
+	CHECK(!mix(&h, 300, 0, size), "mix");
+	saved = malloc(size);
+	memcpy(saved, h.model, size);
+	harness_close(&h, true);
+	unlink(leg(1));	/* a new, empty leg 1: rebuilt in full at the next start */
+	CHECK(!harness_open(&h, conf("rr.conf", cfg_text)), "open with a new leg");
+	memcpy(h.model, saved, size);
+	CHECK(!wait_status(&h, "m", "resyncing [=====", 60), "the rebuild did not get past 25%%");
+	/* let a checkpoint of the position land (every 2 s) */
+	for (time_t end = time(NULL) + 3; time(NULL) < end;)
+		if (!uc_queue_idle(&h.q))
+			turn(&h);
+		else
+			usleep(1000);
+	harness_close(&h, true);
+	CHECK(!harness_open(&h, conf("rr.conf", cfg_text)), "reopen");
+	memcpy(h.model, saved, size);
+	h.g.root->ops->json(h.g.root, js, sizeof(js));
+	p = strstr(js, "\"resync_total\": ");
+	total = p ? strtoull(p + 16, NULL, 10) : 0;
+	printf("  rebuild_resumes: %llu of %llu bytes left after the restart\n", (unsigned long long)total,
+	       (unsigned long long)size);
+	CHECK(total && total <= size * 3 / 4, "the rebuild started over: %llu of %llu to copy",
+	      (unsigned long long)total, (unsigned long long)size);
+	CHECK(!wait_status(&h, "m", "clean", 60), "the rebuild did not finish");
+	CHECK(!verify(&h), "verify");
+	harness_close(&h, true);
+	CHECK(legs_equal(0, 1, size) == 0, "the legs differ after the resumed rebuild");
+	free(saved);
+	return T_PASS;
+}
+
 struct add_call {
 	struct uc_node *n;
 	char value[600], reply[1024];
@@ -935,6 +984,7 @@ int main(void)
 		{ "fail_and_replace", test_fail_and_replace },
 		{ "replace", test_replace },
 		{ "add", test_add },
+		{ "rebuild_resumes", test_rebuild_resumes },
 	};
 
 	uc_layer_add(&flaky_ops);
