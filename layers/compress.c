@@ -7,6 +7,8 @@
  *   level:   zstd level (default 1; negative levels are faster)
  *   cluster: unit of compression, a power of two from 4K to 1M (default 64K)
  *   size:    logical bytes exposed (required; may exceed the child: thin)
+ *   workers: threads that compress and decompress (default: one per CPU, at
+ *            most 4; 0: the queue threads do it)
  *
  * Each cluster is compressed on its own and stored in a run of 4K blocks in
  * the child's data area; all-zero clusters take no space, and a cluster that
@@ -70,6 +72,10 @@ struct job {
 	uint8_t phase;
 	uint8_t attempt;	/* reads of the extent so far */
 	bool crc_failed;	/* an earlier copy failed its checksum: rewrite the good one */
+	uint8_t work;		/* with a worker: W_COMPRESS, W_DECODE */
+	int wres;		/* what the worker found */
+	unsigned int qid;	/* the queue it belongs to */
+	uint8_t copy;		/* the copy its last read came from */
 	bool waited_space;	/* it waited for a commit to free space once */
 	int err;
 	struct cz_entry old, neu;
@@ -77,7 +83,11 @@ struct job {
 	uint8_t *plain;		/* the cluster */
 	uint8_t *comp;		/* stored bytes */
 	struct job *next;
+	struct job *wnext;	/* the workers' queue, then the done list */
 };
+
+enum { W_COMPRESS = 1, W_DECODE };
+#define WORKERS_MAX	8
 
 struct czq {			/* per queue: only its thread touches it */
 	struct job *jobs;
@@ -89,6 +99,8 @@ struct czq {			/* per queue: only its thread touches it */
 	struct uc_sub *flushing;	/* FLUSH / FUA requests waiting for a commit */
 	ZSTD_CCtx *cctx;
 	ZSTD_DCtx *dctx;
+	pthread_mutex_t dlock;
+	struct job *done;	/* jobs the workers are done with */
 };
 
 struct cz_free {
@@ -154,6 +166,14 @@ struct cz {
 	_Atomic uint64_t nr_kind[3];	/* clusters zero / raw / zstd */
 	_Atomic uint64_t csum_errors, repaired, commits, checkpoints;
 	struct czq *q[UC_MAX_QUEUES + 1];
+	/* workers: compression off the queue threads */
+	unsigned int nr_workers;
+	pthread_t workers[WORKERS_MAX];
+	pthread_mutex_t wlock;
+	pthread_cond_t wcond;
+	struct job *whead, *wtail;
+	bool wstop, wstarted;
+	struct uc_graph *g;
 };
 
 static bool cz_dead(struct cz *cz)
@@ -173,10 +193,10 @@ static void cz_break(struct uc_node *n, struct cz *cz, const char *what, int err
 static int compress_parse(struct uc_node *n, const config_setting_t *cfg)
 {
 	static const char *const keys[] = { "type", "name", "algorithm", "level", "cluster", "size",
-					    "children", NULL };
+					    "workers", "children", NULL };
 	const char *alg = "zstd";
 	uint64_t cluster = 64 << 10, size = 0;
-	long long level = 1;
+	long long level = 1, workers = -1;
 	struct cz_sb lay;
 	struct cz *cz;
 	int ret;
@@ -185,8 +205,12 @@ static int compress_parse(struct uc_node *n, const config_setting_t *cfg)
 		return -EINVAL;
 	if ((ret = uc_conf_string(cfg, "algorithm", &alg)) < 0 ||
 	    (ret = uc_conf_int(cfg, "level", &level)) < 0 ||
-	    (ret = uc_conf_size(cfg, "cluster", &cluster)) < 0)
+	    (ret = uc_conf_size(cfg, "cluster", &cluster)) < 0 ||
+	    (ret = uc_conf_int(cfg, "workers", &workers)) < 0)
 		return ret;
+	if (workers != -1 && (workers < 0 || workers > WORKERS_MAX))
+		return uc_conf_err(config_setting_get_member(cfg, "workers"),
+				   "compress: workers must be 0 to %d", WORKERS_MAX);
 	if (strcmp(alg, "zstd"))
 		return uc_conf_err(config_setting_get_member(cfg, "algorithm"),
 				   "compress: algorithm must be \"zstd\"");
@@ -227,6 +251,13 @@ static int compress_parse(struct uc_node *n, const config_setting_t *cfg)
 	cz->cluster_shift = __builtin_ctzll(cluster);
 	cz->logical = size;
 	cz->nclusters = size >> cz->cluster_shift;
+	if (workers < 0) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+		workers = cpus < 1 ? 1 : cpus > 4 ? 4 : cpus;
+	}
+	cz->nr_workers = workers;
+	cz->g = n->graph;
 	/* as many cluster buffers as fit in 32M, 8 to 64 */
 	cz->jobs_per_queue = (32U << 20) / (2 * cluster + 4096);
 	if (cz->jobs_per_queue > 64)
@@ -255,6 +286,8 @@ static unsigned int compress_child_max_iov(const struct uc_node *n, unsigned int
 	return 1;
 }
 
+static void workers_stop(struct cz *cz);
+
 static void czq_free(struct czq *z)
 {
 	if (!z)
@@ -272,6 +305,7 @@ static void compress_close(struct uc_node *n)
 
 	if (!cz)
 		return;
+	workers_stop(cz);
 	for (unsigned int i = 0; i <= UC_MAX_QUEUES; i++)
 		czq_free(cz->q[i]);
 	if (cz->map)
@@ -310,6 +344,7 @@ static struct czq *czq_new(struct cz *cz)
 		return NULL;
 	}
 	ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_compressionLevel, cz->level);
+	pthread_mutex_init(&z->dlock, NULL);
 	for (unsigned int i = 0; i < z->nr_jobs; i++) {
 		struct job *j = &z->jobs[i];
 
@@ -523,43 +558,52 @@ static bool all_zero(const uint8_t *p, size_t len)
 
 static void job_map(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct job *j);
 
-/* The cluster's new content is in plain: store it (or map it as zero). */
-static void job_store(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct job *j)
+/* Compress plain into comp (or settle for raw): j->neu gets all but its place. */
+static void job_compress(struct cz *cz, ZSTD_CCtx *cctx, struct job *j)
 {
-	struct czq *z = czq_of(cz, q);
-	unsigned int nblk, kind = CZ_ZSTD;
-	size_t clen = 0;
+	unsigned int kind = CZ_ZSTD;
+	size_t clen = ZSTD_compress2(cctx, j->comp, comp_cap(cz), j->plain, cz->cluster);
 	uint8_t *data = j->comp;
+
+	/* it must save a whole block, or it is stored raw */
+	if (ZSTD_isError(clen) || clen > cz->cluster - CZ_BLOCK) {
+		kind = CZ_RAW;
+		clen = cz->cluster;
+		data = j->plain;
+	} else {
+		memset(j->comp + clen, 0, (CZ_BLOCK - clen % CZ_BLOCK) % CZ_BLOCK);
+	}
+	j->neu = (struct cz_entry){ cz_loc(0, (clen + CZ_BLOCK - 1) / CZ_BLOCK, kind), clen,
+				    uc_crc32c(0, data, clen) };
+}
+
+static bool use_workers(const struct cz *cz, const struct uc_queue *q)
+{
+	return cz->wstarted && q->id != UC_SYNC_QUEUE_ID;
+}
+
+/* Hand j's CPU work to the workers; poll() goes on with it when it comes back. */
+static void offload(struct cz *cz, struct uc_queue *q, struct job *j, int work)
+{
+	j->work = work;
+	j->qid = q->id;
+	j->wnext = NULL;
+	pthread_mutex_lock(&cz->wlock);
+	if (cz->wtail)
+		cz->wtail->wnext = j;
+	else
+		cz->whead = j;
+	cz->wtail = j;
+	pthread_cond_signal(&cz->wcond);
+	pthread_mutex_unlock(&cz->wlock);
+}
+
+/* j->neu is the new copy: find it a place and write it there. */
+static void job_place(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct job *j)
+{
+	unsigned int nblk = cz_nblk(&j->neu), kind = cz_kind(&j->neu);
 	uint64_t pblk;
 
-	if (all_zero(j->plain, cz->cluster)) {
-		j->neu = (struct cz_entry){ 0 };
-		if (cz_kind(&j->old) == CZ_ZERO) {
-			/* zeroes over zeroes: nothing changes */
-			atomic_store(&cz->busy[j->cluster], 0);
-			job_done(n, cz, q, j);
-		} else {
-			job_map(n, cz, q, j);
-		}
-		return;
-	}
-	if (j->phase != P_SPACE) {
-		clen = ZSTD_compress2(z->cctx, j->comp, comp_cap(cz), j->plain, cz->cluster);
-		/* it must save a whole block, or it is stored raw */
-		if (ZSTD_isError(clen) || clen > cz->cluster - CZ_BLOCK) {
-			kind = CZ_RAW;
-			clen = cz->cluster;
-			data = j->plain;
-		} else {
-			memset(j->comp + clen, 0, (CZ_BLOCK - clen % CZ_BLOCK) % CZ_BLOCK);
-		}
-		j->neu = (struct cz_entry){ cz_loc(0, (clen + CZ_BLOCK - 1) / CZ_BLOCK, kind), clen,
-					    uc_crc32c(0, data, clen) };
-	} else {
-		kind = cz_kind(&j->neu);
-		data = kind == CZ_RAW ? j->plain : j->comp;
-	}
-	nblk = cz_nblk(&j->neu);
 	pthread_mutex_lock(&cz->lock);
 	pblk = cz_space_alloc(&cz->space, nblk);
 	if (pblk == UINT64_MAX && !j->waited_space && (cz->frees[0].n || cz->frees[1].n)) {
@@ -567,7 +611,7 @@ static void job_store(struct uc_node *n, struct cz *cz, struct uc_queue *q, stru
 		j->waited_space = true;
 		j->s->scratch = commit_needed(cz);
 		pthread_mutex_unlock(&cz->lock);
-		park_job(z, j, P_SPACE);
+		park_job(czq_of(cz, q), j, P_SPACE);
 		return;
 	}
 	pthread_mutex_unlock(&cz->lock);
@@ -579,7 +623,29 @@ static void job_store(struct uc_node *n, struct cz *cz, struct uc_queue *q, stru
 	}
 	j->neu.loc = cz_loc(pblk, nblk, kind);
 	j->phase = P_WRITE;
-	job_io(q, j, UC_OP_WRITE, pblk, nblk, data, cz);
+	job_io(q, j, UC_OP_WRITE, pblk, nblk, kind == CZ_RAW ? j->plain : j->comp, cz);
+}
+
+/* The cluster's new content is in plain: store it (or map it as zero). */
+static void job_store(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct job *j)
+{
+	if (all_zero(j->plain, cz->cluster)) {
+		j->neu = (struct cz_entry){ 0 };
+		if (cz_kind(&j->old) == CZ_ZERO) {
+			/* zeroes over zeroes: nothing changes */
+			atomic_store(&cz->busy[j->cluster], 0);
+			job_done(n, cz, q, j);
+		} else {
+			job_map(n, cz, q, j);
+		}
+		return;
+	}
+	if (use_workers(cz, q)) {
+		offload(cz, q, j, W_COMPRESS);
+		return;
+	}
+	job_compress(cz, czq_of(cz, q)->cctx, j);
+	job_place(n, cz, q, j);
 }
 
 /* Merge the request's part into plain (zeroes for WRITE_ZEROES/DISCARD) and store. */
@@ -668,7 +734,7 @@ static void job_map(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct
 }
 
 /* A read of the extent came back into plain or comp: check it, decode it. Returns 0 or -errno. */
-static int job_decode(struct cz *cz, struct czq *z, struct job *j)
+static int job_decode(struct cz *cz, ZSTD_DCtx *dctx, struct job *j)
 {
 	const struct cz_entry *e = &j->old;
 	const uint8_t *data = cz_kind(e) == CZ_RAW ? j->plain : j->comp;
@@ -676,7 +742,7 @@ static int job_decode(struct cz *cz, struct czq *z, struct job *j)
 	if (uc_crc32c(0, data, e->clen) != e->crc)
 		return -EBADMSG;
 	if (cz_kind(e) == CZ_ZSTD) {
-		size_t r = ZSTD_decompressDCtx(z->dctx, j->plain, cz->cluster, j->comp, e->clen);
+		size_t r = ZSTD_decompressDCtx(dctx, j->plain, cz->cluster, j->comp, e->clen);
 
 		if (ZSTD_isError(r) || r != cz->cluster)
 			return -EBADMSG;
@@ -792,6 +858,57 @@ static int compress_end(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
 	return UC_RESUBMITTED;
 }
 
+/* A read of the extent is over (read, checked, decoded): the job goes on. */
+static void job_read_finish(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct job *j,
+			    int err)
+{
+	atomic_fetch_sub(&cz->readers[j->cluster], 1);
+	if (err) {
+		j->err = err;
+		if (j->phase == P_RMW_READ)
+			atomic_store(&cz->busy[j->cluster], 0);
+		job_done(n, cz, q, j);
+	} else if (j->phase == P_READ) {
+		uc_iov_copy(j->s->iov, j->s->nr_iov, j->req_off, j->plain + j->in_off, j->in_len, true);
+		job_done(n, cz, q, j);
+	} else {
+		job_merge(n, cz, q, j);
+	}
+}
+
+/* The read of the extent came back with err (0, -EBADMSG: the checksum, -errno). */
+static void job_read_done(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct job *j,
+			  int err)
+{
+	if (err == -EBADMSG) {
+		atomic_fetch_add(&cz->csum_errors, 1);
+		uc_warn("%s: cluster %" PRIu64 ": checksum mismatch in the stored extent "
+			"(block %" PRIu64 "+%u, copy %u)", n->name, j->cluster, cz_pblk(&j->old),
+			cz_nblk(&j->old), j->copy);
+		j->crc_failed = true;
+		if (j->attempt < ATTEMPTS) {
+			job_read_extent(q, cz, j, j->phase);	/* the next copy below */
+			return;
+		}
+		err = -EIO;
+	}
+	if (err == -ENODATA)
+		err = -EIO;	/* no copy left that passes its checksum */
+	if (!err && j->crc_failed) {
+		/* a good copy after a bad one: write it over the extent (all copies below) */
+		atomic_fetch_add(&cz->repaired, 1);
+		uc_info("%s: cluster %" PRIu64 ": rewrote the extent from copy %u", n->name, j->cluster,
+			j->copy);
+		j->crc_failed = false;
+		j->err = j->phase == P_READ ? 1 : 2;	/* where to go on: read / merge */
+		j->phase = P_REPAIR;
+		job_io(q, j, UC_OP_WRITE, cz_pblk(&j->old), cz_nblk(&j->old),
+		       cz_kind(&j->old) == CZ_RAW ? j->plain : j->comp, cz);
+		return;
+	}
+	job_read_finish(n, cz, q, j, err);
+}
+
 /* A child I/O of a job finished: its next step. */
 static void compress_child_end(struct uc_node *n, struct uc_queue *q, struct uc_sub *s,
 			       struct uc_sub *cs)
@@ -800,44 +917,28 @@ static void compress_child_end(struct uc_node *n, struct uc_queue *q, struct uc_
 	struct job *j = cs->pctx;
 	int err = cs->result;
 
+	(void)s;
 	switch (j->phase) {
 	case P_READ:
 	case P_RMW_READ:
-		if (!err && (err = job_decode(cz, czq_of(cz, q), j)) == -EBADMSG) {
-			atomic_fetch_add(&cz->csum_errors, 1);
-			uc_warn("%s: cluster %" PRIu64 ": checksum mismatch in the stored extent "
-				"(block %" PRIu64 "+%u, copy %u)", n->name, j->cluster,
-				cz_pblk(&j->old), cz_nblk(&j->old), cs->copy);
-			j->crc_failed = true;
-			if (j->attempt < ATTEMPTS) {
-				job_read_extent(q, cz, j, j->phase);	/* the next copy below */
-				return;
-			}
-			err = -EIO;
-		}
-		if (err == -ENODATA)
-			err = -EIO;	/* no copy left that passes its checksum */
-		if (!err && j->crc_failed) {
-			/* a good copy after a bad one: write it over the extent (all copies below) */
-			atomic_fetch_add(&cz->repaired, 1);
-			uc_info("%s: cluster %" PRIu64 ": rewrote the extent from copy %u", n->name,
-				j->cluster, cs->copy);
-			j->crc_failed = false;
-			j->err = j->phase == P_READ ? 1 : 2;	/* where to go on: read / merge */
-			j->phase = P_REPAIR;
-			job_io(q, j, UC_OP_WRITE, cz_pblk(&j->old), cz_nblk(&j->old),
-			       cz_kind(&j->old) == CZ_RAW ? j->plain : j->comp, cz);
+		j->copy = cs->copy;
+		if (!err && use_workers(cz, q)) {
+			offload(cz, q, j, W_DECODE);
 			return;
 		}
-		break;
+		if (!err)
+			err = job_decode(cz, czq_of(cz, q)->dctx, j);
+		job_read_done(n, cz, q, j, err);
+		return;
 	case P_REPAIR:
-		err = 0;	/* the read succeeded: a failed rewrite is only noted */
+		/* the read succeeded: a failed rewrite is only noted */
 		if (cs->result)
 			uc_warn("%s: cluster %" PRIu64 ": rewriting the extent failed: %s", n->name,
 				j->cluster, strerror(-cs->result));
 		j->phase = j->err == 1 ? P_READ : P_RMW_READ;
 		j->err = 0;
-		break;
+		job_read_finish(n, cz, q, j, 0);
+		return;
 	case P_WRITE:
 		if (err) {
 			/* never mapped: the blocks go back at once */
@@ -852,18 +953,100 @@ static void compress_child_end(struct uc_node *n, struct uc_queue *q, struct uc_
 		}
 		return;
 	}
-	/* a read (P_READ or P_RMW_READ) is complete */
-	atomic_fetch_sub(&cz->readers[j->cluster], 1);
-	if (err) {
-		j->err = err;
-		if (j->phase == P_RMW_READ)
-			atomic_store(&cz->busy[j->cluster], 0);
-		job_done(n, cz, q, j);
-	} else if (j->phase == P_READ) {
-		uc_iov_copy(s->iov, s->nr_iov, j->req_off, j->plain + j->in_off, j->in_len, true);
-		job_done(n, cz, q, j);
-	} else {
-		job_merge(n, cz, q, j);
+}
+
+/* ---- workers: compression and decompression off the queue threads ---- */
+
+static void *worker_main(void *arg)
+{
+	struct cz *cz = arg;
+	ZSTD_CCtx *cctx = ZSTD_createCCtx();
+	ZSTD_DCtx *dctx = ZSTD_createDCtx();
+
+	if (cctx)
+		ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, cz->level);
+	pthread_mutex_lock(&cz->wlock);
+	for (;;) {
+		struct job *j;
+		struct czq *z;
+
+		while (!cz->whead && !cz->wstop)
+			pthread_cond_wait(&cz->wcond, &cz->wlock);
+		if (!cz->whead)
+			break;
+		j = cz->whead;
+		cz->whead = j->wnext;
+		if (!cz->whead)
+			cz->wtail = NULL;
+		pthread_mutex_unlock(&cz->wlock);
+		if (j->work == W_COMPRESS && cctx)
+			job_compress(cz, cctx, j);
+		else if (j->work == W_COMPRESS)
+			j->neu = (struct cz_entry){ cz_loc(0, cz->cluster / CZ_BLOCK, CZ_RAW), cz->cluster,
+						    uc_crc32c(0, j->plain, cz->cluster) };
+		else
+			j->wres = dctx ? job_decode(cz, dctx, j) : -ENOMEM;
+		z = cz->q[j->qid];
+		pthread_mutex_lock(&z->dlock);
+		j->wnext = z->done;
+		z->done = j;
+		pthread_mutex_unlock(&z->dlock);
+		uc_graph_kick_queue(cz->g, j->qid);
+		pthread_mutex_lock(&cz->wlock);
+	}
+	pthread_mutex_unlock(&cz->wlock);
+	ZSTD_freeCCtx(cctx);
+	ZSTD_freeDCtx(dctx);
+	return NULL;
+}
+
+static void workers_stop(struct cz *cz)
+{
+	if (!cz->wstarted)
+		return;
+	pthread_mutex_lock(&cz->wlock);
+	cz->wstop = true;
+	pthread_cond_broadcast(&cz->wcond);
+	pthread_mutex_unlock(&cz->wlock);
+	for (unsigned int i = 0; i < cz->nr_workers; i++)
+		pthread_join(cz->workers[i], NULL);
+	cz->wstarted = false;
+}
+
+static void workers_start(struct uc_node *n, struct cz *cz)
+{
+	unsigned int i;
+
+	pthread_mutex_init(&cz->wlock, NULL);
+	pthread_cond_init(&cz->wcond, NULL);
+	for (i = 0; i < cz->nr_workers; i++)
+		if (pthread_create(&cz->workers[i], NULL, worker_main, cz))
+			break;
+	if (i < cz->nr_workers)
+		uc_warn("%s: %u of %u compression threads started", n->name, i, cz->nr_workers);
+	cz->nr_workers = i;
+	cz->wstarted = i > 0;
+}
+
+/* Jobs the workers handed back to this queue go on. */
+static void resume_done(struct uc_node *n, struct cz *cz, struct czq *z, struct uc_queue *q)
+{
+	struct job *j;
+
+	if (!z->done)
+		return;
+	pthread_mutex_lock(&z->dlock);
+	j = z->done;
+	z->done = NULL;
+	pthread_mutex_unlock(&z->dlock);
+	while (j) {
+		struct job *next = j->wnext;
+
+		if (j->work == W_COMPRESS)
+			job_place(n, cz, q, j);
+		else
+			job_read_done(n, cz, q, j, j->wres);
+		j = next;
 	}
 }
 
@@ -1164,7 +1347,7 @@ static void resume_jobs(struct uc_node *n, struct cz *cz, struct czq *z, struct 
 		} else if (j->phase == P_MAP) {
 			job_map(n, cz, q, j);
 		} else if (atomic_load(&cz->commit_done) >= j->s->scratch) {
-			job_store(n, cz, q, j);	/* P_SPACE: a commit released what it could */
+			job_place(n, cz, q, j);	/* P_SPACE: a commit released what it could */
 		} else {
 			park_job(z, j, P_SPACE);
 		}
@@ -1192,6 +1375,7 @@ static bool compress_poll(struct uc_node *n, struct uc_queue *q)
 
 	if (!z || !cz->active)
 		return false;
+	resume_done(n, cz, z, q);
 	resume_jobs(n, cz, z, q);
 	resume_waiting(n, cz, z, q);
 	pthread_mutex_lock(&cz->lock);
@@ -1537,6 +1721,8 @@ static int compress_activate(struct uc_node *n)
 		uc_err("%s: cannot write the metadata: %s", n->name, strerror(-ret));
 		return ret;
 	}
+	if (cz->nr_workers)
+		workers_start(n, cz);
 	cz->active = true;
 	return 0;
 }
@@ -1547,7 +1733,10 @@ static void compress_deactivate(struct uc_node *n)
 	struct cz *cz = n->priv;
 	int ret;
 
-	if (!cz || !cz->active || cz_dead(cz))
+	if (!cz || !cz->active)
+		return;
+	workers_stop(cz);
+	if (cz_dead(cz))
 		return;
 	cz->active = false;
 	if ((ret = ckpt_sync(n, cz, true)))
@@ -1605,14 +1794,14 @@ static int compress_json(const struct uc_node *n, char *buf, size_t len)
 			", \"clusters_raw\": %" PRIu64 ", \"clusters_compressed\": %" PRIu64
 			", \"checksum_errors\": %" PRIu64 ", \"repaired\": %" PRIu64
 			", \"journal_blocks_used\": %" PRIu64 ", \"journal_blocks\": %" PRIu64
-			", \"commits\": %" PRIu64 ", \"checkpoints\": %" PRIu64,
+			", \"commits\": %" PRIu64 ", \"checkpoints\": %" PRIu64 ", \"workers\": %u",
 			cz->level, cz->cluster, lg, ph, ph ? (double)lg / ph : 1.0,
 			cz->sb.data_blocks * CZ_BLOCK, (uint64_t)atomic_load(&cz->nr_kind[CZ_ZERO]),
 			(uint64_t)atomic_load(&cz->nr_kind[CZ_RAW]),
 			(uint64_t)atomic_load(&cz->nr_kind[CZ_ZSTD]),
 			(uint64_t)atomic_load(&cz->csum_errors), (uint64_t)atomic_load(&cz->repaired),
 			used, cz->sb.journal_blocks, (uint64_t)atomic_load(&cz->commits),
-			(uint64_t)atomic_load(&cz->checkpoints));
+			(uint64_t)atomic_load(&cz->checkpoints), cz->nr_workers);
 }
 
 static int compress_health(const struct uc_node *n)
@@ -1685,7 +1874,7 @@ static int compress_ctl(struct uc_node *n, const char *key, const char *value, c
 const struct uc_layer_ops compress_layer_ops = {
 	.name = "compress",
 	.help = "algorithm=\"zstd\" level=<zstd level, default 1> cluster=<4K-1M, default 64K> "
-		"size=<logical bytes> children=(1 layer)",
+		"size=<logical bytes> workers=<threads, default 1 per CPU up to 4> children=(1 layer)",
 	.parse = compress_parse,
 	.close = compress_close,
 	.child_max_iov = compress_child_max_iov,

@@ -101,6 +101,8 @@ int uc_graph_sync_io(struct uc_graph *g, struct uc_node *n, int op, uint64_t off
 		     uint64_t len);
 /* Wake every queue: their layers' poll() runs soon. Any thread. */
 void uc_graph_kick(struct uc_graph *g);
+/* Wake queue id only (a worker thread finished something of its). */
+void uc_graph_kick_queue(struct uc_graph *g, unsigned int id);
 /*
  * After a leaf's fd changed: make every queue re-register the leaves and
  * wait (up to timeout_ms) until they have. Returns 0 or -ETIMEDOUT.

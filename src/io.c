@@ -597,6 +597,14 @@ void uc_graph_kick(struct uc_graph *g)
 	pthread_mutex_unlock(&g->queues_lock);
 }
 
+void uc_graph_kick_queue(struct uc_graph *g, unsigned int id)
+{
+	pthread_mutex_lock(&g->queues_lock);
+	if (id <= UC_MAX_QUEUES && g->kick_fd[id] >= 0)
+		eventfd_write(g->kick_fd[id], 1);
+	pthread_mutex_unlock(&g->queues_lock);
+}
+
 int uc_graph_files_changed(struct uc_graph *g, int timeout_ms)
 {
 	uint64_t gen = atomic_fetch_add(&g->files_gen, 1) + 1;

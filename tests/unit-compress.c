@@ -256,9 +256,10 @@ static int test_mix_reopen(void)
 	saved = malloc(size);
 	memcpy(saved, h.model, size);
 	harness_close(&h);
-	/* a clean stop: everything back, nothing to replay */
-	CHECK(!harness_open(&h, cz_conf("mix.conf", "size = \"16M\"; cluster = \"16K\";",
+	/* a clean stop: everything back, nothing to replay; now compressing on the queue thread */
+	CHECK(!harness_open(&h, cz_conf("mix.conf", "size = \"16M\"; cluster = \"16K\"; workers = 0;",
 					 file_child("mix.img", "24M"))), "reopen");
+	CHECK(json_u64(h.g.root, "\"workers\"") == 0, "%s", json(h.g.root));
 	memcpy(h.model, saved, size);
 	for (uint64_t off = 0; off < size; off += 128 * K)
 		CHECK(one(&h, UC_OP_READ, off, 128 * K) == 128 * K, "read back at %llu after reopening",
