@@ -308,6 +308,8 @@ static int recover_prepare(struct uc_dev *dev, unsigned int id)
 			uc_err("device %u: %s", id, strerror(-ret));
 			return ret;
 		}
+		if (!(dev->info.flags & UBLK_F_USER_RECOVERY))
+			break;	/* it will never quiesce: refused below at once */
 		if (dev->info.state == UBLK_S_DEV_QUIESCED || dev->info.state == UBLK_S_DEV_FAIL_IO)
 			break;
 		if (dev->info.state == UBLK_S_DEV_LIVE && pid_alive(dev->info.ublksrv_pid)) {

@@ -17,15 +17,16 @@ uc_admin() {
   log "ublk-compose $* -> $ARC: $(head -n 3 "$out" | tr '\n' ' ' | cut -c1-200)"
 }
 
-# admin_conf NAME [SED]: a raid10 config (gen_conf's) with fresh legs of its own in
-# $E2E_WORK/raid10/NAME (replace and bitmap_chunk changes must not leak into other cases);
-# SED edits it. Sets ADIR (the directory) and ACONF (the config)
+# admin_conf NAME [SED [LEG]]: a raid10 config (gen_conf's) with fresh legs of its own in
+# $E2E_WORK/raid10/NAME (replace and bitmap_chunk changes must not leak into other cases), legs of
+# LEG bytes (default 96M: scrubs and rebuilds of less take less); SED edits it. Sets ADIR (the
+# directory) and ACONF (the config)
 admin_conf() {
   local base
   ADIR=$E2E_WORK/raid10/$1 ACONF=$E2E_WORK/raid10/$1/r10.conf
   rm -rf "$ADIR"; mkdir -p "$ADIR"
   base=$(gen_conf raid10 2) || fail "gen_conf raid10 failed"
-  sed -e "${2:-}" "$base" > "$ACONF" || fail "cannot write $ACONF"
+  sed -e "${2:-}" -e "s/\"256M\"/\"${3:-96M}\"/g" "$base" > "$ACONF" || fail "cannot write $ACONF"
 }
 
 # health_is ID WORD: the status header says WORD (clean, degraded, resyncing, failed)
@@ -69,7 +70,7 @@ case_admin_replace_online() {
   admin_conf replace; conf=$ACONF; d=$ADIR
   start_daemon "$conf"
   bg_fio rw --name=rw --filename="$DDEV" --rw=randrw --bs=4k --iodepth=16 --size=128M \
-    --time_based --runtime=60 --verify=crc32c --verify_fatal=1
+    --time_based --runtime=30 --verify=crc32c --verify_fatal=1
   sleep 5
   uc_admin fail.txt fail "$DID" m0.children[1]
   [ "$ARC" = 0 ] || fail "fail exit $ARC: $(cat "$CASE_DIR/fail.txt")"
@@ -159,7 +160,7 @@ case_admin_resync_resume() {
   local conf d pct total log
   mirror_verbose
   # small bitmap chunks: what fio dirties below the checkpoint stays small next to the rest
-  admin_conf resume 's/name = "m0";/name = "m0"; resync_rate = "16M"; bitmap_chunk = "4M";/'; conf=$ACONF d=$ADIR
+  admin_conf resume 's/name = "m0";/name = "m0"; resync_rate = "16M"; bitmap_chunk = "4M";/' 256M; conf=$ACONF d=$ADIR
   start_daemon "$conf"
   uc_admin replace.txt replace "$DID" m0.children[1] "$d/m0b-new.img"
   [ "$ARC" = 0 ] || fail "replace exit $ARC: $(cat "$CASE_DIR/replace.txt")"
@@ -195,7 +196,7 @@ case_admin_add() {
   admin_conf add; conf=$ACONF d=$ADIR
   start_daemon "$conf"
   bg_fio rw --name=rw --filename="$DDEV" --rw=randrw --bs=4k --iodepth=16 --size=128M \
-    --time_based --runtime=40 --verify=crc32c --verify_fatal=1
+    --time_based --runtime=25 --verify=crc32c --verify_fatal=1
   sleep 5
   uc_admin add-bad.txt add "$DID" m1.children[0] "$d/m1c.img"
   [ "$ARC" = 1 ] && grep -q "not a mirror" "$CASE_DIR/add-bad.txt" || fail "add to a file node: exit $ARC: $(cat "$CASE_DIR/add-bad.txt")"
@@ -211,7 +212,7 @@ case_admin_add() {
   grep -q "m1c.img" "$CASE_DIR/status-added.txt" || fail "status does not show the new leg file"
   wait_bg_fio 300
   fio_check rw "$FRC"
-  pattern_fio pat write 256M 64M
+  pattern_fio pat write 140M 40M
   # kill -9 and recover: the saved layout has three legs in m1
   kill9_daemon
   wait_quiesced
@@ -219,7 +220,7 @@ case_admin_add() {
   timeout 30 "$UC_BIN" status "$DID" > "$CASE_DIR/status-recovered.txt" 2>&1
   grep -Eq ' m1 .* \[2 in-sync errors=0\]' "$CASE_DIR/status-recovered.txt" ||
     fail "the recovered server does not have the added leg: $(grep ' m1 ' "$CASE_DIR/status-recovered.txt")"
-  pattern_fio pat-check verify 256M 64M
+  pattern_fio pat-check verify 140M 40M
   wait_until 120 health_is "$DID" clean || fail "not clean after recover: $(timeout 30 "$UC_BIN" status "$DID" | grep m1)"
   stop_daemon_ok
   [ ! -e "$UC_RUN_DIR/$DID.live.conf" ] || fail "the saved layout outlived its device"
