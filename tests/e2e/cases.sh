@@ -533,17 +533,18 @@ case_check_config() {
   grep -Eq "^$bad:[0-9]+: " "$CASE_DIR/bad2.err" || fail "syntax error message not 'FILE:LINE: msg': $(head -n1 "$CASE_DIR/bad2.err")"
 }
 
-# the volumes that run every generic case (mirror2, mirror3: only fio-randwrite-verify and theirs)
+# the volumes that run the generic cases (mirror2, mirror3 run their own; loop2 what its block
+# devices add: size, discard, a filesystem; the stop cases need one volume of each kind)
 GENERIC=file,stripe4,loop2,raid10,compress
 CASES=(
   # NAME FUNC [VOLUMES]: only on these volumes (none: every volume)
-  "fio-randwrite-verify case_fio_randwrite"
-  "fio-mixed-bs-verify case_fio_mixed $GENERIC"
+  "fio-randwrite-verify case_fio_randwrite file,stripe4,loop2,raid10,compress,mirror2"
+  "fio-mixed-bs-verify case_fio_mixed file,stripe4,raid10,compress"
   "ext4-write case_ext4_write $GENERIC"
   "ext4-restart-verify case_ext4_restart $GENERIC"
   "discard-zeroes case_discard $GENERIC"
-  "sigterm-under-io case_sigterm_under_io $GENERIC"
-  "kill9-del case_kill9_del $GENERIC"
+  "sigterm-under-io case_sigterm_under_io file,raid10,compress"
+  "kill9-del case_kill9_del file,raid10,compress"
   # mirror (RAID1) cases, cases-mirror.sh
   "legs-identical case_mirror_legs_identical mirror2,mirror3,raid10"
   "kill9-dirty-resync case_mirror_kill9_resync mirror2"
