@@ -65,7 +65,7 @@ ENGINE_JSON=''
 if [ "$ENGINE" = 1 ]; then
   EB=build/bench/engine-bench
   mkdir -p build/bench
-  if gcc -O2 -Wall -Wextra -D_GNU_SOURCE -Isrc -o "$EB" tools/bench/engine-bench.c build/libuc.a -luring -lconfig -lpthread; then
+  if gcc -O2 -Wall -Wextra -D_GNU_SOURCE -Isrc -o "$EB" tools/bench/engine-bench.c build/libuc.a -luring -lconfig -lzstd -lpthread; then
     ENGINE_JSON=$OUTROOT/$DATE-engine.json
     log "engine benchmark on the host ($(uname -r))"
     if [ "$QUICK" = 1 ]; then EA=(--seconds 2 --reps 1); else EA=(--seconds 5 --reps 3); fi
