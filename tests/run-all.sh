@@ -6,7 +6,7 @@
 #  4. the end-to-end suite (tests/e2e/run.sh, on the host or in QEMU VMs) with build/ublk-compose
 #     (lts + latest kernels), then again with build-asan/ublk-compose (lts kernel)
 #  5. prints `N passed, N failed` (ctest tests + e2e cases) and exits non-zero on any failure
-# env: SKIP_DEPS=1, SKIP_ASAN=1, SKIP_FUZZ=1 (FUZZ_SECONDS=60), SKIP_E2E=1, SKIP_E2E_ASAN=1, E2E_VM_TIMEOUT (per VM, default 1800 s), E2E_CASES,
+# env: SKIP_DEPS=1, SKIP_ASAN=1, SKIP_FUZZ=1 (FUZZ_SECONDS=60), SKIP_E2E=1, SKIP_E2E_ASAN=1, E2E_VM_TIMEOUT (per VM, default 2400 s), E2E_TIMEOUT (both VMs, 3600 s), E2E_ASAN_VM_TIMEOUT (1200 s), E2E_CASES,
 #      E2E_ASAN_CASES (the subset the sanitizer build runs; "" for all), E2E_CRASH_ROUNDS
 set -u -o pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
@@ -85,8 +85,8 @@ if [ -z "${SKIP_E2E:-}" ]; then
     bad "e2e not run (no build/ublk-compose)"
   else
     note "e2e"
-    E2E_VM_TIMEOUT=${E2E_VM_TIMEOUT:-1800} UC_BIN=$REPO/build/ublk-compose \
-      timeout -k 60 "${E2E_TIMEOUT:-3000}" bash tests/e2e/run.sh </dev/null 2>&1 | tee build/e2e.log
+    E2E_VM_TIMEOUT=${E2E_VM_TIMEOUT:-2400} UC_BIN=$REPO/build/ublk-compose \
+      timeout -k 60 "${E2E_TIMEOUT:-3600}" bash tests/e2e/run.sh </dev/null 2>&1 | tee build/e2e.log
     rc=${PIPESTATUS[0]}
     line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' build/e2e.log | tail -n 1)
     if [ "$rc" = 77 ]; then
@@ -111,10 +111,10 @@ if [ -z "${SKIP_E2E:-}" ] && [ -z "${SKIP_ASAN:-}" ] && [ -z "${SKIP_E2E_ASAN:-}
   # recovery and replay, with the daemon under ASan+UBSan; E2E_ASAN_CASES="" runs them all
   E2E_TAG=asan E2E_KERNELS=${E2E_ASAN_KERNELS:-lts} E2E_OUT=$REPO/build-asan/e2e-out \
   E2E_SKIP_CASES=${E2E_ASAN_SKIP_CASES-stress} E2E_CRASH_ROUNDS=${E2E_ASAN_CRASH_ROUNDS:-2} \
-  E2E_CASES=${E2E_ASAN_CASES-"config/check file/fio-randwrite-verify file/powercut-fio stripe4/fio-mixed-bs-verify stripe4/recover-ext4-fio raid10/fio-randwrite-verify raid10/ext4-write raid10/admin-add raid10/admin-scrub mirror2/fault-write mirror2/read-errors mirror2/kill9-dirty-resync compress/fio-mixed-bs-verify compress/ext4-write compress/compress-crash compress/compress-corrupt compress/recover-ext4-fio"} \
-  E2E_VM_TIMEOUT=${E2E_VM_TIMEOUT:-1800} UC_BIN=$REPO/build-asan/ublk-compose \
+  E2E_CASES=${E2E_ASAN_CASES-"config/check stripe4/fio-mixed-bs-verify file/powercut-fio raid10/admin-add raid10/recover-ext4-fio mirror2/read-errors mirror2/kill9-dirty-resync compress/fio-mixed-bs-verify compress/compress-crash"} \
+  E2E_VM_TIMEOUT=${E2E_ASAN_VM_TIMEOUT:-1200} UC_BIN=$REPO/build-asan/ublk-compose \
   ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
-    timeout -k 60 "${E2E_TIMEOUT:-3000}" bash tests/e2e/run.sh </dev/null 2>&1 | tee build-asan/e2e.log
+    timeout -k 60 1500 bash tests/e2e/run.sh </dev/null 2>&1 | tee build-asan/e2e.log
   rc=${PIPESTATUS[0]}
   line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' build-asan/e2e.log | tail -n 1)
   if [ "$rc" = 77 ]; then

@@ -48,7 +48,7 @@ case_compress_ratio() {
   start_daemon "$CZ_CONF"
   # (64k blocks: with verify, fio makes each block half random, half zero; 1M blocks would give
   # 512K random then 512K of zeroes, which no cluster-wise compressor can halve)
-  run_fio half --rw=write --bs=64k --iodepth=16 --size=256M --buffer_compress_percentage=50 \
+  run_fio half --rw=write --bs=64k --iodepth=16 --size=128M --buffer_compress_percentage=50 \
     --refill_buffers --verify=crc32c --verify_fatal=1 --do_verify=1
   r=$(cz_json "$DID" ratio)
   log "2:1 data: ratio $r; $(timeout 30 "$UC_BIN" status "$DID" | grep ' cz ' | sed 's/^ *//')"
@@ -57,11 +57,11 @@ case_compress_ratio() {
   check_daemon_logs strict
   rm -f "$CZ_IMG"
   start_daemon "$CZ_CONF" random
-  run_fio random --rw=randwrite --bs=64k --iodepth=16 --size=256M --verify=crc32c --verify_fatal=1 --do_verify=1
+  run_fio random --rw=randwrite --bs=64k --iodepth=16 --size=128M --verify=crc32c --verify_fatal=1 --do_verify=1
   r=$(cz_json "$DID" ratio)
   log "random data: ratio $r"
   awk -v r="$r" 'BEGIN { exit !(r >= 0.95 && r <= 1.05) }' || fail "ratio $r for random data (want about 1)"
-  [ "$(cz_json "$DID" clusters_raw)" -gt 3000 ] || fail "random data was not stored raw: $(cz_json "$DID" clusters_raw) raw clusters"
+  [ "$(cz_json "$DID" clusters_raw)" -gt 1500 ] || fail "random data was not stored raw: $(cz_json "$DID" clusters_raw) raw clusters"
   stop_daemon_ok
   check_daemon_logs strict
 }
@@ -131,7 +131,9 @@ crash_rounds() {
     timeout -k 10 "$E2E_FIO_TIMEOUT" fio --ioengine=io_uring --direct=1 "${job[@]}" --filename="$DDEV" \
       --verify_only=1 --verify_state_load=1 --verify_fatal=1 </dev/null > "$CASE_DIR/v$r.fio.log" 2>&1
     fio_check "v$r" $?
-    [ "$(cz_json "$DID" checksum_errors)" = 0 ] || fail "round $r: checksum errors after reopening"
+    # (grep, not cz_json: python's start costs a second per round under TCG; one compress node)
+    timeout 30 "$UC_BIN" status --json "$DID" > "$sd/status.json" 2>&1
+    grep -Eq '"checksum_errors": *0[,}]' "$sd/status.json" || fail "round $r: checksum errors after reopening: $(grep -Eo '"checksum_errors": *[0-9]+' "$sd/status.json")"
   done
   stop_daemon_ok
   check_daemon_logs crash

@@ -4,7 +4,9 @@
 # usage: tests/e2e/run.sh [PATTERN...]     (patterns select cases, see cases.sh; also $E2E_CASES)
 # env:   UC_BIN (default build/ublk-compose; built if missing), E2E_KERNELS (default "lts latest"),
 #        E2E_VM_TIMEOUT (per VM, default 1500 s + 300 s per E2E_STRESS_ROUNDS), E2E_OUT (default build/e2e-out: logs per kernel),
-#        E2E_CRASH_ROUNDS (compress crash rounds; default 20 on lts, 5 on latest),
+#        E2E_CRASH_ROUNDS (compress crash and power-cut rounds; default 20),
+#        E2E_ALL_KERNELS=1 (every case on both kernels; by default the cases that do not depend on
+#        the kernel run in one VM only, see cases.sh),
 #        E2E_FORCE_VM=1 (use the VM even when the host has ublk), E2E_TAG (appended to the
 #        [kernel] label, e.g. "asan" for a sanitizer build)
 # Prints `PASS: [KVER] NAME` / `FAIL: [KVER] NAME (reason)` and a final `N passed, N failed`.
@@ -62,10 +64,9 @@ elif command -v qemu-system-x86_64 >/dev/null; then
     echo "e2e: booting the $k kernel under QEMU (logs in $out)" >&2
     # inside the VM: cases.sh writes logs to /tmp/out (= $out) and works on guest tmpfs (/var/tmp)
     cmd="UC_BIN=$(printf %q "$UC_BIN") E2E_CASES=$(printf %q "$E2E_CASES")"
-    # the compress crash rounds: all 20 on lts, 5 on latest (the same code path: compress always
-    # copies), unless E2E_CRASH_ROUNDS says
-    [ -n "${E2E_CRASH_ROUNDS:-}" ] || cmd+=" E2E_CRASH_ROUNDS=$([ "$k" = lts ] && echo 20 || echo 5)"
-    for v in ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS E2E_VOLUMES E2E_DAEMON_ARGS E2E_FIO_TIMEOUT E2E_CASE_TIMEOUT E2E_START_TIMEOUT E2E_STOP_TIMEOUT E2E_KEEP E2E_STRESS_ROUNDS E2E_CRASH_ROUNDS E2E_SKIP_CASES; do
+    # E2E_KERNEL: which share of the kernel-independent cases this VM runs (see cases.sh)
+    cmd+=" E2E_KERNEL=$k"
+    for v in ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS E2E_VOLUMES E2E_DAEMON_ARGS E2E_FIO_TIMEOUT E2E_CASE_TIMEOUT E2E_START_TIMEOUT E2E_STOP_TIMEOUT E2E_KEEP E2E_STRESS_ROUNDS E2E_CRASH_ROUNDS E2E_SKIP_CASES E2E_ALL_KERNELS; do
       [ -n "${!v:-}" ] && cmd+=" $v=$(printf %q "${!v}")"
     done
     cmd+=" E2E_WORKDIR=/var/tmp bash $(printf %q "$REPO/tests/e2e/cases.sh") 2>/tmp/out/cases-stderr.log"
