@@ -1089,8 +1089,14 @@ static void journal_poll(struct uc_node *n, struct cz *cz, struct uc_queue *q)
 	unsigned int i0, k = 0;
 	uint64_t slot;
 
-	/* (a checkpoint takes everything appended with it) */
-	if (cz->jw_inflight || cz->kstate != K_NONE || atomic_load(&cz->jwritten) >= cz->appended ||
+	/*
+	 * A checkpoint writing the map takes everything appended with it. One
+	 * that waits (K_WAIT) waits for a commit, which may wait for these very
+	 * blocks (a second write: the ring wrapped, or no internal I/O was free
+	 * before): they go on, or the two wait for each other.
+	 */
+	if (cz->jw_inflight || (cz->kstate != K_NONE && cz->kstate != K_WAIT) ||
+	    atomic_load(&cz->jwritten) >= cz->appended ||
 	    !(io = uc_internal_get(q)))
 		return;
 	for (i0 = 0; i0 < cz->jb_n && jblock(cz, i0)->written == jblock(cz, i0)->n; i0++)

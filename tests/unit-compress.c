@@ -769,6 +769,38 @@ static int test_checkpoints(void)
 	return T_PASS;
 }
 
+/*
+ * Checkpoints under concurrent mixes with FUA writes and flushes: a commit
+ * that waits for journal blocks while a checkpoint waits for that commit
+ * must not stall (both ways: worker threads and the queue thread). Bounded
+ * by an alarm: a stall fails the test at once instead of at ctest's timeout.
+ */
+static int test_checkpoints_mix(void)
+{
+	for (int w = 0; w < 2; w++) {
+		struct harness h;
+		uint64_t ck = 0;
+		int fails = 0;
+
+		unlink(conf("ckm.img", ""));
+		CHECK(!harness_open(&h, cz_conf("ckm.conf", w ? "size = \"4M\"; cluster = \"4K\"; workers = 2;" :
+							     "size = \"4M\"; cluster = \"4K\"; workers = 0;",
+						 file_child("ckm.img", "8M"))), "open");
+		h.compressible = true;
+		alarm(120);
+		for (int round = 0; round < 4 && !fails; round++)
+			fails = run_mix(&h, 3000, true);
+		alarm(0);
+		ck = json_u64(h.g.root, "\"checkpoints\"");
+		printf("  workers=%d: %llu requests, %d failures, %llu checkpoints\n", w ? 2 : 0,
+		       (unsigned long long)h.nr_reqs, fails, (unsigned long long)ck);
+		CHECK(!fails, "mix");
+		CHECK(ck >= 2, "only %llu checkpoints", (unsigned long long)ck);
+		harness_close(&h);
+	}
+	return T_PASS;
+}
+
 /* Opening refuses what it must not touch. */
 static int test_refusals(void)
 {
@@ -811,6 +843,7 @@ int main(void)
 		{ "corrupt", test_corrupt },
 		{ "corrupt_mirror", test_corrupt_mirror },
 		{ "checkpoints", test_checkpoints },
+		{ "checkpoints_mix", test_checkpoints_mix },
 		{ "refusals", test_refusals },
 		{ "kill", test_kill },
 		{ "replay_lost_data", test_replay_lost_data },
