@@ -159,8 +159,16 @@ log "$(tr '\n' ' ' < "$OUT/machine.txt")"
 cd "$W" || exit 1
 rm -f ./*.img
 dd if=/dev/urandom of=f0.img bs=1M count="$FILE_MB" status=none
-for i in 0 1 2 3; do dd if=f0.img of=s$i.img bs=1M count="$LEG_MB" skip=$((i * LEG_MB % FILE_MB)) status=none; done
-sync
+# the stripe/raid legs: made again when a row needs them after the compress rows dropped them
+# (the guest's tmpfs is half its RAM: 2G holds f0 + the legs, or f0 + the compress files)
+legs_ready() {
+  local i
+  for i in 0 1 2 3; do
+    [ -e s$i.img ] || dd if=f0.img of=s$i.img bs=1M count="$LEG_MB" skip=$((i * LEG_MB % FILE_MB)) status=none
+  done
+  sync
+}
+legs_ready
 log "backing files: f0 ${FILE_MB}M, s0..s3 ${LEG_MB}M each on $(df -T . | awk 'NR==2{print $2}')"
 
 for row in $ROWS; do
@@ -173,17 +181,20 @@ for row in $ROWS; do
       bench_pair file "$DDEV" "$L"
       stop_uc; md_stop ;;
     stripe4)
+      legs_ready
       conf_stripe4 > "$W/stripe4.conf"; echo ok > "$OUT/status-stripe4"
       start_uc "$W/stripe4.conf" stripe4 || echo "n/a (daemon failed)" > "$OUT/status-stripe4"
       MDARGS="--chunk=64" md_create 0 4 s0.img s1.img s2.img s3.img
       bench_pair stripe4 "$DDEV" "$MD"
       stop_uc; md_stop ;;
     raid10)
+      legs_ready
       layer_ok raid10 && { start_uc "$W/raid10.conf" raid10 || echo "n/a (daemon failed)" > "$OUT/status-raid10"; }
       MDARGS="--chunk=64 --layout=n2 --assume-clean --bitmap=none" md_create 10 4 s0.img s1.img s2.img s3.img
       bench_pair raid10 "$DDEV" "$MD"
       stop_uc; md_stop ;;
     mirror2)
+      legs_ready
       layer_ok mirror2 && { start_uc "$W/mirror2.conf" mirror2 || echo "n/a (daemon failed)" > "$OUT/status-mirror2"; }
       MDARGS="--assume-clean --bitmap=none" md_create 1 2 s0.img s1.img
       bench_pair mirror2 "$DDEV" "$MD"
@@ -193,7 +204,8 @@ for row in $ROWS; do
       if [ "$row" = compress ]; then FIO_EXTRA="--buffer_compress_percentage=50 --refill_buffers"
       else FIO_EXTRA="--refill_buffers"; fi
       if layer_ok "$row"; then
-        rm -f c0.img c1.img; truncate -s "${FILE_MB}M" c1.img
+        rm -f c0.img c1.img s?.img; truncate -s "${FILE_MB}M" c1.img
+        log "$row: $(df -h . | awk 'NR==2{print $4}') free for the compress files"
         conf_file > "$W/$row-ref.conf"; sed -i 's/f0.img/c1.img/' "$W/$row-ref.conf"
         if start_uc "$W/$row.conf" "$row"; then
           CZ_DEV=$DDEV CZ_PID=$DPID DPID=''
