@@ -20,6 +20,7 @@ FIO_EXTRA=
 SCALING=${SCALING:-1}
 FILE_MB=${FILE_MB:-512}      # the single-file volume
 LEG_MB=${LEG_MB:-128}        # each of the 4 stripe/raid legs
+CZ_MB=${CZ_MB:-256}          # the compress volume and its uncompressed reference (tmpfs: 2G in all)
 RAW=$OUT/raw
 mkdir -p "$RAW" "$W"
 log() { echo "[bench $(date +%T)] $*" >&2; }
@@ -110,7 +111,7 @@ conf_mirror2() { devconf; echo "volume = $(mirror s0.img s1.img);"; }
 conf_raid10()  { devconf; echo "volume = { type = \"stripe\"; chunk = \"64K\"; children = ( $(mirror s0.img s1.img), $(mirror s2.img s3.img) ); };"; }
 # compress (zstd level 1, 64K clusters) over a sparse file, against the plain file volume on a
 # file of its own: both get the same data written in full first
-conf_compress() { devconf; echo "volume = { type = \"compress\"; level = 1; cluster = \"64K\"; size = \"${FILE_MB}M\"; children = ( { type = \"file\"; path = \"c0.img\"; size = \"$((FILE_MB + 32))M\"; } ); };"; }
+conf_compress() { devconf; echo "volume = { type = \"compress\"; level = 1; cluster = \"64K\"; size = \"${CZ_MB}M\"; children = ( { type = \"file\"; path = \"c0.img\"; size = \"$((CZ_MB + 32))M\"; } ); };"; }
 conf_compress_rand() { conf_compress; }
 
 # layer_ok ROW: 0 if ublk-compose accepts the row's config; else writes the reason to $OUT/status-ROW
@@ -204,7 +205,7 @@ for row in $ROWS; do
       if [ "$row" = compress ]; then FIO_EXTRA="--buffer_compress_percentage=50 --refill_buffers"
       else FIO_EXTRA="--refill_buffers"; fi
       if layer_ok "$row"; then
-        rm -f c0.img c1.img s?.img; truncate -s "${FILE_MB}M" c1.img
+        rm -f c0.img c1.img s?.img; truncate -s "${CZ_MB}M" c1.img
         log "$row: $(df -h . | awk 'NR==2{print $4}') free for the compress files"
         conf_file > "$W/$row-ref.conf"; sed -i 's/f0.img/c1.img/' "$W/$row-ref.conf"
         if start_uc "$W/$row.conf" "$row"; then
@@ -227,6 +228,7 @@ for row in $ROWS; do
           echo "n/a (daemon failed)" > "$OUT/status-$row"
         fi
       fi
+      rm -f c0.img c1.img
       FIO_EXTRA='' ;;
   esac
 done
