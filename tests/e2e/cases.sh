@@ -583,9 +583,12 @@ LATEST_ONLY="compress/compress-powercut compress/recover-ext4-fio raid10/admin-s
   raid10/admin-bad-input raid10/admin-resync-resume raid10/admin-replace-online raid10/legs-identical
   mirror2/legs-identical mirror2/kill9-dirty-resync mirror2/dm-flakey mirror2/assembly mirror3/legs-identical"
 
+# kernel_split: this VM runs only its share (a VM run, no E2E_ALL_KERNELS, no cases named)
+kernel_split() { [ -n "${E2E_KERNEL:-}" ] && [ -z "${E2E_ALL_KERNELS:-}" ] && [ -z "${E2E_CASES:-}" ]; }
+
 # case_kernel_on NAME: NAME runs in this VM
 case_kernel_on() {
-  [ -n "${E2E_KERNEL:-}" ] && [ -z "${E2E_ALL_KERNELS:-}" ] && [ -z "${E2E_CASES:-}" ] || return 0
+  kernel_split || return 0
   case $E2E_KERNEL in
     lts) [[ " ${LATEST_ONLY//$'\n'/ } " != *" $1 "* ]] ;;
     latest) [[ " ${LTS_ONLY//$'\n'/ } " != *" $1 "* ]] ;;
@@ -653,8 +656,15 @@ echo "E2E-KERNEL: $(uname -r)"
 log "work dir $E2E_WORK, logs $E2E_LOGDIR, binary $UC_BIN"
 [ -n "$(ublk_nodes)" ] && log "warning: ublk devices exist before the run: $(ublk_nodes)"
 
-[ -n "${E2E_KERNEL:-}" ] && [ -z "${E2E_ALL_KERNELS:-}" ] && [ -z "${E2E_CASES:-}" ] &&
-  log "the $E2E_KERNEL VM: cases that depend on the kernel, and its share of the others (E2E_ALL_KERNELS=1: all)"
+# a name in LTS_ONLY/LATEST_ONLY that is no case, or is in both, would drop a case unseen
+split_bad=$(all_names | awk -v lts="$LTS_ONLY" -v lat="$LATEST_ONLY" '
+  { known[$1] = 1 }
+  END { n = split(lts, a); for (i = 1; i <= n; i++) { in_lts[a[i]] = 1; if (!(a[i] in known)) print "unknown " a[i] }
+        n = split(lat, b); for (i = 1; i <= n; i++) { if (!(b[i] in known)) print "unknown " b[i]; if (b[i] in in_lts) print "both " b[i] } }')
+if [ -n "$split_bad" ]; then
+  echo "FAIL: e2e/kernel-split (LTS_ONLY/LATEST_ONLY: $(echo $split_bad))"; E2E_FAILED=$((E2E_FAILED + 1))
+fi
+kernel_split && log "the $E2E_KERNEL VM: cases that depend on the kernel, and its share of the others (E2E_ALL_KERNELS=1: all)"
 case_kernel_on config/check && run_case config/check case_check_config
 for VOL in ${E2E_VOLUMES:-file stripe4 loop2 raid10 mirror2 mirror3 compress}; do
   for c in "${CASES[@]}"; do
