@@ -1,21 +1,23 @@
 #!/bin/bash
 # tools/bench/soak.sh: a soak run. A raid10 volume (stripe over two 2-way mirrors of 512M files)
 # under mixed fio with crc32c verify (randrw 70/30, 4k-256k, 2 jobs, QD32, verify_backlog) for a
-# chosen time; every 10 minutes a scrub must find the copies identical and `status` must say
-# clean. At the end: fio's verify, a final scrub, the legs compared byte for byte, and the kernel
+# chosen time; every 10 minutes (--check-every) a scrub must find the copies identical and
+# `status` must say clean. At the end: fio's verify, a final scrub, the legs compared byte for byte, and the kernel
 # log free of warnings. Writes bench-results/soak-DATE-KERNEL.txt (the summary) and .log.
 #
 # usage: bash tools/bench/soak.sh [--minutes N (default 60)] [--kernel lts|latest (default latest)]
+#                                 [--check-every MINUTES (default 10)]
 # Runs on the host if it has /dev/ublk-control, else inside the QEMU guest of tools/vmrun.
 set -u -o pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-MINUTES=60 KERNEL=latest
+MINUTES=60 KERNEL=latest CHECK=10
 while [ $# -gt 0 ]; do
   case $1 in
     --minutes) MINUTES=$2; shift 2 ;;
     --kernel) KERNEL=$2; shift 2 ;;
+    --check-every) CHECK=$2; shift 2 ;;
     --inner) INNER=1; shift ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -48,12 +50,12 @@ EOF
     --time_based --runtime=$((MINUTES * 60)) --verify=crc32c --verify_backlog=1024 --verify_fatal=1 \
     --group_reporting --output="$OUT/fio.txt" </dev/null > /dev/null 2>&1 &
   fpid=$!
-  t0=$SECONDS next=$((t0 + 600))
+  t0=$SECONDS next=$((t0 + CHECK * 60))
   while kill -0 "$fpid" 2>/dev/null; do
     sleep 5
     now=$SECONDS
     [ "$now" -ge "$next" ] || continue
-    next=$((now + 600))
+    next=$((now + CHECK * 60))
     if timeout 1800 "$UC_BIN" scrub "$d" > "$w/scrub.txt" 2>&1; then
       log "minute $(((now - t0) / 60)): scrub clean ($(tr '\n' ' ' < "$w/scrub.txt" | cut -c1-160))"
     else
@@ -87,11 +89,11 @@ cd "$REPO" || exit 1
 DATE=$(date +%Y-%m-%d-%H%M)
 mkdir -p bench-results
 if [ -e /dev/ublk-control ]; then
-  OUT=$(mktemp -d) UC_BIN=$UC_BIN bash "$0" --inner --minutes "$MINUTES"; rc=$?; K=host-$(uname -r)
+  OUT=$(mktemp -d) UC_BIN=$UC_BIN bash "$0" --inner --minutes "$MINUTES" --check-every "$CHECK"; rc=$?; K=host-$(uname -r)
 else
   OUT=$(mktemp -d); K=$KERNEL
   VMRUN_OUT=$OUT VMRUN_KERNEL=$KERNEL VMRUN_TIMEOUT=$((MINUTES * 60 + 3600)) bash tools/vmrun -m 4096 -c 2 -- \
-    "UC_BIN=$(printf %q "$UC_BIN") OUT=/tmp/out bash $(printf %q "$REPO/tools/bench/soak.sh") --inner --minutes $MINUTES"; rc=$?
+    "UC_BIN=$(printf %q "$UC_BIN") OUT=/tmp/out bash $(printf %q "$REPO/tools/bench/soak.sh") --inner --minutes $MINUTES --check-every $CHECK"; rc=$?
 fi
 cp "$OUT/summary.txt" "bench-results/soak-$DATE-$K.txt" 2>/dev/null
 cat "$OUT/fio.txt" >> "bench-results/soak-$DATE-$K.txt" 2>/dev/null
