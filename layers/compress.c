@@ -558,15 +558,68 @@ static bool all_zero(const uint8_t *p, size_t len)
 
 static void job_map(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct job *j);
 
+/*
+ * Does the cluster look like random bytes (already compressed or encrypted
+ * data)? Then zstd would only find that it does not shrink, at the cost of
+ * compressing it (most of a random write's CPU time). A sample of 16 bytes
+ * every cluster/256 bytes (4K in all) must have a flat byte histogram
+ * (chi-square below twice what uniform bytes give, i.e. a byte entropy
+ * within a few hundredths of a bit of 8, where zstd cannot save a block) and
+ * no repeated 16-byte pieces (copies within the cluster, which LZ matching
+ * would find). A miss only costs space: the cluster is stored raw, as zstd
+ * would have done with real random data. Small clusters are always tried.
+ */
+#define PROBE_PIECES	256
+#define PROBE_BYTES	16
+static bool looks_random(const uint8_t *p, size_t len)
+{
+	uint32_t count[4][256] = { { 0 } };	/* four, so that increments do not wait on each other */
+	uint64_t seen[2 * PROBE_PIECES] = { 0 };	/* open addressing on the pieces' first words */
+	const size_t step = len / PROBE_PIECES, n = PROBE_PIECES * PROBE_BYTES;
+	uint64_t sq = 0;
+
+	if (len < (16U << 10))
+		return false;
+	for (size_t i = 0; i < PROBE_PIECES; i++) {
+		const uint8_t *q = p + i * step;
+		uint64_t w[2], h;
+
+		for (size_t k = 0; k < PROBE_BYTES; k += 4) {
+			count[0][q[k]]++;
+			count[1][q[k + 1]]++;
+			count[2][q[k + 2]]++;
+			count[3][q[k + 3]]++;
+		}
+		memcpy(w, q, sizeof(w));
+		h = (w[0] ^ (w[1] * 0x9E3779B97F4A7C15ULL)) | 1;	/* 0 marks a free slot */
+		for (size_t s = (h * 0x2545F4914F6CDD1DULL) >> 55;; s = (s + 1) & (2 * PROBE_PIECES - 1)) {
+			if (!seen[s]) {
+				seen[s] = h;
+				break;
+			}
+			if (seen[s] == h)
+				return false;	/* a repeat: let zstd look */
+		}
+	}
+	for (size_t b = 0; b < 256; b++) {
+		uint64_t c = count[0][b] + count[1][b] + count[2][b] + count[3][b];
+
+		sq += c * c;
+	}
+	/* chi-square = 256 * sum(c^2) / n - n; uniform bytes give about 255 */
+	return 256 * sq / n - n < 2 * 255;
+}
+
 /* Compress plain into comp (or settle for raw): j->neu gets all but its place. */
 static void job_compress(struct cz *cz, ZSTD_CCtx *cctx, struct job *j)
 {
 	unsigned int kind = CZ_ZSTD;
-	size_t clen = ZSTD_compress2(cctx, j->comp, comp_cap(cz), j->plain, cz->cluster);
+	bool raw = looks_random(j->plain, cz->cluster);
+	size_t clen = raw ? 0 : ZSTD_compress2(cctx, j->comp, comp_cap(cz), j->plain, cz->cluster);
 	uint8_t *data = j->comp;
 
 	/* it must save a whole block, or it is stored raw */
-	if (ZSTD_isError(clen) || clen > cz->cluster - CZ_BLOCK) {
+	if (raw || ZSTD_isError(clen) || clen > cz->cluster - CZ_BLOCK) {
 		kind = CZ_RAW;
 		clen = cz->cluster;
 		data = j->plain;

@@ -30,6 +30,7 @@ struct harness {
 	int failures;
 	bool lax;		/* one(): the caller checks results */
 	bool compressible;	/* writes carry data that compresses about 2:1 */
+	const uint8_t *data;	/* if set: what writes carry (their length of it) */
 	uint64_t nr_reqs;
 };
 
@@ -45,7 +46,7 @@ int harness_reap(struct harness *h, unsigned int left);
 /* Everything done and nothing on the ring. */
 int harness_drain(struct harness *h);
 void fill(uint8_t *buf, uint64_t len);
-/* Data for a write: random, or about 2:1 compressible (h->compressible). */
+/* Data for a write: h->data, or random, or about 2:1 compressible (h->compressible). */
 void harness_fill(struct harness *h, uint8_t *buf, uint64_t len);
 /* Start a request on a free tag (waiting for overlapping ones); writes update the model. */
 void issue(struct harness *h, uint8_t op, uint8_t flags, uint64_t off, uint64_t len);
