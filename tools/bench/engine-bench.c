@@ -1,13 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * engine-bench: the queue engine without ublk. Synthetic 4k random reads go
- * through the graph of a config (e.g. a stripe x4 over files on /dev/shm) on
- * one io_uring at a fixed queue depth, for a fixed time; prints the CPU time
- * (getrusage user+sys of the process) per completed I/O.
- * The driving loop is the one of tests/unit-engine.c (harness_reap): enter,
- * hand every member CQE to the engine, restart the tags that finished.
+ * engine-bench: the queue engine without ublk. Synthetic requests (4k random
+ * reads by default) go through the graph of a config (e.g. a stripe x4 over
+ * files on /dev/shm) on one io_uring at a fixed queue depth, for a fixed time;
+ * prints the CPU time (getrusage user+sys of the process) per completed I/O
+ * and the throughput. The driving loop is the one of tests/harness.c: enter,
+ * hand every CQE to the engine (member I/O, timers, worker kicks), poll the
+ * layers, restart the tags that finished.
  *
  * usage: engine-bench CONF [SECONDS (5)] [DEPTH (32)] [BS (4096)]
+ *                     [MODE randread|randwrite|read|write (randread)] [DATA random|half (random)]
+ * DATA is what writes carry: random bytes, or half of every 4K random and half
+ * zero (zstd makes about 2:1 of it). Read modes first fill the whole volume
+ * with that data (1M sequential writes, not timed), so that reads of a
+ * compress volume decompress real extents.
  * output: one JSON object on stdout.
  */
 #include <errno.h>
@@ -28,7 +34,11 @@ struct bench {
 	uint64_t ios, errors;
 	uint64_t rng;
 	uint64_t nr_blocks;
+	uint64_t next_off;	/* sequential modes */
 	unsigned int bs;
+	uint8_t op;
+	bool seq;
+	double end;
 };
 
 static uint64_t rnd(struct bench *b)
@@ -52,8 +62,16 @@ static void on_commit(struct uc_queue *q, struct uc_io *io, int res)
 
 static void start(struct bench *b, unsigned int tag)
 {
-	struct uc_req r = { .op = UC_OP_READ, .off = (rnd(b) % b->nr_blocks) * b->bs, .len = b->bs };
+	struct uc_req r = { .op = b->op, .len = b->bs };
 
+	if (b->seq) {
+		if (b->next_off + b->bs > b->g.size)
+			b->next_off = 0;
+		r.off = b->next_off;
+		b->next_off += b->bs;
+	} else {
+		r.off = (rnd(b) % b->nr_blocks) * b->bs;
+	}
 	uc_queue_start(&b->q, tag, &r);
 }
 
@@ -74,16 +92,90 @@ static double cpu(void)
 	       ru.ru_stime.tv_usec / 1e6;
 }
 
+/* Random bytes, or (half) every 4K half random and half zero. */
+static void fill(uint8_t *p, size_t len, bool half, struct bench *b)
+{
+	for (size_t i = 0; i < len; i += 8) {
+		uint64_t v = half && (i & 4095) >= 2048 ? 0 : rnd(b);
+
+		memcpy(p + i, &v, 8);
+	}
+}
+
+/* One loop turn: submit, wait, every CQE to the engine, poll the layers. */
+static int turn(struct bench *b)
+{
+	struct io_uring_cqe *cqe;
+	unsigned int head, n = 0;
+	int ret;
+
+	uc_queue_poll(&b->q);
+	/* nothing in flight (a request failed at once, e.g. longer than max_io): do not wait */
+	ret = b->q.nr_busy ? uc_queue_enter(&b->q) : io_uring_submit(&b->q.ring);
+	if (ret < 0 && ret != -EINTR && ret != -EAGAIN) {
+		fprintf(stderr, "engine-bench: io_uring_enter: %s\n", strerror(-ret));
+		return -1;
+	}
+	io_uring_for_each_cqe(&b->q.ring, head, cqe) {
+		if (!uc_queue_cqe(&b->q, cqe)) {
+			fprintf(stderr, "engine-bench: stray CQE\n");
+			return -1;
+		}
+		n++;
+	}
+	io_uring_cq_advance(&b->q.ring, n);
+	uc_queue_poll(&b->q);
+	return 0;
+}
+
+/* Keep depth requests in flight until `count` are done (0: until b->end), then drain. */
+static int run(struct bench *b, unsigned int depth, uint64_t count)
+{
+	uint64_t started = 0;
+
+	for (unsigned int t = 0; t < depth && (!count || started < count); t++, started++)
+		start(b, t);
+	for (;;) {
+		bool stop;
+
+		if (turn(b))
+			return -1;
+		stop = count ? started >= count : now() >= b->end;	/* vDSO: a few ns */
+		if (!stop) {
+			for (unsigned int i = 0; i < b->nr_done && (!count || started < count); i++, started++)
+				start(b, b->done_tags[i]);
+			b->nr_done = 0;
+			continue;
+		}
+		b->nr_done = 0;
+		while (b->q.nr_busy) {	/* drain: keep reaping until everything is back */
+			if (turn(b))
+				return -1;
+			b->nr_done = 0;
+		}
+		return 0;
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static struct bench b;
 	double secs = argc > 2 ? atof(argv[2]) : 5;
 	unsigned int depth = argc > 3 ? (unsigned int)atoi(argv[3]) : 32;
-	double t0, c0, t1, c1, end;
+	const char *mode = argc > 5 ? argv[5] : "randread";
+	bool half = argc > 6 && !strcmp(argv[6], "half");
+	double t0, c0, t1, c1;
 	int ret;
 
 	if (argc < 2) {
-		fprintf(stderr, "usage: %s CONF [SECONDS] [DEPTH] [BS]\n", argv[0]);
+		fprintf(stderr, "usage: %s CONF [SECONDS] [DEPTH] [BS] [MODE] [DATA]\n", argv[0]);
+		return 2;
+	}
+	b.op = strstr(mode, "write") ? UC_OP_WRITE : UC_OP_READ;
+	b.seq = strncmp(mode, "rand", 4) != 0;
+	if (strcmp(mode, "randread") && strcmp(mode, "randwrite") && strcmp(mode, "read") &&
+	    strcmp(mode, "write")) {
+		fprintf(stderr, "engine-bench: unknown mode %s\n", mode);
 		return 2;
 	}
 	b.bs = argc > 4 ? (unsigned int)atoi(argv[4]) : 4096;
@@ -105,58 +197,41 @@ int main(int argc, char **argv)
 	b.nr_blocks = b.g.size / b.bs;
 	b.done_tags = calloc(depth, sizeof(*b.done_tags));
 
+	for (unsigned int t = 0; t < depth; t++)
+		fill(b.q.ios[t].buf, b.g.dev.max_io, half, &b);
+	if (b.op == UC_OP_READ) {
+		/* fill the volume: reads then hit real (compressed) extents */
+		uint8_t op = b.op;
+		unsigned int bs = b.bs;
+		bool seq = b.seq;
+
+		b.op = UC_OP_WRITE;
+		b.bs = b.g.dev.max_io < (1u << 20) ? b.g.dev.max_io : 1u << 20;
+		b.seq = true;
+		b.next_off = 0;
+		if (run(&b, depth, b.g.size / b.bs))
+			return 1;
+		b.op = op;
+		b.bs = bs;
+		b.seq = seq;
+		b.next_off = 0;
+		for (unsigned int t = 0; t < depth; t++)
+			fill(b.q.ios[t].buf, b.g.dev.max_io, half, &b);	/* reads overwrote them */
+	}
+	b.ios = b.errors = 0;
 	t0 = now();
 	c0 = cpu();
-	end = t0 + secs;
-	for (unsigned int t = 0; t < depth; t++)
-		start(&b, t);
-	for (;;) {
-		struct io_uring_cqe *cqe;
-		unsigned int head, n = 0;
-		bool stop;
-
-		if (uc_queue_enter(&b.q) < 0) {
-			fprintf(stderr, "engine-bench: io_uring_enter failed\n");
-			return 1;
-		}
-		io_uring_for_each_cqe(&b.q.ring, head, cqe) {
-			if (!uc_udata_is_member(cqe->user_data)) {
-				fprintf(stderr, "engine-bench: stray CQE\n");
-				return 1;
-			}
-			uc_queue_member_cqe(&b.q, cqe);
-			n++;
-		}
-		io_uring_cq_advance(&b.q.ring, n);
-		stop = now() >= end;	/* vDSO: a few ns per loop turn */
-		if (!stop) {
-			for (unsigned int i = 0; i < b.nr_done; i++)
-				start(&b, b.done_tags[i]);
-			b.nr_done = 0;
-		} else {
-			b.nr_done = 0;
-			if (!b.q.nr_busy)
-				break;
-			/* drain: keep reaping until everything is back */
-			while (b.q.nr_busy) {
-				if (uc_queue_enter(&b.q) < 0)
-					return 1;
-				n = 0;
-				io_uring_for_each_cqe(&b.q.ring, head, cqe) {
-					uc_queue_member_cqe(&b.q, cqe);
-					n++;
-				}
-				io_uring_cq_advance(&b.q.ring, n);
-			}
-			break;
-		}
-	}
+	b.end = t0 + secs;
+	if (run(&b, depth, 0))
+		return 1;
 	t1 = now();
 	c1 = cpu();
 	printf("{\"ios\": %llu, \"errors\": %llu, \"seconds\": %.4f, \"cpu_seconds\": %.4f, "
-	       "\"iops\": %.1f, \"cpu_us_per_io\": %.4f, \"depth\": %u, \"bs\": %u, \"size\": %llu}\n",
+	       "\"iops\": %.1f, \"mb_per_s\": %.1f, \"cpu_us_per_io\": %.4f, \"depth\": %u, "
+	       "\"bs\": %u, \"mode\": \"%s\", \"data\": \"%s\", \"size\": %llu}\n",
 	       (unsigned long long)b.ios, (unsigned long long)b.errors, t1 - t0, c1 - c0,
-	       b.ios / (t1 - t0), (c1 - c0) * 1e6 / (b.ios ? b.ios : 1), depth, b.bs,
+	       b.ios / (t1 - t0), b.ios * (double)b.bs / (t1 - t0) / 1e6,
+	       (c1 - c0) * 1e6 / (b.ios ? b.ios : 1), depth, b.bs, mode, half ? "half" : "random",
 	       (unsigned long long)b.g.size);
 	uc_queue_exit(&b.q);
 	uc_graph_free(&b.g);

@@ -168,6 +168,18 @@ def markdown(res):
                  f"({en['fio_iops']:,.0f} IOPS) → **{en['ratio']:.2f}x** (target {en['target']}: {met(en['met'])}). "
                  f"Both as getrusage of the whole process incl. io-wq workers; fio's own usr+sys figure "
                  f"(job thread only) is {en['fio_cpu_us_per_io_fio_reported']:.2f} µs/IO.")
+        cz = en.get("compress")
+        if cz:
+            L.append("")
+            L.append(f"Host-side compress (real CPU, no ublk): {cz['what']}.")
+            L.append("")
+            L.append("| job | compress MB/s | uncompressed MB/s | ratio | CPU µs/IO compress / uncompressed | target | |")
+            L.append("| --- | ---: | ---: | ---: | ---: | --- | --- |")
+            for r in cz["rows"]:
+                t = r.get("target")
+                L.append(f"| {r['job']} | {r['compress_mb_per_s']:,.0f} | {r['plain_mb_per_s']:,.0f} | "
+                         f"{r['ratio']:.2f}x | {r['compress_cpu_us_per_io']:,.1f} / {r['plain_cpu_us_per_io']:,.1f} | "
+                         f"{'>= %.1fx' % t if t else '–'} | {met(r['met']) if t else '–'} |")
     return "\n".join(L) + "\n"
 
 
