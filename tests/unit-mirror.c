@@ -432,6 +432,33 @@ static int test_sb_roundtrip(void)
 						len - len / 2) == ~soft, "crc32c in two steps");
 			}
 	}
+	{
+		/* long buffers: the three-stream path (3 x 4K and 3 x 256 pieces) and its joins */
+		static const unsigned int lens[] = { 767, 768, 769, 800, 12287, 12288, 12289, 13056,
+						     24576 + 768 + 5, 65536, 65536 + 3, 100000 };
+		enum { MAXLEN = 100000 + 8 };
+		uint8_t *big = malloc(MAXLEN);
+		uint32_t soft;
+
+		CHECK(big, "malloc");
+		for (unsigned int i = 0; i < MAXLEN; i++)
+			big[i] = (uint8_t)(i * 2654435761U >> 13);
+		for (unsigned int l = 0; l < sizeof(lens) / sizeof(lens[0]); l++)
+			for (unsigned int off = 0; off < 8; off += 3) {
+				unsigned int len = lens[l];
+
+				soft = ~0U;
+				for (unsigned int k = 0; k < len; k++) {
+					soft ^= big[off + k];
+					for (int b = 0; b < 8; b++)
+						soft = soft & 1 ? (soft >> 1) ^ 0x82f63b78 : soft >> 1;
+				}
+				CHECK(uc_crc32c(0, big + off, len) == ~soft, "crc32c of %u+%u", off, len);
+				CHECK(uc_crc32c(uc_crc32c(0, big + off, len / 3), big + off + len / 3,
+						len - len / 3) == ~soft, "crc32c of %u+%u in two steps", off, len);
+			}
+		free(big);
+	}
 	return T_PASS;
 }
 
