@@ -94,7 +94,14 @@ def main():
     ref = med(fio, "cpu_us_per_io_rusage")
     cpuinfo = open("/proc/cpuinfo").read()
     model = next((l.split(":", 1)[1].strip() for l in cpuinfo.splitlines() if l.startswith("model name")), "?")
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    git = lambda *args: subprocess.run(["git", "-C", repo] + list(args), capture_output=True, text=True)
+    build = os.environ.get("BUILD_INFO") or (
+        "head=" + git("rev-parse", "--short", "HEAD").stdout.strip() +
+        ("" if git("diff", "--quiet", "HEAD", "--", "src", "layers").returncode == 0 else
+         " (src/ or layers/ had uncommitted changes)"))
     res = {
+        "build": build,
         "what": "4k random read, QD32, stripe x4 (64K) over 4 files; engine without ublk vs fio direct on the files",
         "medium": d, "seconds": a.seconds, "reps": a.reps,
         "kernel": platform.release(), "nproc": os.cpu_count(), "cpu": model,
