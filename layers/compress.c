@@ -1782,6 +1782,7 @@ static int compress_activate(struct uc_node *n)
 	}
 	if (cz->nr_workers)
 		workers_start(n, cz);
+	uc_dbg("%s: %u worker threads, crc32c by %s", n->name, cz->nr_workers, uc_crc32c_impl());
 	cz->active = true;
 	return 0;
 }

@@ -2,6 +2,8 @@
 /* CRC-32C (Castagnoli), for on-disk checksums: the SSE4.2 instruction where there is one. */
 #include <pthread.h>
 #include <stdbool.h>
+#include <string.h>
+#include <time.h>
 #include "crc32c.h"
 
 static uint32_t table[8][256];
@@ -130,17 +132,69 @@ static uint32_t crc_hw(uint32_t crc, const uint8_t *p, size_t len)
 static bool hw;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-/* Once, before any thread computes a CRC: no thread may see half-built tables. */
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
+ * Once, before any thread computes a CRC (no thread may see half-built
+ * tables). Where the instruction exists, time it against the tables on 16K
+ * and keep the faster, as the kernel's raid6 and crypto code pick their
+ * algorithms: an emulated CPU (QEMU TCG runs crc32 bit by bit, 64 steps per
+ * instruction) can make the "hardware" path the slow one.
+ */
 static void crc_init(void)
 {
+	table_init();
 #if defined(__x86_64__)
-	hw = __builtin_cpu_supports("sse4.2");
-	if (hw) {
+	if (__builtin_cpu_supports("sse4.2")) {
+		static uint8_t buf[16 << 10];
+		double t_hw = 1e9, t_soft = 1e9;
+		volatile uint32_t sink = 0;
+
 		shift_tables();
-		return;
+		for (size_t i = 0; i < sizeof(buf); i++)
+			buf[i] = (uint8_t)(i * 131);
+		for (int round = 0; round < 3; round++) {	/* the best of 3: a preempted round does not count */
+			double t0 = now(), t1, t2;
+
+			sink ^= crc_hw(0, buf, sizeof(buf));
+			t1 = now();
+			sink ^= crc_soft(0, buf, sizeof(buf));
+			t2 = now();
+			t_hw = t1 - t0 < t_hw ? t1 - t0 : t_hw;
+			t_soft = t2 - t1 < t_soft ? t2 - t1 : t_soft;
+		}
+		(void)sink;
+		hw = t_hw <= t_soft;
 	}
 #endif
-	table_init();
+}
+
+int uc_crc32c_use(const char *impl)
+{
+	pthread_once(&once, crc_init);
+	if (!strcmp(impl, "table")) {
+		hw = false;
+		return 0;
+	}
+#if defined(__x86_64__)
+	if (!strcmp(impl, "sse4.2") && __builtin_cpu_supports("sse4.2")) {
+		hw = true;
+		return 0;
+	}
+#endif
+	return -1;
+}
+
+const char *uc_crc32c_impl(void)
+{
+	pthread_once(&once, crc_init);
+	return hw ? "sse4.2" : "table";
 }
 
 uint32_t uc_crc32c(uint32_t crc, const void *buf, size_t len)
