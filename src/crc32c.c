@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* CRC-32C (Castagnoli), for on-disk checksums: the SSE4.2 instruction where there is one. */
+/* CRC-32C (Castagnoli) for on-disk checksums: the SSE4.2 instruction or tables, the faster. */
 #include <pthread.h>
 #include <stdbool.h>
 #include <string.h>
