@@ -393,6 +393,29 @@ static void wipe(void)
 
 /* ---- tests ---- */
 
+
+/* CRC-32C bit by bit: the reference for both implementations. */
+static uint32_t crc_bitwise(const uint8_t *p, size_t len)
+{
+	uint32_t c = ~0U;
+
+	for (size_t k = 0; k < len; k++) {
+		c ^= p[k];
+		for (int b = 0; b < 8; b++)
+			c = c & 1 ? (c >> 1) ^ 0x82f63b78 : c >> 1;
+	}
+	return ~c;
+}
+
+/* p[0, len) whole and in two steps (split there) gives the bitwise CRC. */
+static bool crc_ok(const uint8_t *p, size_t len, size_t split)
+{
+	uint32_t want = crc_bitwise(p, len);
+
+	return uc_crc32c(0, p, len) == want &&
+	       uc_crc32c(uc_crc32c(0, p, split), p + split, len - split) == want;
+}
+
 static int test_sb_roundtrip(void)
 {
 	struct mirror_sb a = { .version = MIRROR_VERSION, .layout = MIRROR_LAYOUT, .nr_legs = 3,
@@ -414,60 +437,27 @@ static int test_sb_roundtrip(void)
 	/* both implementations, whichever this machine picked */
 	for (unsigned int impl = 0; impl < 2; impl++) {
 		const char *picked = uc_crc32c_impl(), *name = impl ? "sse4.2" : "table";
+		/* long ones: the three-stream path (3 x 4K and 3 x 256 pieces) and its joins */
+		static const unsigned int lens[] = { 767, 768, 769, 800, 12287, 12288, 12289, 13056,
+						     24576 + 768 + 5, 65536, 65536 + 3, 100000 };
+		enum { MAXLEN = 100000 + 8 };
+		static uint8_t buf[MAXLEN];
 
 		if (uc_crc32c_use(name)) {
 			printf("  crc32c: no %s path here\n", name);
 			continue;
 		}
 		CHECK(uc_crc32c(0, "123456789", 9) == 0xe3069283, "crc32c check value");
-		{
-			/* every length and alignment: this path against a bytewise one */
-			static uint8_t buf[300];
-			uint32_t soft;
-
-			for (unsigned int i = 0; i < sizeof(buf); i++)
-				buf[i] = i * 7 + 3;
-			for (unsigned int off = 0; off < 9; off++)
-				for (unsigned int len = 0; off + len <= sizeof(buf); len += 13) {
-					soft = ~0U;
-					for (unsigned int k = 0; k < len; k++) {
-						soft ^= buf[off + k];
-						for (int b = 0; b < 8; b++)
-							soft = soft & 1 ? (soft >> 1) ^ 0x82f63b78 : soft >> 1;
-					}
-					CHECK(uc_crc32c(0, buf + off, len) == ~soft, "crc32c of %u+%u", off, len);
-					CHECK(uc_crc32c(uc_crc32c(0, buf + off, len / 2), buf + off + len / 2,
-							len - len / 2) == ~soft, "crc32c in two steps");
-				}
-		}
-		{
-			/* long buffers: the three-stream path (3 x 4K and 3 x 256 pieces) and its joins */
-			static const unsigned int lens[] = { 767, 768, 769, 800, 12287, 12288, 12289, 13056,
-							     24576 + 768 + 5, 65536, 65536 + 3, 100000 };
-			enum { MAXLEN = 100000 + 8 };
-			uint8_t *big = malloc(MAXLEN);
-			uint32_t soft;
-
-			CHECK(big, "malloc");
-			for (unsigned int i = 0; i < MAXLEN; i++)
-				big[i] = (uint8_t)(i * 2654435761U >> 13);
-			for (unsigned int l = 0; l < sizeof(lens) / sizeof(lens[0]); l++)
-				for (unsigned int off = 0; off < 8; off += 3) {
-					unsigned int len = lens[l];
-
-					soft = ~0U;
-					for (unsigned int k = 0; k < len; k++) {
-						soft ^= big[off + k];
-						for (int b = 0; b < 8; b++)
-							soft = soft & 1 ? (soft >> 1) ^ 0x82f63b78 : soft >> 1;
-					}
-					CHECK(uc_crc32c(0, big + off, len) == ~soft, "crc32c of %u+%u", off, len);
-					CHECK(uc_crc32c(uc_crc32c(0, big + off, len / 3), big + off + len / 3,
-							len - len / 3) == ~soft, "crc32c of %u+%u in two steps", off, len);
-				}
-			free(big);
-		}
-
+		for (unsigned int i = 0; i < MAXLEN; i++)
+			buf[i] = (uint8_t)(i * 2654435761U >> 13);
+		/* every short length and alignment, then the long ones */
+		for (unsigned int off = 0; off < 9; off++)
+			for (unsigned int len = 0; off + len <= 300; len += 13)
+				CHECK(crc_ok(buf + off, len, len / 2), "%s: crc32c of %u+%u", name, off, len);
+		for (unsigned int l = 0; l < sizeof(lens) / sizeof(lens[0]); l++)
+			for (unsigned int off = 0; off < 8; off += 3)
+				CHECK(crc_ok(buf + off, lens[l], lens[l] / 3), "%s: crc32c of %u+%u", name,
+				      off, lens[l]);
 		printf("  crc32c: %s checked (picked: %s)\n", name, picked);
 		CHECK(!uc_crc32c_use(picked), "back to %s", picked);
 	}
