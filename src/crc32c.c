@@ -101,7 +101,7 @@ static inline uint32_t shift(const uint32_t t[4][256], uint32_t c)
 __attribute__((target("sse4.2")))
 static uint32_t crc_hw(uint32_t crc, const uint8_t *p, size_t len)
 {
-	static const struct { size_t n; uint32_t (*t)[256]; } step[] = {
+	static const struct { size_t n; const uint32_t (*t)[256]; } step[] = {
 		{ CRC_LONG, shift_long }, { CRC_SHORT, shift_short },
 	};
 
@@ -121,8 +121,8 @@ static uint32_t crc_hw(uint32_t crc, const uint8_t *p, size_t len)
 				c1 = __builtin_ia32_crc32di(c1, v1);
 				c2 = __builtin_ia32_crc32di(c2, v2);
 			}
-			crc = shift((const uint32_t (*)[256])step[s].t, (uint32_t)c0) ^ (uint32_t)c1;
-			crc = shift((const uint32_t (*)[256])step[s].t, crc) ^ (uint32_t)c2;
+			crc = shift(step[s].t, (uint32_t)c0) ^ (uint32_t)c1;
+			crc = shift(step[s].t, crc) ^ (uint32_t)c2;
 		}
 	}
 	return crc_hw_serial(crc, p, len);
