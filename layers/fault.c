@@ -867,8 +867,10 @@ static int fault_status(const struct uc_node *n, char *buf, size_t len)
 		       (uint64_t)atomic_load(&f->injected), (uint64_t)atomic_load(&f->passed));
 	if ((atomic_load(&f->lose) || atomic_load(&f->crashed)) && off < (int)len) {
 		pthread_mutex_lock(&f->cache_lock);
-		off += snprintf(buf + off, len - off, " lose_unflushed unflushed=%" PRIu64 "%s",
-				wcache_bytes(&f->cache), atomic_load(&f->crashed) ? " CRASHED" : "");
+		off += snprintf(buf + off, len - off, " lose_unflushed unflushed=%" PRIu64
+				" flush_epochs=%" PRIu64 "%s", wcache_bytes(&f->cache),
+				(uint64_t)atomic_load(&f->epochs_done),
+				atomic_load(&f->crashed) ? " CRASHED" : "");
 		pthread_mutex_unlock(&f->cache_lock);
 	}
 	return off;
