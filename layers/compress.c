@@ -165,6 +165,7 @@ struct cz {
 	/* stats */
 	_Atomic uint64_t nr_kind[3];	/* clusters zero / raw / zstd */
 	_Atomic uint64_t csum_errors, repaired, commits, checkpoints;
+	_Atomic uint64_t zstd_skipped;	/* clusters the probe stored raw untried */
 	struct czq *q[UC_MAX_QUEUES + 1];
 	/* workers: compression off the queue threads */
 	unsigned int nr_workers;
@@ -619,6 +620,8 @@ static void job_compress(struct cz *cz, ZSTD_CCtx *cctx, struct job *j)
 	uint8_t *data = j->comp;
 
 	/* it must save a whole block, or it is stored raw */
+	if (raw)
+		atomic_fetch_add(&cz->zstd_skipped, 1);
 	if (raw || ZSTD_isError(clen) || clen > cz->cluster - CZ_BLOCK) {
 		kind = CZ_RAW;
 		clen = cz->cluster;
@@ -1854,14 +1857,16 @@ static int compress_json(const struct uc_node *n, char *buf, size_t len)
 			", \"clusters_raw\": %" PRIu64 ", \"clusters_compressed\": %" PRIu64
 			", \"checksum_errors\": %" PRIu64 ", \"repaired\": %" PRIu64
 			", \"journal_blocks_used\": %" PRIu64 ", \"journal_blocks\": %" PRIu64
-			", \"commits\": %" PRIu64 ", \"checkpoints\": %" PRIu64 ", \"workers\": %u",
+			", \"commits\": %" PRIu64 ", \"checkpoints\": %" PRIu64
+			", \"zstd_skipped\": %" PRIu64 ", \"workers\": %u",
 			cz->level, cz->cluster, lg, ph, ph ? (double)lg / ph : 1.0,
 			cz->sb.data_blocks * CZ_BLOCK, (uint64_t)atomic_load(&cz->nr_kind[CZ_ZERO]),
 			(uint64_t)atomic_load(&cz->nr_kind[CZ_RAW]),
 			(uint64_t)atomic_load(&cz->nr_kind[CZ_ZSTD]),
 			(uint64_t)atomic_load(&cz->csum_errors), (uint64_t)atomic_load(&cz->repaired),
 			used, cz->sb.journal_blocks, (uint64_t)atomic_load(&cz->commits),
-			(uint64_t)atomic_load(&cz->checkpoints), cz->nr_workers);
+			(uint64_t)atomic_load(&cz->checkpoints),
+			(uint64_t)atomic_load(&cz->zstd_skipped), cz->nr_workers);
 }
 
 static int compress_health(const struct uc_node *n)

@@ -838,21 +838,22 @@ static int test_refusals(void)
  * must not take compressible data for random (a copy of a block inside the
  * cluster, text, half-zero data, an odd-length repeat) and must take random
  * bytes for random. Each case is one 64K cluster; the counters say how it
- * was stored, and everything reads back.
+ * was stored and whether zstd was tried, and everything reads back.
  */
 static int test_probe(void)
 {
 	enum { CL = 64 * K };
 	struct harness h;
 	static uint8_t buf[CL];
-	uint64_t raw, zstd, off = 0;
+	uint64_t raw, zstd, skipped, off = 0;
 
 	unlink(conf("probe.img", ""));
 	CHECK(!harness_open(&h, cz_conf("probe.conf", "size = \"4M\"; workers = 0;",
 					 file_child("probe.img", "8M"))), "open");
-#define PROBE_CASE(what, want_zstd) do { \
+#define PROBE_CASE(what, want_zstd, want_skip) do { \
 	raw = json_u64(h.g.root, "\"clusters_raw\""); \
 	zstd = json_u64(h.g.root, "\"clusters_compressed\""); \
+	skipped = json_u64(h.g.root, "\"zstd_skipped\""); \
 	h.data = buf; \
 	CHECK(one(&h, UC_OP_WRITE, off, CL) == CL, "write %s", what); \
 	h.data = NULL; \
@@ -861,25 +862,29 @@ static int test_probe(void)
 	      "%s: stored %s, want %s (%s)", what, \
 	      json_u64(h.g.root, "\"clusters_raw\"") > raw ? "raw" : "compressed", \
 	      (want_zstd) ? "compressed" : "raw", json(h.g.root)); \
+	CHECK(json_u64(h.g.root, "\"zstd_skipped\"") == skipped + (want_skip), \
+	      "%s: zstd was %s, want %s", what, \
+	      json_u64(h.g.root, "\"zstd_skipped\"") > skipped ? "skipped" : "tried", \
+	      (want_skip) ? "skipped (the probe saw random bytes)" : "tried"); \
 	off += CL; \
 	} while (0)
 
 	fill(buf, CL);
-	PROBE_CASE("random bytes", false);
+	PROBE_CASE("random bytes", false, true);
 	fill(buf, 4 * K);	/* one random 4K block, 16 times */
 	for (unsigned int i = 1; i < 16; i++)
 		memcpy(buf + i * 4 * K, buf, 4 * K);
-	PROBE_CASE("a 4K block repeated", true);
+	PROBE_CASE("a 4K block repeated", true, false);
 	fill(buf, 1001);	/* a repeat at an odd distance: the histogram is lumpy */
 	for (unsigned int i = 1001; i < CL; i++)
 		buf[i] = buf[i - 1001];
-	PROBE_CASE("1001 bytes repeated", true);
+	PROBE_CASE("1001 bytes repeated", true, false);
 	fill(buf, CL);		/* random, then zeroes: a file's tail */
 	memset(buf + CL / 2, 0, CL / 2);
-	PROBE_CASE("half random, half zero", true);
+	PROBE_CASE("half random, half zero", true, false);
 	for (unsigned int i = 0; i < CL; i++)	/* text: a small alphabet */
 		buf[i] = "etaoin shrdlu\n"[t_rand() % 14];
-	PROBE_CASE("text", true);
+	PROBE_CASE("text", true, false);
 	fill(buf, CL);		/* random but with one byte in eight zero: zstd saves ~1 block */
 	for (unsigned int i = 0; i < CL; i += 8)
 		buf[i] = 0;
@@ -888,13 +893,14 @@ static int test_probe(void)
 		static uint8_t comp[2 * CL];
 		size_t c = ZSTD_compress(comp, sizeof(comp), buf, CL, 1);
 
-		PROBE_CASE("random with every 8th byte zero", !ZSTD_isError(c) && c <= CL - 4 * K);
+		PROBE_CASE("random with every 8th byte zero", !ZSTD_isError(c) && c <= CL - 4 * K,
+			   false);
 	}
 	h.compressible = true;	/* the harness's 2:1 data (not the all-zero kind) */
 	do
 		harness_fill(&h, buf, CL);
 	while (!buf[0] && !memcmp(buf, buf + 1, CL - 1));
-	PROBE_CASE("the harness's 2:1 data", true);
+	PROBE_CASE("the harness's 2:1 data", true, false);
 #undef PROBE_CASE
 	for (uint64_t o = 0; o < off; o += CL)
 		CHECK(one(&h, UC_OP_READ, o, CL) == CL, "read back at %llu", (unsigned long long)o);
