@@ -486,6 +486,29 @@ void uc_queue_poll(struct uc_queue *q)
 	}
 }
 
+int uc_queue_turn(struct uc_queue *q)
+{
+	struct io_uring_cqe *cqe;
+	unsigned int head, n = 0;
+	int ret;
+
+	uc_queue_poll(q);	/* requests started since the last turn may have parked */
+	/* nothing pending (a request failed at once): waiting would never end */
+	ret = uc_queue_idle(q) ? io_uring_submit(&q->ring) : uc_queue_enter(q);
+	if (ret < 0 && ret != -EINTR && ret != -EAGAIN)
+		return ret;
+	io_uring_for_each_cqe(&q->ring, head, cqe) {
+		if (!uc_queue_cqe(q, cqe)) {
+			io_uring_cq_advance(&q->ring, n);
+			return -EBADMSG;
+		}
+		n++;
+	}
+	io_uring_cq_advance(&q->ring, n);
+	uc_queue_poll(q);
+	return 0;
+}
+
 static unsigned int roundup_pow2(unsigned int v)
 {
 	unsigned int p = 1;

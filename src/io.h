@@ -108,6 +108,14 @@ static inline int uc_queue_enter(struct uc_queue *q)
 {
 	return io_uring_submit_and_wait(&q->ring, 1);
 }
+/*
+ * One loop turn of a queue whose ring carries nothing but the engine's own
+ * CQEs (the unit-test harness, the engine benchmark; the ublk queue thread
+ * has its commands too and runs its own loop): poll, submit, wait if
+ * anything is pending, every CQE to the engine, poll. Returns 0, -errno of
+ * io_uring_enter, or -EBADMSG for a CQE the engine does not own.
+ */
+int uc_queue_turn(struct uc_queue *q);
 /* Layers may start background work (resync, scrub): not while stopping or pausing. */
 static inline bool uc_queue_may_start_work(const struct uc_queue *q)
 {

@@ -62,26 +62,10 @@ void harness_close(struct harness *h)
 	free(h->model);
 }
 
-/* One loop turn of a queue: submit, wait, CQEs, poll. Returns -1 on a stray CQE. */
+/* One loop turn of the queue (see uc_queue_turn). Returns -1 on an error or a stray CQE. */
 int harness_turn(struct harness *h)
 {
-	struct io_uring_cqe *cqe;
-	unsigned int head, n = 0;
-	int ret;
-
-	uc_queue_poll(&h->q);	/* requests started since the last turn may have parked */
-	ret = uc_queue_enter(&h->q);
-
-	if (ret < 0 && ret != -EINTR && ret != -EAGAIN)
-		return -1;
-	io_uring_for_each_cqe(&h->q.ring, head, cqe) {
-		if (!uc_queue_cqe(&h->q, cqe))
-			return -1;
-		n++;
-	}
-	io_uring_cq_advance(&h->q.ring, n);
-	uc_queue_poll(&h->q);
-	return 0;
+	return uc_queue_turn(&h->q) ? -1 : 0;
 }
 
 /* Reap until at most `left` requests are in flight. */
