@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The mirror layer's internals, shared by its files:
+ *   mirror.c         config, assembly (activate/deactivate), status, the ops table
+ *   mirror_io.c      reads, write admission and bitmap bits, leg failure,
+ *                    metadata writes, parking and poll
+ *   mirror_resync.c  background windows on queue 0: resync, scrub, read repairs,
+ *                    bitmap clearing
+ *   mirror_admin.c   fail, replace, add, scrub (admin thread)
+ * The on-leg format is mirror_meta.h.
+ */
+#ifndef UC_MIRROR_H
+#define UC_MIRROR_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+#include "graph.h"
+#include "io.h"
+#include "mirror_meta.h"
+
+#define UC_OP_META	(UC_OP_PRIVATE + 0)	/* internal: write superblock + bitmap to legs */
+#define UC_OP_RESYNC	(UC_OP_PRIVATE + 1)	/* internal: copy a window from one leg to others */
+#define UC_OP_SCRUB	(UC_OP_PRIVATE + 2)	/* internal: read a window from every leg, compare */
+#define SCRUB_MAX	1024	/* mismatching ranges one scrub reports */
+#define UNIT_SHIFT	20	/* write-in-flight counters per MiB */
+#define READ_ERRORS_MAX	20	/* md's max_corrected_read_errors */
+#define CLEAR_IDLE_NS	2000000000ULL	/* bitmap bits clear after 2 s without writes */
+#define CKPT_NS		2000000000ULL	/* resync position saved every 2 s */
+#define REPAIRS		64
+
+enum phase {
+	PH_NONE, PH_WRITE, PH_WAIT_WINDOW, PH_WAIT_BIT, PH_WAIT_FAULTY, PH_DONE, PH_READ,
+	PH_RS_READ, PH_RS_WRITE, PH_META, PH_SC_READ, PH_SC_WRITE,
+};
+
+/* s->mask: low 16 bits legs issued/tried, high 16 bits legs that failed */
+#define TRIED(s)	((s)->mask & 0xffff)
+#define FAILED(s)	((s)->mask >> 16)
+/* s->state: phase in the low byte, a leg number above */
+#define PHASE(s)	((s)->state & 0xff)
+#define LEG_OF(s)	((s)->state >> 8)
+
+struct leg {
+	_Atomic uint32_t state;	/* enum mirror_leg_state */
+	uint8_t uuid[16];
+	_Atomic uint64_t errors;
+	_Atomic uint32_t read_errors;
+	_Atomic int pending;	/* reads in flight: least-pending policy */
+	uint64_t faulty_seq;	/* metadata sequence that records it faulty (lock) */
+};
+
+struct mismatch {
+	uint64_t off, len;
+	uint32_t legs;		/* legs that differ from the good copy */
+	unsigned int good;
+};
+
+struct repair {
+	uint64_t off, len;
+	unsigned int src, dst;
+};
+
+struct mirror {
+	/* config */
+	unsigned int nr;
+	bool round_robin, assume_clean;
+	unsigned int chunk_shift;
+	uint64_t resync_rate;
+	uint64_t data_off, bitmap_bytes, nbits, slot, window;
+	uint64_t ibuf;		/* bytes of an internal tag's buffer (n->internal_buf) */
+	uint64_t scrub_win;	/* scrub window: every copy of it fits in ibuf */
+	/* array state */
+	pthread_mutex_t lock;
+	struct mirror_sb sb;	/* array-wide fields of the superblock */
+	struct leg legs[MIRROR_MAX_LEGS];
+	_Atomic uint8_t *bits;	/* write-intent, one byte per chunk */
+	_Atomic uint64_t *bit_seq;	/* metadata sequence that makes the bit durable */
+	_Atomic uint8_t *touched;	/* written since the last clearing scan */
+	_Atomic uint8_t *need;	/* chunks resync still has to copy */
+	_Atomic uint32_t *inflight;	/* writes in flight per unit */
+	uint64_t nunits;
+	_Atomic bool failed;	/* no leg left: everything fails */
+	bool active;		/* activated: metadata is ours to write */
+	/* metadata writes: one in flight at a time, each a full snapshot */
+	uint64_t meta_seq, meta_issued;
+	_Atomic uint64_t meta_done;
+	bool meta_inflight, clearing;
+	uint32_t meta_legs;
+	/* background work on queue 0: resync windows and read repairs */
+	_Atomic uint64_t win_lo, win_hi;	/* locked window, empty when equal */
+	bool bg_inflight, bg_draining, bg_is_repair, bg_is_scrub;
+	unsigned int bg_src;
+	uint32_t bg_targets;
+	_Atomic bool rs_active;
+	uint32_t rs_targets;
+	_Atomic unsigned int rs_source;
+	uint64_t rs_pos, rs_total, rs_done, rs_t0, rs_bytes, rs_last_ckpt;
+	struct repair repairs[REPAIRS];
+	unsigned int rq_head, rq_tail;
+	uint64_t last_scan;
+	/* scrub: started by the admin thread, run by queue 0 like resync */
+	_Atomic bool scrub_active;
+	bool scrub_repair, scrub_aborted;
+	uint64_t scrub_pos, scrub_bad, scrub_fixed, scrub_unreadable;
+	struct mismatch *scrub;
+	unsigned int nr_scrub;
+	uint32_t scrub_legs;
+	_Atomic uint64_t corrected, repair_dropped;
+	/* per queue (only that queue's thread touches its slot) */
+	struct uc_sub *parked[UC_MAX_QUEUES + 1];
+	unsigned int rr[UC_MAX_QUEUES + 1];
+};
+
+static inline uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static inline uint32_t leg_state(const struct mirror *m, unsigned int i)
+{
+	return atomic_load(&m->legs[i].state);
+}
+
+static inline bool leg_live(const struct mirror *m, unsigned int i)
+{
+	uint32_t st = leg_state(m, i);
+
+	return st != LEG_FAULTY && st != LEG_MISSING;
+}
+
+static inline uint32_t live_legs(const struct mirror *m)
+{
+	uint32_t mask = 0;
+
+	for (unsigned int i = 0; i < m->nr; i++)
+		if (leg_live(m, i))
+			mask |= 1U << i;
+	return mask;
+}
+
+static inline unsigned int chunk_of(const struct mirror *m, uint64_t off)
+{
+	return off >> m->chunk_shift;
+}
+
+/* In a metadata snapshot: where leg i's superblock is (after the bitmap). */
+static inline uint8_t *meta_sb(const struct mirror *m, uint8_t *buf, unsigned int i)
+{
+	return buf + m->bitmap_bytes + (size_t)i * MIRROR_SB_SIZE;
+}
+
+/* mirror_io.c */
+int mirror_submit(struct uc_node *n, struct uc_queue *q, struct uc_sub *s);
+void mirror_child_end(struct uc_node *n, struct uc_queue *q, struct uc_sub *s, struct uc_sub *cs);
+int mirror_end(struct uc_node *n, struct uc_queue *q, struct uc_sub *s);
+bool mirror_poll(struct uc_node *n, struct uc_queue *q);
+/* Mark leg i faulty (lock held); the mirror fails when no leg is left. */
+void mirror_leg_fail(struct uc_node *n, struct mirror *m, unsigned int i, const char *why);
+/* Metadata snapshot (lock held): the bitmap at buf, then leg i's superblock at meta_sb(). */
+void mirror_meta_snapshot(struct mirror *m, uint8_t *buf, uint32_t legs, bool clean);
+
+/* mirror_resync.c */
+/* Start a SCRUB or RESYNC internal request. */
+void mirror_bg_submit(struct mirror *m, struct uc_queue *q, struct uc_sub *s);
+/* end() of a SCRUB or RESYNC request, by phase. */
+int mirror_bg_end(struct uc_node *n, struct mirror *m, struct uc_queue *q, struct uc_sub *s);
+/* Queue 0: the next background window. Returns true to be polled again soon. */
+bool mirror_bg_poll(struct uc_node *n, struct mirror *m, struct uc_queue *q);
+
+/* mirror.c */
+void mirror_new_uuid(uint8_t u[16]);
+
+/* mirror_admin.c */
+int mirror_ctl(struct uc_node *n, const char *key, const char *value, char *reply, size_t len);
+
+#endif

@@ -1,0 +1,451 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mirror: the request path. Writes count themselves in flight, wait for a
+ * locked resync window and for their bitmap bits to be durable, then go to
+ * every live leg; reads go to one in-sync leg and are retried on another,
+ * the failing range queued for a rewrite. Metadata writes (one in flight,
+ * a full snapshot each) and the subs parked for them are run from poll.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+#include "crc32c.h"
+#include "log.h"
+#include "mirror.h"
+
+/*
+ * ---- metadata snapshot (lock held): the bitmap at buf, then the superblock
+ * of leg i at meta_sb(m, buf, i); leg i gets its superblock + the bitmap ----
+ */
+void mirror_meta_snapshot(struct mirror *m, uint8_t *buf, uint32_t legs, bool clean)
+{
+	struct mirror_sb *sb = &m->sb;
+	uint8_t *bitmap = buf;
+
+	sb->events++;
+	if (m->clearing)
+		sb->events_cleared = sb->events;
+	m->clearing = false;
+	sb->nr_legs = m->nr;
+	sb->flags = clean ? MIRROR_SB_CLEAN : 0;
+	sb->resync_pos = m->rs_active ? m->rs_pos : UINT64_MAX;
+	for (unsigned int i = 0; i < m->nr; i++) {
+		memcpy(sb->legs[i].uuid, m->legs[i].uuid, 16);
+		sb->legs[i].state = leg_state(m, i);
+		sb->legs[i].errors = atomic_load(&m->legs[i].errors);
+	}
+	memset(bitmap, 0, m->bitmap_bytes);
+	for (uint64_t c = 0; c < m->nbits; c++)
+		if (atomic_load(&m->bits[c]))
+			bitmap[c / 8] |= 1 << (c % 8);
+	sb->bitmap_crc = uc_crc32c(0, bitmap, m->bitmap_bytes);
+	for (unsigned int i = 0; i < m->nr; i++) {
+		if (!(legs & (1U << i)))
+			continue;
+		sb->leg_index = i;
+		memcpy(sb->leg_uuid, m->legs[i].uuid, 16);
+		mirror_sb_encode(sb, meta_sb(m, buf, i));
+	}
+}
+
+/* ---- parking: subs waiting for metadata or a window, resumed by poll ---- */
+
+static void park(struct mirror *m, struct uc_queue *q, struct uc_sub *s, enum phase ph)
+{
+	s->state = (s->state & ~0xffU) | ph;
+	uc_sub_get(s);
+	s->next = m->parked[q->id];
+	m->parked[q->id] = s;
+}
+
+static void unit_range(const struct uc_sub *s, uint64_t *u0, uint64_t *u1)
+{
+	*u0 = s->off >> UNIT_SHIFT;
+	*u1 = (s->off + s->len - 1) >> UNIT_SHIFT;
+}
+
+static void inflight_add(struct mirror *m, const struct uc_sub *s, int v)
+{
+	uint64_t u0, u1;
+
+	if (!s->len)
+		return;
+	unit_range(s, &u0, &u1);
+	for (uint64_t u = u0; u <= u1; u++)
+		atomic_fetch_add(&m->inflight[u], v);
+}
+
+static uint64_t bits_needed_seq(struct mirror *m, const struct uc_sub *s)
+{
+	uint64_t need = 0;
+
+	for (unsigned int c = chunk_of(m, s->off); s->len && c <= chunk_of(m, s->off + s->len - 1); c++) {
+		uint64_t seq;
+
+		if (!atomic_load(&m->touched[c]))
+			atomic_store(&m->touched[c], 1);
+		if (!atomic_load(&m->bits[c])) {
+			pthread_mutex_lock(&m->lock);
+			if (!atomic_load(&m->bits[c])) {
+				atomic_store(&m->bit_seq[c], ++m->meta_seq);
+				atomic_store(&m->bits[c], 1);
+			}
+			pthread_mutex_unlock(&m->lock);
+		}
+		seq = atomic_load(&m->bit_seq[c]);
+		if (seq > need)
+			need = seq;
+	}
+	return need;
+}
+
+static void issue_writes(struct mirror *m, struct uc_queue *q, struct uc_sub *s)
+{
+	uint32_t legs = live_legs(m);
+
+	s->state = PH_WRITE;
+	s->mask = legs;
+	for (unsigned int i = 0; i < m->nr; i++)
+		if (legs & (1U << i))
+			uc_child_submit(q, s, i, s->off + (s->len ? m->data_off : 0), s->len, s->iov,
+					s->nr_iov);
+}
+
+/*
+ * Writes: count in flight, back off from a locked window, make the bitmap
+ * bits durable, then fan out. Called from submit and when a parked write
+ * is resumed; parks s (taking a reference) when it has to wait.
+ */
+static void write_admit(struct mirror *m, struct uc_queue *q, struct uc_sub *s)
+{
+	uint64_t lo, hi;
+
+	if (atomic_load(&m->failed)) {
+		uc_sub_error(s, -EIO);
+		return;
+	}
+	if (s->op == UC_OP_FLUSH) {
+		issue_writes(m, q, s);
+		return;
+	}
+	inflight_add(m, s, 1);
+	lo = atomic_load(&m->win_lo);
+	hi = atomic_load(&m->win_hi);
+	if (lo < hi && s->off < hi && lo < s->off + s->len) {
+		inflight_add(m, s, -1);
+		park(m, q, s, PH_WAIT_WINDOW);
+		return;
+	}
+	if (atomic_load(&m->meta_done) < bits_needed_seq(m, s)) {
+		park(m, q, s, PH_WAIT_BIT);
+		return;
+	}
+	issue_writes(m, q, s);
+}
+
+/* ---- reads ---- */
+
+static int pick_read_leg(struct mirror *m, struct uc_queue *q, const struct uc_sub *s)
+{
+	int best = -1, best_pending = 0;
+
+	/* a caller that checks the data asks for each copy in turn: the k-th in-sync leg */
+	if (s->copy) {
+		for (unsigned int i = 0, k = 0; i < m->nr; i++)
+			if (leg_state(m, i) == LEG_IN_SYNC && ++k == s->copy)
+				return TRIED(s) & (1U << i) ? -1 : (int)i;
+		return -1;
+	}
+
+	/* a region an unclean shutdown left unsynced reads from the resync source */
+	if (m->rs_active && s->len && !(TRIED(s) & (1U << m->rs_source)) &&
+	    leg_state(m, m->rs_source) == LEG_IN_SYNC &&
+	    atomic_load(&m->need[chunk_of(m, s->off)]))
+		return m->rs_source;
+	for (unsigned int k = 0; k < m->nr; k++) {
+		unsigned int i = m->round_robin ? (m->rr[q->id] + k) % m->nr : k;
+		int p;
+
+		if ((TRIED(s) & (1U << i)) || leg_state(m, i) != LEG_IN_SYNC)
+			continue;
+		if (m->round_robin) {
+			m->rr[q->id] = i + 1;
+			return i;
+		}
+		p = atomic_load(&m->legs[i].pending);
+		if (best < 0 || p < best_pending) {
+			best = i;
+			best_pending = p;
+		}
+	}
+	return best;
+}
+
+static void issue_read(struct mirror *m, struct uc_queue *q, struct uc_sub *s, unsigned int leg)
+{
+
+	uint8_t copy = s->copy;
+
+	s->state = PH_READ | leg << 8;
+	s->mask |= 1U << leg;
+	atomic_fetch_add(&m->legs[leg].pending, 1);
+	s->copy = 0;	/* the leg itself is one copy: its layers choose freely */
+	uc_child_submit(q, s, leg, s->off + m->data_off, s->len, s->iov, s->nr_iov);
+	s->copy = copy;
+}
+
+/* ---- leg failure ---- */
+
+void mirror_leg_fail(struct uc_node *n, struct mirror *m, unsigned int i, const char *why)
+{
+	uint32_t st = leg_state(m, i);
+
+	/* lock held */
+	if (st == LEG_FAULTY || st == LEG_MISSING)
+		return;
+	atomic_store(&m->legs[i].state, LEG_FAULTY);
+	m->legs[i].faulty_seq = ++m->meta_seq;
+	uc_err("%s: leg %u (%s) marked faulty: %s", n->name, i, n->children[i]->name, why);
+	if (!live_legs(m)) {
+		atomic_store(&m->failed, true);
+		uc_err("%s: no leg left: the mirror has failed", n->name);
+	}
+}
+
+static void repair_queue(struct mirror *m, uint64_t off, uint64_t len, unsigned int src,
+			 unsigned int dst)
+{
+	pthread_mutex_lock(&m->lock);
+	if (m->rq_tail - m->rq_head < REPAIRS)
+		m->repairs[m->rq_tail++ % REPAIRS] = (struct repair){ off, len, src, dst };
+	else
+		atomic_fetch_add(&m->repair_dropped, 1);
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* ---- the layer's I/O ---- */
+
+int mirror_submit(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
+{
+	struct mirror *m = n->priv;
+	int leg;
+
+	switch (s->op) {
+	case UC_OP_READ:
+		if (atomic_load(&m->failed))
+			return -EIO;
+		s->mask = 0;
+		leg = pick_read_leg(m, q, s);
+		if (leg < 0)
+			return s->copy ? -ENODATA : -EIO;
+		issue_read(m, q, s, leg);
+		return 0;
+	case UC_OP_WRITE:
+	case UC_OP_FLUSH:
+	case UC_OP_DISCARD:
+	case UC_OP_WRITE_ZEROES:
+		write_admit(m, q, s);
+		return 0;
+	case UC_OP_META:
+		s->state = PH_META;
+		s->mask = m->meta_legs;
+		for (unsigned int i = 0; i < m->nr; i++) {
+			struct uc_sub *cs;
+
+			if (!(m->meta_legs & (1U << i)))
+				continue;
+			cs = uc_child_prep(q, s, i, 0, m->slot);
+			cs->op = UC_OP_WRITE;
+			cs->flags = UC_F_FUA;
+			cs->iov[0] = (struct iovec){ meta_sb(m, s->io->buf, i), MIRROR_SB_SIZE };
+			cs->iov[1] = (struct iovec){ s->io->buf, m->bitmap_bytes };
+			cs->nr_iov = 2;
+			uc_child_issue(q, cs);
+		}
+		return 0;
+	case UC_OP_SCRUB:
+	case UC_OP_RESYNC:
+		mirror_bg_submit(m, q, s);
+		return 0;
+	}
+	return -EOPNOTSUPP;
+}
+
+void mirror_child_end(struct uc_node *n, struct uc_queue *q, struct uc_sub *s,
+			     struct uc_sub *cs)
+{
+	struct mirror *m = n->priv;
+
+	(void)q;
+	if (PHASE(s) == PH_READ)
+		atomic_fetch_sub(&m->legs[cs->child].pending, 1);
+	if (cs->result < 0) {
+		s->mask |= 1U << (16 + cs->child);
+		atomic_fetch_add(&m->legs[cs->child].errors, 1);
+		uc_dbg("%s: %s on leg %u at %" PRIu64 "+%" PRIu64 ": %s", n->name,
+		       cs->op == UC_OP_READ ? "read" : "write", cs->child, cs->off, cs->len,
+		       strerror(-cs->result));
+	}
+}
+
+
+int mirror_end(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
+{
+	struct mirror *m = n->priv;
+	uint32_t failed = FAILED(s), tried = TRIED(s);
+	int leg;
+
+	switch (PHASE(s)) {
+	case PH_WRITE:
+		if (s->op != UC_OP_FLUSH)
+			inflight_add(m, s, -1);
+		if (!failed)
+			return 0;
+		if (!(tried & ~failed)) {
+			/* no leg took it: the request fails, no leg is blamed for it */
+			uc_sub_error(s, -EIO);
+			return 0;
+		}
+		pthread_mutex_lock(&m->lock);
+		for (unsigned int i = 0; i < m->nr; i++)
+			if (failed & (1U << i))
+				mirror_leg_fail(n, m, i, s->op == UC_OP_FLUSH ? "flush failed" : "write failed");
+		pthread_mutex_unlock(&m->lock);
+		/* succeed only once the failed legs are recorded faulty on the others */
+		park(m, q, s, PH_WAIT_FAULTY);
+		return UC_RESUBMITTED;
+	case PH_READ:
+		if (!(failed & (1U << LEG_OF(s)))) {
+			for (unsigned int i = 0; i < m->nr; i++) {
+				if (!(failed & (1U << i)))
+					continue;
+				/* md's read-error correction: rewrite from the leg that worked */
+				atomic_fetch_add(&m->corrected, 1);
+				repair_queue(m, s->off, s->len, LEG_OF(s), i);
+				if (atomic_fetch_add(&m->legs[i].read_errors, 1) + 1 >= READ_ERRORS_MAX) {
+					pthread_mutex_lock(&m->lock);
+					mirror_leg_fail(n, m, i, "too many read errors");
+					pthread_mutex_unlock(&m->lock);
+				}
+			}
+			return 0;
+		}
+		leg = pick_read_leg(m, q, s);
+		if (leg < 0) {
+			uc_sub_error(s, -EIO);
+			return 0;
+		}
+		uc_sub_get(s);
+		issue_read(m, q, s, leg);
+		uc_sub_put(q, s);
+		return UC_RESUBMITTED;
+	case PH_RS_READ:
+	case PH_RS_WRITE:
+	case PH_SC_READ:
+	case PH_SC_WRITE:
+		return mirror_bg_end(n, m, q, s);
+	default:
+		return 0;
+	}
+}
+
+/* ---- metadata writes ---- */
+
+static void meta_done(struct uc_queue *q, struct uc_io *io, int res)
+{
+	struct uc_node *n = io->arg;
+	struct mirror *m = n->priv;
+	uint32_t failed = FAILED(&io->subs[0]) & m->meta_legs;
+
+	(void)q;
+	(void)res;
+	pthread_mutex_lock(&m->lock);
+	m->meta_inflight = false;
+	for (unsigned int i = 0; i < m->nr; i++)
+		if (failed & (1U << i))
+			mirror_leg_fail(n, m, i, "metadata write failed");
+	if (m->meta_legs & ~failed)
+		atomic_store(&m->meta_done, m->meta_issued);
+	pthread_mutex_unlock(&m->lock);
+}
+
+static bool meta_poll(struct uc_node *n, struct mirror *m, struct uc_queue *q)
+{
+	struct uc_io *io;
+	bool pending;
+
+	pthread_mutex_lock(&m->lock);
+	pending = m->meta_seq > atomic_load(&m->meta_done) && !atomic_load(&m->failed);
+	if (!pending || m->meta_inflight || !(io = uc_internal_get(q))) {
+		pthread_mutex_unlock(&m->lock);
+		return pending;
+	}
+	m->meta_inflight = true;
+	m->meta_issued = m->meta_seq;
+	m->meta_legs = live_legs(m);
+	mirror_meta_snapshot(m, io->buf, m->meta_legs, false);
+	pthread_mutex_unlock(&m->lock);
+	uc_internal_start(q, io, n, UC_OP_META, 0, 0, 0, meta_done, n);
+	return true;
+}
+
+/* ---- poll: resume parked subs, metadata, background ---- */
+
+static void resume(struct uc_node *n, struct mirror *m, struct uc_queue *q, struct uc_sub *s)
+{
+	uint64_t need = 0;
+
+	switch (PHASE(s)) {
+	case PH_WAIT_WINDOW:
+		write_admit(m, q, s);
+		break;
+	case PH_WAIT_BIT:
+		if (atomic_load(&m->failed)) {
+			inflight_add(m, s, -1);
+			uc_sub_error(s, -EIO);
+		} else if (atomic_load(&m->meta_done) < bits_needed_seq(m, s)) {
+			park(m, q, s, PH_WAIT_BIT);
+		} else {
+			issue_writes(m, q, s);
+		}
+		break;
+	case PH_WAIT_FAULTY:
+		pthread_mutex_lock(&m->lock);
+		for (unsigned int i = 0; i < m->nr; i++)
+			if ((FAILED(s) & (1U << i)) && m->legs[i].faulty_seq > need)
+				need = m->legs[i].faulty_seq;
+		pthread_mutex_unlock(&m->lock);
+		if (atomic_load(&m->failed)) {
+			uc_sub_error(s, -EIO);
+			s->state = PH_DONE;
+		} else if (atomic_load(&m->meta_done) < need) {
+			park(m, q, s, PH_WAIT_FAULTY);
+		} else {
+			s->state = PH_DONE;
+		}
+		break;
+	}
+	(void)n;
+	uc_sub_put(q, s);	/* the parking reference */
+}
+
+bool mirror_poll(struct uc_node *n, struct uc_queue *q)
+{
+	struct mirror *m = n->priv;
+	struct uc_sub *s = m->parked[q->id];
+	bool again;
+
+	if (!m->active)
+		return false;
+	m->parked[q->id] = NULL;
+	while (s) {
+		struct uc_sub *next = s->next;
+
+		resume(n, m, q, s);
+		s = next;
+	}
+	again = meta_poll(n, m, q);
+	if (q->id == 0 && uc_queue_may_start_work(q))
+		again |= mirror_bg_poll(n, m, q);
+	return again || m->parked[q->id];
+}

@@ -1,0 +1,412 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mirror: background work, on queue 0, one window at a time: read repairs
+ * first, then a scrub or the resync. A window is locked (writes that overlap
+ * it park) and waits for the writes already in flight there before its
+ * internal request starts. Also here: clearing bitmap bits of idle regions.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+#include "log.h"
+#include "mirror.h"
+
+/* Children of RESYNC: writes of the window just read to every target leg. */
+static void resync_write(struct mirror *m, struct uc_queue *q, struct uc_sub *s)
+{
+	s->state = PH_RS_WRITE;
+	for (unsigned int i = 0; i < m->nr; i++) {
+		struct uc_sub *cs;
+
+		if (!(m->bg_targets & (1U << i)) || !leg_live(m, i))
+			continue;
+		s->mask |= 1U << i;
+		cs = uc_child_prep(q, s, i, s->off + m->data_off, s->len);
+		cs->op = UC_OP_WRITE;
+		cs->iov[0] = s->iov[0];
+		cs->nr_iov = 1;
+		uc_child_issue(q, cs);
+	}
+}
+
+static void scrub_record(struct mirror *m, uint64_t off, uint64_t len, uint32_t legs,
+			 unsigned int good)
+{
+	struct mismatch *last = m->nr_scrub ? &m->scrub[m->nr_scrub - 1] : NULL;
+
+	m->scrub_bad += len;
+	if (last && last->off + last->len == off && last->legs == legs && last->good == good)
+		last->len += len;
+	else if (m->nr_scrub < SCRUB_MAX)
+		m->scrub[m->nr_scrub++] = (struct mismatch){ off, len, legs, good };
+}
+
+/*
+ * Every copy of the window is in; compare them 4K by 4K. The good copy of a
+ * block is the one most legs agree on (ties: the lowest in-sync leg). With
+ * --repair the good blocks are gathered after the copies and written over
+ * each leg that differed anywhere in the window.
+ */
+static void scrub_compare(struct uc_node *n, struct mirror *m, struct uc_queue *q, struct uc_sub *s)
+{
+	uint8_t *buf = s->io->buf, *good_buf = buf + m->nr * m->scrub_win;
+	uint32_t legs = TRIED(s) & ~FAILED(s), rewrite = FAILED(s) & TRIED(s);
+
+	pthread_mutex_lock(&m->lock);
+	m->scrub_unreadable += FAILED(s) ? s->len : 0;
+	for (uint64_t b = 0; b < s->len; b += 4096) {
+		uint64_t bl = s->len - b < 4096 ? s->len - b : 4096;
+		unsigned int good = m->nr, best = 0;
+		uint32_t differ = 0;
+
+		for (unsigned int i = 0; i < m->nr; i++) {
+			unsigned int agree = 0;
+
+			if (!(legs & (1U << i)))
+				continue;
+			for (unsigned int k = 0; k < m->nr; k++)
+				if ((legs & (1U << k)) &&
+				    !memcmp(buf + i * m->scrub_win + b, buf + k * m->scrub_win + b, bl))
+					agree++;
+			if (good == m->nr || agree > best) {
+				good = i;
+				best = agree;
+			}
+		}
+		if (good == m->nr)
+			break;	/* no copy readable: nothing to compare or repair */
+		for (unsigned int i = 0; i < m->nr; i++)
+			if ((legs & (1U << i)) &&
+			    memcmp(buf + i * m->scrub_win + b, buf + good * m->scrub_win + b, bl))
+				differ |= 1U << i;
+		if (differ)
+			scrub_record(m, s->off + b, bl, differ, good);
+		rewrite |= differ;
+		memcpy(good_buf + b, buf + good * m->scrub_win + b, bl);
+	}
+	if (!m->scrub_repair || !rewrite || !legs) {
+		pthread_mutex_unlock(&m->lock);
+		s->state = PH_DONE;
+		return;
+	}
+	m->scrub_fixed += s->len * __builtin_popcount(rewrite);
+	pthread_mutex_unlock(&m->lock);
+	s->state = PH_SC_WRITE;
+	s->mask &= 0xffff;
+	for (unsigned int i = 0; i < m->nr; i++) {
+		struct uc_sub *cs;
+
+		if (!(rewrite & (1U << i)) || !leg_live(m, i))
+			continue;
+		cs = uc_child_prep(q, s, i, s->off + m->data_off, s->len);
+		cs->op = UC_OP_WRITE;
+		cs->iov[0] = (struct iovec){ good_buf, s->len };
+		cs->nr_iov = 1;
+		uc_child_issue(q, cs);
+	}
+	(void)n;
+}
+
+void mirror_bg_submit(struct mirror *m, struct uc_queue *q, struct uc_sub *s)
+{
+	switch (s->op) {
+	case UC_OP_SCRUB:
+		s->state = PH_SC_READ;
+		s->mask = m->scrub_legs;
+		for (unsigned int i = 0; i < m->nr; i++) {
+			struct uc_sub *cs;
+
+			if (!(m->scrub_legs & (1U << i)))
+				continue;
+			cs = uc_child_prep(q, s, i, s->off + m->data_off, s->len);
+			cs->op = UC_OP_READ;
+			cs->iov[0] = (struct iovec){ (char *)s->io->buf + i * m->scrub_win, s->len };
+			cs->nr_iov = 1;
+			uc_child_issue(q, cs);
+		}
+		break;
+	case UC_OP_RESYNC:
+		s->iov[0] = (struct iovec){ s->io->buf, s->len };
+		s->nr_iov = 1;
+		s->state = PH_RS_READ | m->bg_src << 8;
+		s->mask = 1U << m->bg_src;
+		{
+			struct uc_sub *cs = uc_child_prep(q, s, m->bg_src, s->off + m->data_off, s->len);
+
+			cs->op = UC_OP_READ;
+			cs->iov[0] = s->iov[0];
+			cs->nr_iov = 1;
+			uc_child_issue(q, cs);
+		}
+		break;
+	}
+}
+
+int mirror_bg_end(struct uc_node *n, struct mirror *m, struct uc_queue *q, struct uc_sub *s)
+{
+	uint32_t failed = FAILED(s), tried = TRIED(s);
+	int leg;
+
+	switch (PHASE(s)) {
+	case PH_RS_READ:
+		if (failed & (1U << LEG_OF(s))) {
+			/* the source failed: another in-sync leg that is not a target */
+			for (leg = 0; leg < (int)m->nr; leg++)
+				if (!(tried & (1U << leg)) && !(m->bg_targets & (1U << leg)) &&
+				    leg_state(m, leg) == LEG_IN_SYNC)
+					break;
+			if (leg == (int)m->nr) {
+				uc_sub_error(s, -EIO);
+				return 0;
+			}
+			s->state = PH_RS_READ | leg << 8;
+			s->mask |= 1U << leg;
+			uc_sub_get(s);
+			{
+				struct uc_sub *cs = uc_child_prep(q, s, leg, s->off + m->data_off, s->len);
+
+				cs->op = UC_OP_READ;
+				cs->iov[0] = s->iov[0];
+				cs->nr_iov = 1;
+				uc_child_issue(q, cs);
+			}
+			uc_sub_put(q, s);
+			return UC_RESUBMITTED;
+		}
+		s->mask &= 0xffff;	/* only the writes' failures count from here */
+		uc_sub_get(s);
+		resync_write(m, q, s);
+		uc_sub_put(q, s);
+		return UC_RESUBMITTED;
+	case PH_SC_READ:
+		uc_sub_get(s);
+		scrub_compare(n, m, q, s);
+		uc_sub_put(q, s);
+		return UC_RESUBMITTED;
+	case PH_SC_WRITE:
+	case PH_RS_WRITE:
+		if (failed) {
+			pthread_mutex_lock(&m->lock);
+			for (unsigned int i = 0; i < m->nr; i++)
+				if (failed & (1U << i))
+					mirror_leg_fail(n, m, i, "resync write failed");
+			pthread_mutex_unlock(&m->lock);
+		}
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+/* ---- background: read repairs and resync windows, on queue 0 ---- */
+
+static void resync_finish(struct uc_node *n, struct mirror *m)
+{
+	double secs = (now_ns() - m->rs_t0) / 1e9;
+	char b[32];
+
+	/* lock held */
+	for (unsigned int i = 0; i < m->nr; i++) {
+		uint32_t st = leg_state(m, i);
+
+		if ((m->rs_targets & (1U << i)) && (st == LEG_REBUILDING || st == LEG_REBUILDING_FULL))
+			atomic_store(&m->legs[i].state, LEG_IN_SYNC);
+	}
+	m->rs_active = false;
+	m->meta_seq++;
+	uc_info("%s: resync finished: %s copied in %.1f s", n->name,
+		uc_size_str(m->rs_done, b, sizeof(b)), secs);
+}
+
+static void bg_done(struct uc_queue *q, struct uc_io *io, int res)
+{
+	struct uc_node *n = io->arg;
+	struct mirror *m = n->priv;
+	uint64_t lo = atomic_load(&m->win_lo), hi = atomic_load(&m->win_hi);
+
+	(void)q;
+	pthread_mutex_lock(&m->lock);
+	atomic_store(&m->win_lo, 0);
+	atomic_store(&m->win_hi, 0);
+	m->bg_inflight = false;
+	if (m->bg_is_scrub) {
+		m->scrub_pos = hi;
+		if (hi >= n->size)
+			m->scrub_active = false;
+	} else if (m->bg_is_repair) {
+		if (res)
+			uc_warn("%s: rewriting %" PRIu64 "+%" PRIu64 " on leg %u failed", n->name, lo,
+				hi - lo, __builtin_ctz(m->bg_targets));
+		else
+			uc_info("%s: rewrote %" PRIu64 "+%" PRIu64 " on leg %u after a read error",
+				n->name, lo, hi - lo, __builtin_ctz(m->bg_targets));
+	} else if (res) {
+		uc_err("%s: resync stopped at %" PRIu64 ": no leg could be read (%s)", n->name, lo,
+		       strerror(-res));
+		m->rs_active = false;
+	} else {
+		m->rs_pos = hi;
+		m->rs_done += hi - lo;
+		m->rs_bytes += hi - lo;
+		if (!(hi & ((1ULL << m->chunk_shift) - 1)) || hi >= n->size)
+			atomic_store(&m->need[chunk_of(m, lo)], 0);
+		if (now_ns() - m->rs_last_ckpt > CKPT_NS) {
+			m->rs_last_ckpt = now_ns();
+			m->meta_seq++;	/* the superblock records rs_pos */
+		}
+	}
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* Next window to copy (lock held). Returns false when there is none now. */
+static bool bg_pick(struct uc_node *n, struct mirror *m, uint64_t *lo, uint64_t *hi)
+{
+	if (m->rq_head != m->rq_tail) {
+		struct repair *r = &m->repairs[m->rq_head++ % REPAIRS];
+
+		if (!leg_live(m, r->dst) || leg_state(m, r->src) != LEG_IN_SYNC)
+			return false;
+		m->bg_is_repair = true;
+		m->bg_src = r->src;
+		m->bg_targets = 1U << r->dst;
+		*lo = r->off;
+		*hi = r->off + r->len;
+		return true;
+	}
+	m->bg_is_scrub = false;
+	if (!m->rs_active && m->scrub_active) {
+		m->bg_is_repair = false;
+		m->bg_is_scrub = true;
+		m->scrub_legs = 0;
+		for (unsigned int i = 0; i < m->nr; i++)
+			if (leg_state(m, i) == LEG_IN_SYNC)
+				m->scrub_legs |= 1U << i;
+		*lo = m->scrub_pos;
+		*hi = m->scrub_pos + m->scrub_win > n->size ? n->size : m->scrub_pos + m->scrub_win;
+		return true;
+	}
+	if (!m->rs_active)
+		return false;
+	while (m->rs_pos < n->size && !atomic_load(&m->need[chunk_of(m, m->rs_pos)]))
+		m->rs_pos = ((uint64_t)chunk_of(m, m->rs_pos) + 1) << m->chunk_shift;
+	if (m->rs_pos >= n->size) {
+		resync_finish(n, m);
+		return false;
+	}
+	if (m->resync_rate && m->rs_bytes > m->resync_rate * ((now_ns() - m->rs_t0) / 1e9) + m->window)
+		return false;	/* over the rate: wait */
+	if (leg_state(m, m->rs_source) != LEG_IN_SYNC) {
+		unsigned int i;
+
+		for (i = 0; i < m->nr && leg_state(m, i) != LEG_IN_SYNC; i++)
+			;
+		if (i == m->nr) {
+			m->rs_active = false;
+			uc_err("%s: resync stopped: no in-sync leg", n->name);
+			return false;
+		}
+		m->rs_source = i;
+		m->rs_targets &= ~(1U << i);
+	}
+	m->bg_is_repair = false;
+	m->bg_src = m->rs_source;
+	m->bg_targets = m->rs_targets;
+	*lo = m->rs_pos;
+	*hi = (m->rs_pos + m->window) & ~(m->window - 1);
+	if (*hi > ((uint64_t)chunk_of(m, *lo) + 1) << m->chunk_shift)
+		*hi = ((uint64_t)chunk_of(m, *lo) + 1) << m->chunk_shift;
+	if (*hi > n->size)
+		*hi = n->size;
+	return true;
+}
+
+static bool window_drained(struct mirror *m)
+{
+	uint64_t lo = atomic_load(&m->win_lo), hi = atomic_load(&m->win_hi);
+
+	for (uint64_t u = lo >> UNIT_SHIFT; u <= (hi - 1) >> UNIT_SHIFT; u++)
+		if (atomic_load(&m->inflight[u]))
+			return false;
+	return true;
+}
+
+/*
+ * Clear bits of regions idle since the last scan, when every leg is in sync.
+ * Returns true while bits are set: the queue wakes to scan again.
+ */
+static bool bits_clear_idle(struct mirror *m)
+{
+	uint64_t now = now_ns();
+	bool cleared = false, any = false;
+
+	for (uint64_t c = 0; c < m->nbits && !any; c++)
+		any = atomic_load(&m->bits[c]);
+	if (!any || now - m->last_scan < CLEAR_IDLE_NS)
+		return any;
+	m->last_scan = now;
+	pthread_mutex_lock(&m->lock);
+	if (live_legs(m) != (1U << m->nr) - 1)
+		goto out;	/* a faulty leg will need every bit written meanwhile */
+	/* legs being rebuilt get every write: a region the resync is done with agrees on all legs */
+	for (unsigned int i = 0; i < m->nr; i++)
+		if (leg_state(m, i) != LEG_IN_SYNC && !(m->rs_active && (m->rs_targets & (1U << i))))
+			goto out;
+	for (uint64_t c = 0; c < m->nbits; c++) {
+		uint64_t u0 = (c << m->chunk_shift) >> UNIT_SHIFT;
+		uint64_t u1 = (((c + 1) << m->chunk_shift) - 1) >> UNIT_SHIFT;
+		bool busy = false;
+
+		if (atomic_exchange(&m->touched[c], 0) || !atomic_load(&m->bits[c]) ||
+		    atomic_load(&m->need[c]))
+			continue;
+		atomic_store(&m->bits[c], 0);
+		/* a writer counts itself in flight before it looks at the bit */
+		for (uint64_t u = u0; u <= u1 && u < m->nunits && !busy; u++)
+			busy = atomic_load(&m->inflight[u]);
+		if (busy)
+			atomic_store(&m->bits[c], 1);	/* never written cleared: still durable */
+		else
+			cleared = true;
+	}
+	if (cleared) {
+		m->clearing = true;
+		m->meta_seq++;
+	}
+out:
+	pthread_mutex_unlock(&m->lock);
+	return true;
+}
+
+bool mirror_bg_poll(struct uc_node *n, struct mirror *m, struct uc_queue *q)
+{
+	struct uc_io *io;
+	uint64_t lo, hi;
+
+	if (m->bg_inflight)
+		return false;	/* its CQEs wake this queue */
+	if (!m->bg_draining) {
+		bool got;
+
+		pthread_mutex_lock(&m->lock);
+		got = !atomic_load(&m->failed) && bg_pick(n, m, &lo, &hi);
+		if (got) {
+			atomic_store(&m->win_lo, lo);
+			atomic_store(&m->win_hi, hi);
+			m->bg_draining = true;
+		}
+		pthread_mutex_unlock(&m->lock);
+		if (!got)
+			return bits_clear_idle(m) || m->rs_active || m->rq_head != m->rq_tail ||
+			       m->scrub_active;
+	}
+	/* writes that were in flight in the window before it was locked finish first */
+	if (!window_drained(m) || !(io = uc_internal_get(q)))
+		return true;
+	m->bg_draining = false;
+	m->bg_inflight = true;
+	lo = atomic_load(&m->win_lo);
+	hi = atomic_load(&m->win_hi);
+	uc_internal_start(q, io, n, m->bg_is_scrub ? UC_OP_SCRUB : UC_OP_RESYNC, 0, lo, hi - lo,
+			  bg_done, n);
+	return true;
+}
