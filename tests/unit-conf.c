@@ -899,6 +899,14 @@ static int test_nested_sizes(void)
 	return T_PASS;
 }
 
+/* back to the directory the test started in (fd cwd), on every exit path */
+static void restore_cwd(int cwd)
+{
+	if (fchdir(cwd))
+		perror("fchdir");
+	close(cwd);
+}
+
 static int test_relative_paths(void)
 {
 	const char *top = case_dir("relative");
@@ -923,16 +931,14 @@ static int test_relative_paths(void)
 		int ret = load_capture(&g, "../cfg/r.conf", err, sizeof(err));
 
 		if (ret) {
-			fchdir(cwd);
-			close(cwd);
+			restore_cwd(cwd);
 			CHECK(0, "load: %d %s", ret, err);
 		}
 	}
 	g.leaves[0]->ops->status(g.leaves[0], status, sizeof(status));
 	if (strncmp(status, "../cfg/data/r.img", 17)) {
 		uc_graph_free(&g);
-		fchdir(cwd);
-		close(cwd);
+		restore_cwd(cwd);
 		CHECK(0, "status %s, want ../cfg/data/r.img", status);
 	}
 	uc_graph_free(&g);
@@ -947,8 +953,7 @@ static int test_relative_paths(void)
 			g.leaves[1]->ops->status(g.leaves[1], status, sizeof(status));
 		uc_graph_free(&g);
 		if (ret || strncmp(status, "s.img", 5)) {
-			fchdir(cwd);
-			close(cwd);
+			restore_cwd(cwd);
 			CHECK(0, "load r.conf in its directory: %d %s; status %s", ret, err, status);
 		}
 	}
@@ -964,8 +969,7 @@ static int test_relative_paths(void)
 		if (!ret)
 			ret = uc_graph_open(&g);
 		uc_graph_free(&g);
-		fchdir(cwd);
-		close(cwd);
+		restore_cwd(cwd);
 		CHECK(!ret, "load/open %s: %d %s", want, ret, err);
 	}
 	CHECK(!stat(join(cfgdir, "data/r.img"), &st) && st.st_size == (off_t)M, "data/r.img");
