@@ -33,13 +33,25 @@ mkdir -p "$CACHE/archives/partial" || exit 1
 W=$(mktemp -d "$CACHE/run.XXXXXX") || exit 1
 ROOT=$W/root
 MOUNTS=()
+# mounts_under DIR: the mount points below DIR, deepest first
+mounts_under() { awk -v d="$1/" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r; }
+# remove DIR once nothing is mounted below it (the root has /dev bound in: never rm through that)
+remove_run() {
+	mounts_under "$1" | xargs -r -n 1 umount -l 2> /dev/null
+	[ -z "$(mounts_under "$1")" ] && rm -rf --one-file-system "$1"
+}
 cleanup() {
 	local i
 	for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do umount -l "${MOUNTS[i]}" 2> /dev/null; done
 	[ -n "${PKG_KEEP:-}" ] && { echo "package: kept $W"; return; }
-	rm -rf --one-file-system "$W"
+	remove_run "$W"
 }
 trap cleanup EXIT
+trap 'exit 1' INT TERM
+# work dirs of runs that were killed (more than 2 hours old)
+for d in "$CACHE"/run.*; do
+	[ "$d" != "$W" ] && [ -n "$(find "$d" -maxdepth 0 -mmin +120 2> /dev/null)" ] && remove_run "$d"
+done
 
 # ---- 1. build the .deb from a copy of the tree (dpkg-buildpackage writes into ..)
 step "dpkg-buildpackage"
@@ -85,10 +97,13 @@ step "root"
 	flock 9
 	if [ ! -e "$BASE/.uc-complete" ]; then
 		echo "package: bootstrapping Debian 12 minbase into $BASE (cold cache)"
-		rm -rf --one-file-system "$BASE"
-		debootstrap --variant=minbase --include=man-db --cache-dir="$CACHE/archives" \
-			bookworm "$BASE" "$MIRROR" > "$CACHE/debootstrap.log" 2>&1 ||
-			{ tail -n 20 "$CACHE/debootstrap.log"; exit 1; }
+		# twice: a download cut short by the network is fetched again
+		for try in 1 2; do
+			rm -rf --one-file-system "$BASE"
+			debootstrap --variant=minbase --include=man-db --cache-dir="$CACHE/archives" \
+				bookworm "$BASE" "$MIRROR" > "$CACHE/debootstrap.log" 2>&1 && break
+			[ "$try" = 2 ] && { tail -n 20 "$CACHE/debootstrap.log"; exit 1; }
+		done
 		echo "deb $MIRROR bookworm main" > "$BASE/etc/apt/sources.list"
 		touch "$BASE/.uc-complete"
 	fi
