@@ -64,10 +64,12 @@ void cz_break(struct uc_node *n, struct cz *cz, const char *what, int err)
 
 /* ---- config ---- */
 
+/* the keys parse accepts (ops.keys; ublk-compose.conf(5) documents each) */
+static const char *const compress_keys[] = { "type", "name", "algorithm", "level", "cluster", "size",
+					     "workers", "children", NULL };
+
 static int compress_parse(struct uc_node *n, const config_setting_t *cfg)
 {
-	static const char *const keys[] = { "type", "name", "algorithm", "level", "cluster", "size",
-					    "workers", "children", NULL };
 	const char *alg = "zstd";
 	uint64_t cluster = 64 << 10, size = 0;
 	long long level = 1, workers = -1;
@@ -75,7 +77,7 @@ static int compress_parse(struct uc_node *n, const config_setting_t *cfg)
 	struct cz *cz;
 	int ret;
 
-	if (uc_conf_check_keys(cfg, keys, "compress"))
+	if (uc_conf_check_keys(cfg, compress_keys, "compress"))
 		return -EINVAL;
 	if ((ret = uc_conf_string(cfg, "algorithm", &alg)) < 0 ||
 	    (ret = uc_conf_int(cfg, "level", &level)) < 0 ||
@@ -458,6 +460,7 @@ static int compress_ctl(struct uc_node *n, const char *key, const char *value, c
 
 const struct uc_layer_ops compress_layer_ops = {
 	.name = "compress",
+	.keys = compress_keys,
 	.help = "algorithm=\"zstd\" level=<zstd level, default 1> cluster=<4K-1M, default 64K> "
 		"size=<logical bytes> workers=<threads, default 1 per CPU up to 4> children=(1 layer)",
 	.parse = compress_parse,

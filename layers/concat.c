@@ -21,13 +21,15 @@ void concat_map(const uint64_t *starts, unsigned int c, uint64_t off, uint64_t l
 	*child_off = lo - starts[c];
 }
 
+/* the keys parse accepts (ops.keys; ublk-compose.conf(5) documents each) */
+static const char *const concat_keys[] = { "type", "children", NULL };
+
 static int concat_parse(struct uc_node *n, const config_setting_t *cfg)
 {
-	static const char *const keys[] = { "type", "children", NULL };
 	uint64_t *starts;
 	int ret;
 
-	if (uc_conf_check_keys(cfg, keys, "concat"))
+	if (uc_conf_check_keys(cfg, concat_keys, "concat"))
 		return -EINVAL;
 	if ((ret = uc_node_parse_children(n, cfg, 1)))
 		return ret;
@@ -108,6 +110,7 @@ static int concat_status(const struct uc_node *n, char *buf, size_t len)
 
 const struct uc_layer_ops concat_layer_ops = {
 	.name = "concat",
+	.keys = concat_keys,
 	.help = "children=(>= 1 layers), placed back to back",
 	.parse = concat_parse,
 	.close = concat_close,

@@ -343,10 +343,12 @@ static bool ranges_hit(struct fault *f, const struct uc_sub *s)
 
 /* ---- config ---- */
 
+/* the keys parse accepts (ops.keys; ublk-compose.conf(5) documents each) */
+static const char *const fault_keys[] = { "type", "errors", "ranges", "after", "delay",
+					  "lose_unflushed", "unflushed_max", "children", NULL };
+
 static int fault_parse(struct uc_node *n, const config_setting_t *cfg)
 {
-	static const char *const keys[] = { "type", "errors", "ranges", "after", "delay",
-					    "lose_unflushed", "unflushed_max", "children", NULL };
 	struct fault_range r[FAULT_MAX_RANGES];
 	const config_setting_t *set;
 	const struct uc_node *c;
@@ -360,7 +362,7 @@ static int fault_parse(struct uc_node *n, const config_setting_t *cfg)
 	struct fault *f;
 	int ret;
 
-	if (uc_conf_check_keys(cfg, keys, "fault"))
+	if (uc_conf_check_keys(cfg, fault_keys, "fault"))
 		return -EINVAL;
 	f = calloc(1, sizeof(*f));
 	if (!f)
@@ -1090,6 +1092,7 @@ static int fault_ctl(struct uc_node *n, const char *key, const char *value, char
 
 const struct uc_layer_ops fault_layer_ops = {
 	.name = "fault",
+	.keys = fault_keys,
 	.help = "errors=none|read|write|all ranges=(\"OFFSET+LENGTH\", ...) after=<requests> "
 		"delay=<\"5ms\", up to 10s> lose_unflushed=<bool> unflushed_max=<size, default 64M> "
 		"children=(1 layer)",

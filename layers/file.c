@@ -139,9 +139,11 @@ static int check_duplicate(struct uc_node *n, const config_setting_t *cfg)
 	return 0;
 }
 
+/* the keys parse accepts (ops.keys; ublk-compose.conf(5) documents each) */
+static const char *const file_keys[] = { "type", "path", "size", "direct", NULL };
+
 static int file_parse(struct uc_node *n, const config_setting_t *cfg)
 {
-	static const char *const keys[] = { "type", "path", "size", "direct", NULL };
 	config_setting_t *ps = config_setting_get_member(cfg, "path");
 	const char *path = NULL;
 	uint64_t size = 0, have = 0;
@@ -151,7 +153,7 @@ static int file_parse(struct uc_node *n, const config_setting_t *cfg)
 	char b1[32], b2[32];
 	int ret;
 
-	if (uc_conf_check_keys(cfg, keys, "file"))
+	if (uc_conf_check_keys(cfg, file_keys, "file"))
 		return -EINVAL;
 	if ((ret = uc_conf_string(cfg, "path", &path)) <= 0)
 		return ret ? ret : uc_conf_err(cfg, "file needs a path");
@@ -489,6 +491,7 @@ static int file_status(const struct uc_node *n, char *buf, size_t len)
 
 const struct uc_layer_ops file_layer_ops = {
 	.name = "file",
+	.keys = file_keys,
 	.help = "path=<file or block device> size=<size> direct=<bool, default true>",
 	.parse = file_parse,
 	.open = file_open,

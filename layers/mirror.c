@@ -38,16 +38,18 @@
 
 /* ---- config ---- */
 
+/* the keys parse accepts (ops.keys; ublk-compose.conf(5) documents each) */
+static const char *const mirror_keys[] = { "type", "children", "read_policy", "bitmap_chunk",
+					   "resync_rate", "assume_clean", NULL };
+
 static int mirror_parse(struct uc_node *n, const config_setting_t *cfg)
 {
-	static const char *const keys[] = { "type", "children", "read_policy", "bitmap_chunk",
-					    "resync_rate", "assume_clean", NULL };
 	uint64_t chunk = 64ULL << 20, smallest = UINT64_MAX;
 	const char *policy = "least-pending";
 	struct mirror *m;
 	int ret;
 
-	if (uc_conf_check_keys(cfg, keys, "mirror"))
+	if (uc_conf_check_keys(cfg, mirror_keys, "mirror"))
 		return -EINVAL;
 	m = calloc(1, sizeof(*m));
 	if (!m)
@@ -567,6 +569,7 @@ static int mirror_json(const struct uc_node *n, char *buf, size_t len)
 
 const struct uc_layer_ops mirror_layer_ops = {
 	.name = "mirror",
+	.keys = mirror_keys,
 	.help = "read_policy=<least-pending|round-robin> bitmap_chunk=<size, default 64M> "
 		"resync_rate=<bytes/s, default 200M> assume_clean=<bool> children=(>= 2 layers)",
 	.parse = mirror_parse,

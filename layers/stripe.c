@@ -38,14 +38,16 @@ void stripe_map(unsigned int chunk_shift, unsigned int nr, uint64_t off, uint64_
 	}
 }
 
+/* the keys parse accepts (ops.keys; ublk-compose.conf(5) documents each) */
+static const char *const stripe_keys[] = { "type", "chunk", "children", NULL };
+
 static int stripe_parse(struct uc_node *n, const config_setting_t *cfg)
 {
-	static const char *const keys[] = { "type", "chunk", "children", NULL };
 	uint64_t chunk = 64 << 10, smallest = UINT64_MAX;
 	struct stripe *st;
 	int ret;
 
-	if (uc_conf_check_keys(cfg, keys, "stripe"))
+	if (uc_conf_check_keys(cfg, stripe_keys, "stripe"))
 		return -EINVAL;
 	if ((ret = uc_conf_size(cfg, "chunk", &chunk)) < 0)
 		return ret;
@@ -144,6 +146,7 @@ static int stripe_status(const struct uc_node *n, char *buf, size_t len)
 
 const struct uc_layer_ops stripe_layer_ops = {
 	.name = "stripe",
+	.keys = stripe_keys,
 	.help = "chunk=<size, power of two 4K-1M, default 64K> children=(>= 2 layers)",
 	.parse = stripe_parse,
 	.close = stripe_close,

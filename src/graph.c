@@ -144,10 +144,12 @@ int uc_graph_add_leaf(struct uc_graph *g, struct uc_node *n)
 	return 0;
 }
 
+const char *const uc_device_keys[] = { "queues", "depth", "max_io", "block_size", "id",
+				       "recovery", "zero_copy", NULL };
+const char *const uc_top_keys[] = { "device", "volume", NULL };
+
 static int dev_parse(struct uc_graph *g, const config_setting_t *d)
 {
-	static const char *const keys[] = { "queues", "depth", "max_io", "block_size", "id",
-					    "recovery", "zero_copy", NULL };
 	const char *rec;
 	struct uc_dev_conf *c = &g->dev;
 	uint64_t max_io;
@@ -156,7 +158,7 @@ static int dev_parse(struct uc_graph *g, const config_setting_t *d)
 
 	if (!config_setting_is_group(d))
 		return uc_conf_err(d, "device must be a group { ... }");
-	if (uc_conf_check_keys(d, keys, "device"))
+	if (uc_conf_check_keys(d, uc_device_keys, "device"))
 		return -EINVAL;
 	if ((ret = uc_conf_int(d, "queues", &v)) < 0)
 		return ret;
@@ -255,7 +257,6 @@ int uc_graph_load(struct uc_graph *g, const char *path)
 
 int uc_graph_load_in(struct uc_graph *g, const char *path, const char *dir)
 {
-	static const char *const keys[] = { "device", "volume", NULL };
 	const config_setting_t *top, *d, *vol;
 	int ret;
 
@@ -282,7 +283,7 @@ int uc_graph_load_in(struct uc_graph *g, const char *path, const char *dir)
 		return -EINVAL;
 	}
 	top = config_root_setting(&g->cfg);
-	if (uc_conf_check_keys(top, keys, "the top level"))
+	if (uc_conf_check_keys(top, uc_top_keys, "the top level"))
 		return -EINVAL;
 	d = config_setting_get_member(top, "device");
 	if (d && (ret = dev_parse(g, d)))

@@ -20,6 +20,9 @@ enum uc_recovery {
 };
 
 extern const char *const uc_recovery_names[];
+/* The keys the config's top level and its device group accept (NULL terminated). */
+extern const char *const uc_top_keys[];
+extern const char *const uc_device_keys[];
 
 struct uc_dev_conf {
 	unsigned int queues;	/* ublk queues, one thread each */

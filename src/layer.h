@@ -105,6 +105,12 @@ struct uc_layer_ops {
 	const char *name;	/* conf: type = "stripe"; */
 	const char *help;	/* one line: the layer's keys */
 	/*
+	 * Every key the layer's config group accepts (NULL terminated; "name"
+	 * is accepted on every layer besides). parse checks the group against
+	 * this very list, and a test compares it with ublk-compose.conf(5).
+	 */
+	const char *const *keys;
+	/*
 	 * Validate n's config group without side effects: reject unknown keys,
 	 * build children with uc_node_parse_children(), set n->size and hints.
 	 * Returns 0, or -EINVAL after printing "FILE:LINE: message".

@@ -2,11 +2,11 @@
 # tests/run-all.sh: the single test command (CI runs it through .ci/run).
 #  1. installs missing Debian packages (tools/install-deps.sh)
 #  2. builds build/ (RelWithDebInfo) and build-asan/ (-DUC_SANITIZE=ON: ASan+UBSan)
-#  3. ctest in both
+#  3. ctest in both; then the package job (tests/package.sh: the .deb, lintian, a clean install)
 #  4. the end-to-end suite (tests/e2e/run.sh, on the host or in QEMU VMs) with build/ublk-compose
 #     (lts + latest kernels), then again with build-asan/ublk-compose (lts kernel)
 #  5. prints `N passed, N failed` (ctest tests + e2e cases) and exits non-zero on any failure
-# env: SKIP_DEPS=1, SKIP_ASAN=1, SKIP_FUZZ=1 (FUZZ_SECONDS=60), SKIP_E2E=1, SKIP_E2E_ASAN=1, E2E_VM_TIMEOUT (per VM, default 2400 s), E2E_TIMEOUT (both VMs, 3600 s), E2E_ASAN_VM_TIMEOUT (1200 s), E2E_CASES,
+# env: SKIP_DEPS=1, SKIP_ASAN=1, SKIP_FUZZ=1 (FUZZ_SECONDS=60), SKIP_PACKAGE=1, SKIP_E2E=1, SKIP_E2E_ASAN=1, E2E_VM_TIMEOUT (per VM, default 2400 s), E2E_TIMEOUT (both VMs, 3600 s), E2E_ASAN_VM_TIMEOUT (1200 s), E2E_CASES,
 #      E2E_ASAN_CASES (the subset the sanitizer build runs; "" for all), E2E_CRASH_ROUNDS
 set -u -o pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
@@ -76,6 +76,22 @@ if [ -z "${SKIP_FUZZ:-}" ]; then
     echo "SKIP: fuzz-conf (no clang)"
   else
     bad "fuzz-conf (rc=$rc; inputs in build-fuzz/crashes/, log build-fuzz.out)"
+  fi
+fi
+
+# ---- 3c. the Debian package: build, lintian, install into a clean Debian 12 root, use it
+# (tests/package.sh; its bootstrapped root is cached in /var/tmp/uc-pkg: ~1 min cold, ~15 s warm)
+if [ -z "${SKIP_PACKAGE:-}" ]; then
+  note "package: dpkg-buildpackage, lintian, apt-get install in a clean root"
+  timeout -k 30 "${PACKAGE_TIMEOUT:-1200}" bash tests/package.sh </dev/null > build/package.log 2>&1; rc=$?
+  grep -E '^(PASS|FAIL|SKIP): |^package job' build/package.log
+  if [ "$rc" = 0 ]; then
+    PASSED=$((PASSED + 1)); SUMMARY+=("package: $(tail -n 1 build/package.log)")
+  elif [ "$rc" = 77 ]; then
+    SUMMARY+=("package: skipped (not root)")
+  else
+    tail -n 20 build/package.log
+    bad "package job (rc=$rc, log build/package.log)"
   fi
 fi
 

@@ -899,6 +899,14 @@ static int test_nested_sizes(void)
 	return T_PASS;
 }
 
+/* back to the directory the test started in (fd cwd), on every exit path */
+static void restore_cwd(int cwd)
+{
+	if (fchdir(cwd))
+		perror("fchdir");
+	close(cwd);
+}
+
 static int test_relative_paths(void)
 {
 	const char *top = case_dir("relative");
@@ -923,16 +931,14 @@ static int test_relative_paths(void)
 		int ret = load_capture(&g, "../cfg/r.conf", err, sizeof(err));
 
 		if (ret) {
-			fchdir(cwd);
-			close(cwd);
+			restore_cwd(cwd);
 			CHECK(0, "load: %d %s", ret, err);
 		}
 	}
 	g.leaves[0]->ops->status(g.leaves[0], status, sizeof(status));
 	if (strncmp(status, "../cfg/data/r.img", 17)) {
 		uc_graph_free(&g);
-		fchdir(cwd);
-		close(cwd);
+		restore_cwd(cwd);
 		CHECK(0, "status %s, want ../cfg/data/r.img", status);
 	}
 	uc_graph_free(&g);
@@ -947,8 +953,7 @@ static int test_relative_paths(void)
 			g.leaves[1]->ops->status(g.leaves[1], status, sizeof(status));
 		uc_graph_free(&g);
 		if (ret || strncmp(status, "s.img", 5)) {
-			fchdir(cwd);
-			close(cwd);
+			restore_cwd(cwd);
 			CHECK(0, "load r.conf in its directory: %d %s; status %s", ret, err, status);
 		}
 	}
@@ -964,8 +969,7 @@ static int test_relative_paths(void)
 		if (!ret)
 			ret = uc_graph_open(&g);
 		uc_graph_free(&g);
-		fchdir(cwd);
-		close(cwd);
+		restore_cwd(cwd);
 		CHECK(!ret, "load/open %s: %d %s", want, ret, err);
 	}
 	CHECK(!stat(join(cfgdir, "data/r.img"), &st) && st.st_size == (off_t)M, "data/r.img");
@@ -1078,6 +1082,65 @@ static int test_load_twice_no_leak_state(void)
 	return T_PASS;
 }
 
+/*
+ * The key tables ublk-compose.conf(5) is checked against (tests/man-drift.sh) are the ones the
+ * parser uses: every key of uc_device_keys and of each layer's ops.keys gets past the unknown-key
+ * check (whatever else its value makes of the config), and a key outside them does not.
+ */
+static int try_key(const char *dir, const char *text, char *err, size_t len)
+{
+	struct uc_graph g;
+	int ret = load_capture(&g, t_write_file(dir, "k.conf", text), err, len);
+
+	uc_graph_free(&g);
+	return ret;
+}
+
+static int test_key_tables(void)
+{
+	const char *dir = case_dir("key_tables");
+	const char *leaf = "{ type = \"file\"; path = \"a.img\"; size = \"1M\"; }";
+	char text[1024], err[4096];
+	unsigned int layers = 0;
+
+	for (const char *const *k = uc_device_keys; *k; k++) {
+		snprintf(text, sizeof(text), "device = { %s = true; };\nvolume = %s;\n", *k, leaf);
+		try_key(dir, text, err, sizeof(err));
+		CHECK(!strstr(err, "unknown key"), "device key %s: %s", *k, err);
+	}
+	snprintf(text, sizeof(text), "device = { zz_bogus = true; };\nvolume = %s;\n", leaf);
+	CHECK(try_key(dir, text, err, sizeof(err)) && strstr(err, "unknown key 'zz_bogus'"),
+	      "device zz_bogus: %s", err);
+	for (unsigned int i = 0; uc_layer_at(i); i++) {
+		const struct uc_layer_ops *ops = uc_layer_at(i);
+		bool parent = false;
+
+		CHECK(ops->keys, "layer %s has no keys table", ops->name);
+		for (const char *const *k = ops->keys; *k; k++)
+			parent |= !strcmp(*k, "children");
+		for (const char *const *k = ops->keys; ; k++) {
+			const char *key = *k ? *k : "zz_bogus";
+
+			if (*k && (!strcmp(key, "type") || !strcmp(key, "children")))
+				continue;
+			snprintf(text, sizeof(text), "volume = { type = \"%s\"; %s = true;%s%s%s };\n",
+				 ops->name, key, parent ? " children = ( " : "", parent ? leaf : "",
+				 parent ? " );" : " path = \"b.img\"; size = \"1M\";");
+			if (!strcmp(ops->name, "file") && (!strcmp(key, "path") || !strcmp(key, "size")))
+				snprintf(text, sizeof(text), "volume = { type = \"file\"; %s = true; };\n", key);
+			try_key(dir, text, err, sizeof(err));
+			if (!*k) {
+				CHECK(strstr(err, "unknown key 'zz_bogus' in"), "%s zz_bogus: %s", ops->name, err);
+				break;
+			}
+			CHECK(!strstr(err, "unknown key"), "%s key %s: %s", ops->name, key, err);
+		}
+		layers++;
+	}
+	CHECK(layers >= 6, "only %u layers", layers);
+	return T_PASS;
+}
+
 static const struct t_case cases[] = {
 #define C(fn) { #fn, test_##fn }
 	C(syntax_error), C(syntax_missing_semicolon_eof), C(unknown_top_key),
@@ -1100,6 +1163,7 @@ static const struct t_case cases[] = {
 	C(example_schema), C(repo_example_confs), C(defaults), C(device_limits), C(sizes),
 	C(parse_size), C(stripe_size), C(concat_size), C(nested_sizes), C(relative_paths),
 	C(open_creates_sparse), C(open_failure_cleans_up), C(load_twice_no_leak_state),
+	C(key_tables),
 #undef C
 };
 

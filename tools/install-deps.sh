@@ -4,7 +4,8 @@
 set -u -o pipefail
 PKGS="build-essential cmake pkg-config liburing-dev libconfig-dev libzstd-dev clang libclang-rt-14-dev
       fio mdadm e2fsprogs util-linux mount kmod
-      qemu-system-x86 busybox-static cpio xz-utils zstd debian-archive-keyring"
+      qemu-system-x86 busybox-static cpio xz-utils zstd debian-archive-keyring
+      scdoc groff-base man-db bash-completion dpkg-dev debhelper lintian debootstrap"
 missing=()
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
