@@ -39,6 +39,7 @@ enum phase {
 /* s->mask: low 16 bits legs issued/tried, high 16 bits legs that failed */
 #define TRIED(s)	((s)->mask & 0xffff)
 #define FAILED(s)	((s)->mask >> 16)
+/* s->scratch of a WRITE_ZEROES: legs that cannot write zeroes (-EOPNOTSUPP) */
 /* s->state: phase in the low byte, a leg number above */
 #define PHASE(s)	((s)->state & 0xff)
 #define LEG_OF(s)	((s)->state >> 8)
@@ -50,7 +51,11 @@ struct leg {
 	_Atomic uint32_t read_errors;
 	_Atomic int pending;	/* reads in flight: least-pending policy */
 	uint64_t faulty_seq;	/* metadata sequence that records it faulty (lock) */
+	_Atomic uint32_t noted;	/* NOTED_*: logged once per run */
 };
+
+#define NOTED_DISCARD		(1U << 0)	/* a discard failed (ignored) */
+#define NOTED_WRITE_ZEROES	(1U << 1)	/* cannot write zeroes */
 
 struct mismatch {
 	uint64_t off, len;

@@ -279,6 +279,25 @@ void mirror_child_end(struct uc_node *n, struct uc_queue *q, struct uc_sub *s,
 	(void)q;
 	if (PHASE(s) == PH_READ)
 		atomic_fetch_sub(&m->legs[cs->child].pending, 1);
+	if (cs->result < 0 && cs->op == UC_OP_DISCARD) {
+		/*
+		 * md ignores discard errors: the leg keeps bytes the others
+		 * dropped, which a discard allows. fstrim must not fail a leg
+		 * that has no discard.
+		 */
+		if (!(atomic_fetch_or(&m->legs[cs->child].noted, NOTED_DISCARD) & NOTED_DISCARD))
+			uc_warn("%s: leg %u (%s) failed a discard (%s): discard errors are ignored",
+				n->name, cs->child, n->children[cs->child]->name, strerror(-cs->result));
+		return;
+	}
+	if (cs->op == UC_OP_WRITE_ZEROES && (cs->result == -EOPNOTSUPP || cs->result == -EINVAL)) {
+		/* the leg cannot do it (the file layer tried both ways): not an I/O error */
+		if (!(atomic_fetch_or(&m->legs[cs->child].noted, NOTED_WRITE_ZEROES) & NOTED_WRITE_ZEROES))
+			uc_warn("%s: leg %u (%s) cannot write zeroes (%s): such requests fail with EOPNOTSUPP and the kernel writes the zeroes instead",
+				n->name, cs->child, n->children[cs->child]->name, strerror(-cs->result));
+		s->scratch |= 1U << cs->child;
+		return;
+	}
 	if (cs->result < 0) {
 		s->mask |= 1U << (16 + cs->child);
 		atomic_fetch_add(&m->legs[cs->child].errors, 1);
@@ -299,6 +318,13 @@ int mirror_end(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
 	case PH_WRITE:
 		if (s->op != UC_OP_FLUSH)
 			inflight_add(m, s, -1);
+		/*
+		 * A leg that cannot write zeroes: the request fails as
+		 * unsupported, no leg is blamed; the kernel's blkdev_issue_zeroout
+		 * then writes zero pages (over every leg).
+		 */
+		if (s->scratch)
+			uc_sub_error(s, -EOPNOTSUPP);
 		if (!failed)
 			return 0;
 		if (!(tried & ~failed)) {

@@ -94,6 +94,10 @@ out:
 	return diff;
 }
 
+#define FAULT_LEG(name, file) \
+	"   { type = \"fault\"; name = \"" name "\"; children = (\n" \
+	"     { type = \"file\"; path = \"" file "\"; size = \"16M\"; } ); }"
+
 /* ---- 18.3: a full submission queue ---- */
 
 /*
@@ -142,12 +146,80 @@ static int test_full_sq_defers(void)
 	return T_PASS;
 }
 
+/* ---- 17.2: discard and write-zeroes errors ---- */
+
+extern const struct uc_layer_ops file_layer_ops;
+static struct uc_layer_ops nodiscard_ops;
+
+/* a file leaf on a device without discard or write-zeroes (a disk without TRIM) */
+static int nodiscard_submit(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
+{
+	if (s->op == UC_OP_DISCARD || s->op == UC_OP_WRITE_ZEROES)
+		return -EOPNOTSUPP;
+	return file_layer_ops.submit(n, q, s);
+}
+
+/*
+ * A leg that cannot discard is not kicked by fstrim (md ignores discard
+ * errors), nor by a discard that fails with an I/O error; a write-zeroes it
+ * cannot do fails with EOPNOTSUPP (the kernel then writes zeroes) and
+ * blames no leg. A real write error still fails the leg.
+ */
+static int test_discard_errors(void)
+{
+	const char *cf = conf("dis.conf",
+		"device = { max_io = \"256K\"; };\n"
+		"volume = { type = \"mirror\"; name = \"m\"; bitmap_chunk = \"1M\"; children = (\n"
+		FAULT_LEG("fa", "dis-a.img") ",\n"
+		"  { type = \"nodiscard\"; path = \"dis-b.img\"; size = \"16M\"; } ); };\n");
+	struct harness h;
+	struct uc_node *m, *fa;
+	int res;
+
+	CHECK(!harness_open(&h, cf), "open");
+	m = h.g.root;
+	fa = uc_graph_find(&h.g, "fa");
+	CHECK(!run_mix(&h, 300, false), "mix");
+	res = one(&h, UC_OP_DISCARD, 1 * M, 256 * K);
+	CHECK(res == 0, "discard with a leg that has none: %d", res);
+	CHECK(!strncmp(status(m), "clean", 5), "fstrim kicked the leg without discard: %s", status(m));
+	res = one(&h, UC_OP_WRITE_ZEROES, 2 * M, 64 * K);
+	CHECK(res == -EOPNOTSUPP, "write-zeroes with a leg that has none: %d", res);
+	CHECK(!strncmp(status(m), "clean", 5), "write-zeroes kicked the leg: %s", status(m));
+	/* an I/O error on a discard: ignored too */
+	CTL_OK(fa, "errors", "write", NULL);
+	CTL_OK(fa, "ranges", "5M+1M", NULL);	/* leg offsets: mirror 4M+1M */
+	res = one(&h, UC_OP_DISCARD, 4 * M, 64 * K);
+	CHECK(res == 0, "discard failing on one leg: %d", res);
+	CHECK(!strncmp(status(m), "clean", 5), "a failed discard kicked the leg: %s", status(m));
+	/* the discarded ranges hold either leg's bytes: rewrite them for the model */
+	CTL_OK(fa, "errors", "none", NULL);
+	CHECK(one(&h, UC_OP_WRITE, 1 * M, 256 * K) == 256 * K, "rewrite");
+	CHECK(one(&h, UC_OP_WRITE, 2 * M, 64 * K) == 64 * K, "rewrite");
+	CHECK(one(&h, UC_OP_WRITE, 4 * M, 64 * K) == 64 * K, "rewrite");
+	CHECK(!verify(&h), "verify");
+	/* a write error is a write error */
+	CTL_OK(fa, "errors", "write", NULL);
+	CHECK(one(&h, UC_OP_WRITE, 4 * M, 4 * K) == 4 * K, "write with one leg failing");
+	CHECK(!strncmp(status(m), "degraded", 8) && strstr(status(m), "[0 faulty"),
+	      "a failed write did not fail the leg: %s", status(m));
+	CTL_OK(fa, "errors", "none", NULL);
+	CHECK(!verify(&h), "verify degraded");
+	stop(&h);
+	return T_PASS;
+}
+
 int main(void)
 {
 	static const struct t_case cases[] = {
 		{ "full_sq_defers", test_full_sq_defers },
+		{ "discard_errors", test_discard_errors },
 	};
 
+	nodiscard_ops = file_layer_ops;
+	nodiscard_ops.name = "nodiscard";
+	nodiscard_ops.submit = nodiscard_submit;
+	uc_layer_add(&nodiscard_ops);
 	if (getenv("UC_TEST_VERBOSE"))
 		uc_verbose = atoi(getenv("UC_TEST_VERBOSE"));
 	return t_run(cases, sizeof(cases) / sizeof(cases[0]));
