@@ -169,8 +169,7 @@ static int meta_write_sync(struct uc_node *n, struct mirror *m, bool clean)
 {
 	uint8_t *buf = aligned_alloc(4096, m->bitmap_bytes + MIRROR_MAX_LEGS * MIRROR_SB_SIZE);
 	uint8_t *leg_buf = aligned_alloc(4096, m->slot);
-	uint32_t legs;
-	int ok = 0;
+	uint32_t legs, took = 0;
 
 	if (!buf || !leg_buf) {
 		free(buf);
@@ -199,13 +198,14 @@ static int meta_write_sync(struct uc_node *n, struct mirror *m, bool clean)
 			mirror_leg_fail(n, m, i, "superblock write failed");
 			pthread_mutex_unlock(&m->lock);
 		} else {
-			ok++;
+			took |= 1U << i;
 		}
 	}
 	free(buf);
 	free(leg_buf);
 	atomic_store(&m->meta_done, m->meta_issued);
-	return ok ? 0 : -EIO;
+	/* an in-sync leg must hold it: the next start assembles from such a leg */
+	return took & in_sync_legs(m) && !atomic_load(&m->failed) ? 0 : -EIO;
 }
 
 static int mirror_activate(struct uc_node *n)
@@ -413,7 +413,7 @@ static int mirror_activate(struct uc_node *n)
 	m->meta_seq++;
 	ret = meta_write_sync(n, m, false);
 	if (ret)
-		uc_err("%s: no leg took the superblock", n->name);
+		uc_err("%s: no in-sync leg took the superblock", n->name);
 	(void)nr_sb;
 out:
 	free(buf);

@@ -87,7 +87,7 @@ struct mirror {
 	_Atomic uint8_t *need;	/* chunks resync still has to copy */
 	_Atomic uint32_t *inflight;	/* writes in flight per unit */
 	uint64_t nunits;
-	_Atomic bool failed;	/* no leg left: everything fails */
+	_Atomic bool failed;	/* no in-sync leg left: everything fails */
 	bool active;		/* activated: metadata is ours to write */
 	/* metadata writes: one in flight at a time, each a full snapshot */
 	uint64_t meta_seq, meta_issued;
@@ -149,6 +149,17 @@ static inline uint32_t live_legs(const struct mirror *m)
 	return mask;
 }
 
+/* Legs that hold every completed write and can serve reads. */
+static inline uint32_t in_sync_legs(const struct mirror *m)
+{
+	uint32_t mask = 0;
+
+	for (unsigned int i = 0; i < m->nr; i++)
+		if (leg_state(m, i) == LEG_IN_SYNC)
+			mask |= 1U << i;
+	return mask;
+}
+
 static inline unsigned int chunk_of(const struct mirror *m, uint64_t off)
 {
 	return off >> m->chunk_shift;
@@ -165,7 +176,7 @@ int mirror_submit(struct uc_node *n, struct uc_queue *q, struct uc_sub *s);
 void mirror_child_end(struct uc_node *n, struct uc_queue *q, struct uc_sub *s, struct uc_sub *cs);
 int mirror_end(struct uc_node *n, struct uc_queue *q, struct uc_sub *s);
 bool mirror_poll(struct uc_node *n, struct uc_queue *q);
-/* Mark leg i faulty (lock held); the mirror fails when no leg is left. */
+/* Mark leg i faulty (lock held); the mirror fails when no in-sync leg is left. */
 void mirror_leg_fail(struct uc_node *n, struct mirror *m, unsigned int i, const char *why);
 /* Metadata snapshot (lock held): the bitmap at buf, then leg i's superblock at meta_sb(). */
 void mirror_meta_snapshot(struct mirror *m, uint8_t *buf, uint32_t legs, bool clean);

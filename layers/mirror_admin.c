@@ -43,9 +43,9 @@ static int mirror_fail_leg(struct uc_node *n, struct mirror *m, int i, char *rep
 			 mirror_leg_state_name(leg_state(m, i)));
 		return -EALREADY;
 	}
-	if (live_legs(m) == 1U << i) {
+	if (in_sync_legs(m) == 1U << i) {
 		pthread_mutex_unlock(&m->lock);
-		snprintf(reply, len, "%s is the last live leg of %s: not failing it",
+		snprintf(reply, len, "%s is the last in-sync leg of %s: not failing it",
 			 n->children[i]->name, n->name);
 		return -EBUSY;
 	}
@@ -106,9 +106,9 @@ static int mirror_replace_leg(struct uc_node *n, struct mirror *m, int i, const 
 		return ret;
 	/* the old leg gets no more I/O once it is faulty, durably */
 	pthread_mutex_lock(&m->lock);
-	if (leg_live(m, i) && live_legs(m) == 1U << i) {
+	if (in_sync_legs(m) == 1U << i) {
 		pthread_mutex_unlock(&m->lock);
-		snprintf(reply, len, "%s is the only live leg: nothing to rebuild it from", c->name);
+		snprintf(reply, len, "%s is the only in-sync leg: nothing to rebuild it from", c->name);
 		return -EBUSY;
 	}
 	mirror_leg_fail(n, m, i, "being replaced");

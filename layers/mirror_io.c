@@ -206,9 +206,13 @@ void mirror_leg_fail(struct uc_node *n, struct mirror *m, unsigned int i, const 
 	atomic_store(&m->legs[i].state, LEG_FAULTY);
 	m->legs[i].faulty_seq = ++m->meta_seq;
 	uc_err("%s: leg %u (%s) marked faulty: %s", n->name, i, n->children[i]->name, why);
-	if (!live_legs(m)) {
+	/*
+	 * As md: with no In_sync leg left the array has failed, even if
+	 * others are being rebuilt: they hold part of the data only.
+	 */
+	if (!in_sync_legs(m) && !atomic_load(&m->failed)) {
 		atomic_store(&m->failed, true);
-		uc_err("%s: no leg left: the mirror has failed", n->name);
+		uc_err("%s: no in-sync leg left: the mirror has failed", n->name);
 	}
 }
 
@@ -325,18 +329,22 @@ int mirror_end(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
 		 */
 		if (s->scratch)
 			uc_sub_error(s, -EOPNOTSUPP);
-		if (!failed)
-			return 0;
-		if (!(tried & ~failed)) {
-			/* no leg took it: the request fails, no leg is blamed for it */
+		/* a leg failed it, another took it: the failed ones are faulty (none if no leg took it) */
+		if (failed && (tried & ~failed)) {
+			pthread_mutex_lock(&m->lock);
+			for (unsigned int i = 0; i < m->nr; i++)
+				if (failed & (1U << i))
+					mirror_leg_fail(n, m, i, s->op == UC_OP_FLUSH ? "flush failed" :
+							"write failed");
+			pthread_mutex_unlock(&m->lock);
+		}
+		/* acknowledged only if an in-sync leg holds it: a rebuilding leg cannot serve it back */
+		if (atomic_load(&m->failed) || !(tried & ~failed & in_sync_legs(m))) {
 			uc_sub_error(s, -EIO);
 			return 0;
 		}
-		pthread_mutex_lock(&m->lock);
-		for (unsigned int i = 0; i < m->nr; i++)
-			if (failed & (1U << i))
-				mirror_leg_fail(n, m, i, s->op == UC_OP_FLUSH ? "flush failed" : "write failed");
-		pthread_mutex_unlock(&m->lock);
+		if (!failed)
+			return 0;
 		/* succeed only once the failed legs are recorded faulty on the others */
 		park(m, q, s, PH_WAIT_FAULTY);
 		return UC_RESUBMITTED;
@@ -390,7 +398,8 @@ static void meta_done(struct uc_queue *q, struct uc_io *io, int res)
 	for (unsigned int i = 0; i < m->nr; i++)
 		if (failed & (1U << i))
 			mirror_leg_fail(n, m, i, "metadata write failed");
-	if (m->meta_legs & ~failed)
+	/* durable only on a leg the next start can assemble from */
+	if (m->meta_legs & ~failed & in_sync_legs(m))
 		atomic_store(&m->meta_done, m->meta_issued);
 	pthread_mutex_unlock(&m->lock);
 }

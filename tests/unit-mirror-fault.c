@@ -98,6 +98,73 @@ out:
 	"   { type = \"fault\"; name = \"" name "\"; children = (\n" \
 	"     { type = \"file\"; path = \"" file "\"; size = \"16M\"; } ); }"
 
+/* a mirror of two fault nodes over files: 15M, 1M bitmap chunks, 256K windows */
+#define MIRROR_FF(extra, a, b) \
+	"device = { max_io = \"256K\"; };\n" \
+	"volume = { type = \"mirror\"; name = \"m\"; bitmap_chunk = \"1M\"; " extra "\n" \
+	"  children = (\n" FAULT_LEG("fa", a) ",\n" FAULT_LEG("fb", b) " ); };\n"
+
+/* ---- 18.1: the last in-sync leg fails while the other one is rebuilding ---- */
+
+/*
+ * The in-sync leg starts failing during a rebuild of the other: the mirror
+ * has failed (md: no In_sync device left). Writes fail instead of being
+ * acknowledged onto the half-built leg, reads fail, status says failed; the
+ * next start assembles again from the leg that was in sync, with every
+ * acknowledged write.
+ */
+static int test_last_in_sync_fails(void)
+{
+	const char *cf = conf("lis.conf", MIRROR_FF("resync_rate = \"4K\";", "lis-a.img", "lis-b.img"));
+	struct harness h;
+	struct uc_node *m, *fa;
+	uint8_t *model;
+	uint64_t size;
+
+	CHECK(!harness_open(&h, cf), "open");
+	size = h.g.size;
+	CHECK(!run_mix(&h, 400, false), "mix");
+	model = malloc(size);
+	CHECK(model, "alloc");
+	memcpy(model, h.model, size);
+	stop(&h);
+	/* leg b replaced by an empty file while stopped: rebuilt in full, slowly (4K/s) */
+	unlink(path_in("lis-b.img"));
+	CHECK(!harness_open(&h, cf), "open with a new leg b");
+	memcpy(h.model, model, size);
+	m = uc_graph_find(&h.g, "m");
+	fa = uc_graph_find(&h.g, "fa");
+	CHECK(!strncmp(status(m), "resyncing", 9), "no rebuild: %s", status(m));
+	/* reads come from leg a meanwhile; this write makes the bit of its region durable */
+	CHECK(one(&h, UC_OP_READ, 0, 64 * K) == 64 * K, "read during the rebuild");
+	CHECK(one(&h, UC_OP_WRITE, 0, 64 * K) == 64 * K, "write during the rebuild");
+	memcpy(model, h.model, size);
+	{
+		char r[256];
+		int ret = ctl(m, "fail", "fa", r, sizeof(r));
+
+		CHECK(ret == -EBUSY, "fail of the last in-sync leg: %d %s", ret, r);
+	}
+	CTL_OK(fa, "errors", "all", NULL);
+	/* a region whose bitmap bit is set already: the write goes to the legs at once */
+	CHECK(one(&h, UC_OP_WRITE, 0, 64 * K) == -EIO,
+	      "a write was acknowledged with only the rebuilding leg taking it (%s)", status(m));
+	CHECK(!strncmp(status(m), "failed", 6), "status with no in-sync leg: %s", status(m));
+	CHECK(one(&h, UC_OP_READ, 64 * K, 64 * K) == -EIO, "read of a failed mirror");
+	CHECK(one(&h, UC_OP_WRITE, 1 * M, 4 * K) == -EIO, "second write of a failed mirror");
+	CHECK(one(&h, UC_OP_FLUSH, 0, 0) == -EIO, "flush of a failed mirror");
+	stop(&h);
+	/* leg a works again (a new process: fault settings start at none) */
+	CHECK(!harness_open(&h, cf), "the next start refused the legs");
+	memcpy(h.model, model, size);
+	m = uc_graph_find(&h.g, "m");
+	CHECK(!strncmp(status(m), "resyncing", 9), "after restart: %s", status(m));
+	CHECK(!verify(&h), "an acknowledged write is missing after the restart");
+	stop(&h);
+	free(model);
+	return T_PASS;
+}
+
 /* ---- 18.3: a full submission queue ---- */
 
 /*
@@ -212,6 +279,7 @@ static int test_discard_errors(void)
 int main(void)
 {
 	static const struct t_case cases[] = {
+		{ "last_in_sync_fails", test_last_in_sync_fails },
 		{ "full_sq_defers", test_full_sq_defers },
 		{ "discard_errors", test_discard_errors },
 	};
