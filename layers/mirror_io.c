@@ -145,6 +145,15 @@ static void write_admit(struct mirror *m, struct uc_queue *q, struct uc_sub *s)
 
 /* ---- reads ---- */
 
+/* Some chunk of [off, off + len) is still to be copied by the resync. */
+static bool range_unsynced(struct mirror *m, uint64_t off, uint64_t len)
+{
+	for (unsigned int c = chunk_of(m, off); c <= chunk_of(m, off + len - 1); c++)
+		if (atomic_load(&m->need[c]))
+			return true;
+	return false;
+}
+
 static int pick_read_leg(struct mirror *m, struct uc_queue *q, const struct uc_sub *s)
 {
 	int best = -1, best_pending = 0;
@@ -157,10 +166,13 @@ static int pick_read_leg(struct mirror *m, struct uc_queue *q, const struct uc_s
 		return -1;
 	}
 
-	/* a region an unclean shutdown left unsynced reads from the resync source */
+	/*
+	 * A region an unclean shutdown left unsynced reads from the resync
+	 * source, every chunk the read touches (md sends every read of
+	 * unsynced sectors to one disk).
+	 */
 	if (m->rs_active && s->len && !(TRIED(s) & (1U << m->rs_source)) &&
-	    leg_state(m, m->rs_source) == LEG_IN_SYNC &&
-	    atomic_load(&m->need[chunk_of(m, s->off)]))
+	    leg_state(m, m->rs_source) == LEG_IN_SYNC && range_unsynced(m, s->off, s->len))
 		return m->rs_source;
 	for (unsigned int k = 0; k < m->nr; k++) {
 		unsigned int i = m->round_robin ? (m->rr[q->id] + k) % m->nr : k;
