@@ -85,6 +85,7 @@ struct mirror {
 	_Atomic uint64_t *bit_seq;	/* metadata sequence that makes the bit durable */
 	_Atomic uint8_t *touched;	/* written since the last clearing scan */
 	_Atomic uint8_t *need;	/* chunks resync still has to copy */
+	_Atomic uint64_t nr_need;	/* chunks with need set: reads of them go to rs_source */
 	_Atomic uint32_t *inflight;	/* writes in flight per unit */
 	uint64_t nunits;
 	_Atomic bool failed;	/* no in-sync leg left: everything fails */
@@ -103,6 +104,10 @@ struct mirror {
 	uint32_t rs_targets;
 	_Atomic unsigned int rs_source;
 	uint64_t rs_pos, rs_total, rs_done, rs_t0, rs_bytes, rs_last_ckpt;
+	uint64_t rs_narrow_hi;	/* a window no leg could read: 4K at a time up to here */
+	/* ranges some legs do not hold (mirror_bad.c), sorted, under lock */
+	struct mirror_bad bad[MIRROR_BAD_MAX];
+	_Atomic unsigned int nr_bad;
 	struct repair repairs[REPAIRS];
 	unsigned int rq_head, rq_tail;
 	uint64_t last_scan;
@@ -191,6 +196,17 @@ bool mirror_bg_poll(struct uc_node *n, struct mirror *m, struct uc_queue *q);
 
 /* mirror.c */
 void mirror_new_uuid(uint8_t u[16]);
+
+/* mirror_bad.c */
+/* Legs with a bad range over [off, off + len): they must not serve it. No lock if none. */
+uint32_t mirror_bad_legs(struct mirror *m, uint64_t off, uint64_t len);
+uint32_t mirror_bad_legs_locked(const struct mirror *m, uint64_t off, uint64_t len);
+/* Record [off, off + len) as not held by legs (lock held). Returns 0 or -ENOSPC (table full). */
+int mirror_bad_add(struct mirror *m, uint64_t off, uint64_t len, uint32_t legs);
+/* Legs now hold the data of [off, off + len): records there drop them (lock held). */
+void mirror_bad_clear(struct mirror *m, uint32_t legs, uint64_t off, uint64_t len);
+/* Bytes recorded bad (lock held). */
+uint64_t mirror_bad_bytes(const struct mirror *m);
 
 /* mirror_admin.c */
 int mirror_ctl(struct uc_node *n, const char *key, const char *value, char *reply, size_t len);

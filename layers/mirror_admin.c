@@ -77,6 +77,9 @@ static void rebuild_full(struct uc_node *n, struct mirror *m, unsigned int i)
 		atomic_store(&m->need[k], 1);
 		m->rs_total += 1ULL << m->chunk_shift;
 	}
+	atomic_store(&m->nr_need, m->nbits);
+	m->rs_narrow_hi = 0;
+	mirror_bad_clear(m, 1U << i, 0, n->size);	/* a new leg: its old records mean nothing */
 	if (m->rs_total > n->size)
 		m->rs_total = n->size;
 	m->rs_pos = 0;

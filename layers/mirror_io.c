@@ -29,6 +29,8 @@ void mirror_meta_snapshot(struct mirror *m, uint8_t *buf, uint32_t legs, bool cl
 	sb->nr_legs = m->nr;
 	sb->flags = clean ? MIRROR_SB_CLEAN : 0;
 	sb->resync_pos = m->rs_active ? m->rs_pos : UINT64_MAX;
+	sb->nr_bad = m->nr_bad;
+	memcpy(sb->bad, m->bad, sizeof(sb->bad));
 	for (unsigned int i = 0; i < m->nr; i++) {
 		memcpy(sb->legs[i].uuid, m->legs[i].uuid, 16);
 		sb->legs[i].state = leg_state(m, i);
@@ -154,31 +156,37 @@ static bool range_unsynced(struct mirror *m, uint64_t off, uint64_t len)
 	return false;
 }
 
+/*
+ * The leg to serve read s: in sync, not tried yet, and holding the range
+ * (a leg with a bad range over it never serves it). Returns -1 if none.
+ */
 static int pick_read_leg(struct mirror *m, struct uc_queue *q, const struct uc_sub *s)
 {
+	uint32_t bad = s->len ? mirror_bad_legs(m, s->off, s->len) : 0, skip = TRIED(s) | bad;
+	unsigned int src = atomic_load(&m->rs_source);
 	int best = -1, best_pending = 0;
 
 	/* a caller that checks the data asks for each copy in turn: the k-th in-sync leg */
 	if (s->copy) {
 		for (unsigned int i = 0, k = 0; i < m->nr; i++)
-			if (leg_state(m, i) == LEG_IN_SYNC && ++k == s->copy)
+			if (leg_state(m, i) == LEG_IN_SYNC && !(bad & (1U << i)) && ++k == s->copy)
 				return TRIED(s) & (1U << i) ? -1 : (int)i;
 		return -1;
 	}
 
 	/*
-	 * A region an unclean shutdown left unsynced reads from the resync
-	 * source, every chunk the read touches (md sends every read of
-	 * unsynced sectors to one disk).
+	 * A region a resync has still to copy reads from its source, for
+	 * every chunk the read touches (md sends every read of unsynced
+	 * sectors to one disk), also if the resync stopped.
 	 */
-	if (m->rs_active && s->len && !(TRIED(s) & (1U << m->rs_source)) &&
-	    leg_state(m, m->rs_source) == LEG_IN_SYNC && range_unsynced(m, s->off, s->len))
-		return m->rs_source;
+	if (atomic_load(&m->nr_need) && s->len && !(skip & (1U << src)) &&
+	    leg_state(m, src) == LEG_IN_SYNC && range_unsynced(m, s->off, s->len))
+		return src;
 	for (unsigned int k = 0; k < m->nr; k++) {
 		unsigned int i = m->round_robin ? (m->rr[q->id] + k) % m->nr : k;
 		int p;
 
-		if ((TRIED(s) & (1U << i)) || leg_state(m, i) != LEG_IN_SYNC)
+		if ((skip & (1U << i)) || leg_state(m, i) != LEG_IN_SYNC)
 			continue;
 		if (m->round_robin) {
 			m->rr[q->id] = i + 1;
@@ -225,6 +233,13 @@ void mirror_leg_fail(struct uc_node *n, struct mirror *m, unsigned int i, const 
 	if (!in_sync_legs(m) && !atomic_load(&m->failed)) {
 		atomic_store(&m->failed, true);
 		uc_err("%s: no in-sync leg left: the mirror has failed", n->name);
+	}
+	/* unsynced regions read from the resync source: a new one at once */
+	if (i == atomic_load(&m->rs_source) && in_sync_legs(m)) {
+		unsigned int src = __builtin_ctz(in_sync_legs(m));
+
+		atomic_store(&m->rs_source, src);
+		m->rs_targets &= ~(1U << src);
 	}
 }
 
@@ -354,6 +369,13 @@ int mirror_end(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
 		if (atomic_load(&m->failed) || !(tried & ~failed & in_sync_legs(m))) {
 			uc_sub_error(s, -EIO);
 			return 0;
+		}
+		/* the legs that wrote it hold that range now: bad ranges there drop them */
+		if (atomic_load(&m->nr_bad) && !s->result &&
+		    (s->op == UC_OP_WRITE || s->op == UC_OP_WRITE_ZEROES)) {
+			pthread_mutex_lock(&m->lock);
+			mirror_bad_clear(m, tried & ~failed, s->off, s->len);
+			pthread_mutex_unlock(&m->lock);
 		}
 		if (!failed)
 			return 0;

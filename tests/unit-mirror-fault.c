@@ -34,6 +34,42 @@ static void stop(struct harness *h)
 	harness_close(h);
 }
 
+/* A loop turn that does not wait: reap what is there, poll. */
+static void turn_nowait(struct harness *h)
+{
+	struct io_uring_cqe *cqe;
+	unsigned int head, n = 0;
+
+	io_uring_submit(&h->q.ring);
+	io_uring_for_each_cqe(&h->q.ring, head, cqe) {
+		uc_queue_cqe(&h->q, cqe);
+		n++;
+	}
+	io_uring_cq_advance(&h->q.ring, n);
+	uc_queue_poll(&h->q);
+}
+
+/* Run the queue (background work too) until node's status starts with want. */
+static int wait_status(struct harness *h, struct uc_node *n, const char *want, int secs)
+{
+	time_t end = time(NULL) + secs;
+
+	while (strncmp(status(n), want, strlen(want))) {
+		if (time(NULL) > end) {
+			fprintf(stderr, "%s: status '%s', waited for '%s'\n", n->name, status(n), want);
+			return -1;
+		}
+		if (!uc_queue_idle(&h->q)) {
+			if (harness_turn(h))
+				return -1;
+		} else {
+			turn_nowait(h);
+			usleep(1000);
+		}
+	}
+	return 0;
+}
+
 /* The whole volume read back against the model, max_io at a time. */
 static int verify(struct harness *h)
 {
@@ -105,6 +141,20 @@ static int model_from(struct harness *h, const char *leg)
 	return r == (ssize_t)h->g.size ? 0 : -1;
 }
 
+static int json_u64(struct uc_node *n, const char *key, uint64_t *v)
+{
+	char js[8192], k[64];
+	const char *p;
+
+	n->ops->json(n, js, sizeof(js));
+	snprintf(k, sizeof(k), "\"%s\": ", key);
+	p = strstr(js, k);
+	if (!p)
+		return -1;
+	*v = strtoull(p + strlen(k), NULL, 10);
+	return 0;
+}
+
 #define FAULT_LEG(name, file) \
 	"   { type = \"fault\"; name = \"" name "\"; children = (\n" \
 	"     { type = \"file\"; path = \"" file "\"; size = \"16M\"; } ); }"
@@ -172,6 +222,150 @@ static int test_last_in_sync_fails(void)
 	CHECK(!strncmp(status(m), "resyncing", 9), "after restart: %s", status(m));
 	CHECK(!verify(&h), "an acknowledged write is missing after the restart");
 	stop(&h);
+	free(model);
+	return T_PASS;
+}
+
+/* ---- 18.2: read errors on the resync source ---- */
+
+/*
+ * Unclean stop with two dirty regions; at the restart leg a (the resync
+ * source) cannot read the first one. The window is read from leg b (in sync
+ * too) instead and written over a; the resync goes on to the second region.
+ */
+static int test_resync_source_read_error(void)
+{
+	const char *cf = conf("rse.conf", MIRROR_FF("resync_rate = \"0\";", "rse-a.img", "rse-b.img"));
+	struct harness h;
+	struct uc_node *m, *fa;
+	uint8_t junk[4096];
+	uint64_t done = 0, total = 1, size;
+	pid_t pid;
+	int st, fd;
+
+	pid = fork();
+	if (!pid) {
+		if (harness_open(&h, cf))
+			_exit(1);
+		/* writes in [1M, 2M) and [5M, 6M) only: two dirty chunks, then kill -9 */
+		for (int i = 0; i < 200; i++)
+			issue(&h, UC_OP_WRITE, 0, (i % 2 ? 5 * M : 1 * M) + 4 * K * (t_rand() % 250),
+			      4 * K * (1 + t_rand() % 6));
+		/* not to idle: the bits would clear after 2 s */
+		if (harness_reap(&h, 0) || h.failures)
+			_exit(1);
+		_exit(0);
+	}
+	CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && !WEXITSTATUS(st), "child run");
+	/* a torn write in the second region: leg b differs there */
+	memset(junk, 0x5a, sizeof(junk));
+	fd = open(path_in("rse-b.img"), O_WRONLY);
+	CHECK(fd >= 0 && pwrite(fd, junk, sizeof(junk), data_offset("rse-b.img") + 5 * M + 8 * K) == 4096,
+	      "corrupt leg b");
+	close(fd);
+	CHECK(!harness_open(&h, cf), "reopen");
+	size = h.g.size;
+	m = uc_graph_find(&h.g, "m");
+	fa = uc_graph_find(&h.g, "fa");
+	CHECK(!strncmp(status(m), "resyncing", 9), "no resync: %s", status(m));
+	/* before the first turn: the resync's first window is unreadable on the source */
+	CTL_OK(fa, "errors", "read", NULL);
+	CTL_OK(fa, "ranges", "2M+64K", NULL);	/* leg offsets: the data starts at 1M */
+	CHECK(!wait_status(&h, m, "clean", 60), "resync did not finish");
+	CHECK(!json_u64(m, "resync_done", &done) && !json_u64(m, "resync_total", &total) &&
+	      done == total, "resync stopped early: %llu of %llu", (unsigned long long)done,
+	      (unsigned long long)total);
+	CTL_OK(fa, "errors", "none", NULL);
+	stop(&h);
+	CHECK(legs_differ("rse-a.img", "rse-b.img", size) == 0, "legs differ after the resync");
+	return T_PASS;
+}
+
+/*
+ * A rebuild whose only source cannot read 4K of it: the window is retried
+ * 4K at a time, the unreadable 4K is skipped and recorded (md's bad-block
+ * log) and the rebuild finishes. Reads of that 4K fail rather than return
+ * what the new leg held; the record survives a restart; a write heals it.
+ */
+static int test_rebuild_unreadable_block(void)
+{
+	const char *cf = conf("rub.conf", MIRROR_FF("resync_rate = \"0\";", "rub-a.img", "rub-b.img"));
+	struct harness h;
+	struct uc_node *m, *fa;
+	uint8_t *model;
+	uint64_t size, done = 0, total = 1;
+	char js[8192];
+
+	CHECK(!harness_open(&h, cf), "open");
+	size = h.g.size;
+	CHECK(!run_mix(&h, 300, false), "mix");
+	CHECK(one(&h, UC_OP_WRITE, 2 * M - 64 * K, 128 * K) == 128 * K, "write around 2M");
+	model = malloc(size);
+	CHECK(model, "alloc");
+	memcpy(model, h.model, size);
+	stop(&h);
+	unlink(path_in("rub-b.img"));
+	CHECK(!harness_open(&h, cf), "open with a new leg b");
+	memcpy(h.model, model, size);
+	m = uc_graph_find(&h.g, "m");
+	fa = uc_graph_find(&h.g, "fa");
+	CTL_OK(fa, "errors", "read", NULL);
+	CTL_OK(fa, "ranges", "3M+4K", NULL);	/* leg offsets: the data starts at 1M */
+	CHECK(!wait_status(&h, m, "clean", 60), "the rebuild did not finish");
+	CHECK(!json_u64(m, "resync_done", &done) && !json_u64(m, "resync_total", &total) &&
+	      done == total, "rebuild stopped early: %llu of %llu", (unsigned long long)done,
+	      (unsigned long long)total);
+	m->ops->json(m, js, sizeof(js));
+	CHECK(strstr(js, "\"bad_ranges\": [{\"offset\": 2097152, \"length\": 4096, \"legs\": [1]}]"),
+	      "no bad range recorded: %s", js);
+	CHECK(strstr(status(m), "bad=4K"), "status: %s", status(m));
+	/* the rest is there, on both legs */
+	CHECK(one(&h, UC_OP_READ, 2 * M - 64 * K, 64 * K) == 64 * K, "read before the bad 4K");
+	CHECK(one(&h, UC_OP_READ, 2 * M + 4 * K, 64 * K) == 64 * K, "read after the bad 4K");
+	CHECK(one(&h, UC_OP_READ, 2 * M, 4 * K) == -EIO, "the unreadable 4K was read from the new leg");
+	CHECK(one(&h, UC_OP_READ, 2 * M - 4 * K, 12 * K) == -EIO, "a read across it");
+	CTL_OK(fa, "errors", "none", NULL);
+	stop(&h);
+	CHECK(legs_differ("rub-a.img", "rub-b.img", size) == 1, "the bad 4K was copied after all");
+	{
+		/* the legs agree everywhere but there */
+		int fd = open(path_in("rub-b.img"), O_RDWR), fa_fd = open(path_in("rub-a.img"), O_RDONLY);
+		uint8_t b[4096];
+		uint64_t off = data_offset("rub-a.img") + 2 * M;
+
+		CHECK(fd >= 0 && fa_fd >= 0 && pread(fa_fd, b, 4096, off) == 4096 &&
+		      pwrite(fd, b, 4096, off) == 4096, "patch");
+		close(fd);
+		close(fa_fd);
+		CHECK(legs_differ("rub-a.img", "rub-b.img", size) == 0, "legs differ elsewhere");
+		/* back as it was: leg b holds what it held (zeroes) */
+		memset(b, 0, sizeof(b));
+		fd = open(path_in("rub-b.img"), O_RDWR);
+		CHECK(fd >= 0 && pwrite(fd, b, 4096, off) == 4096, "unpatch");
+		close(fd);
+	}
+	/* the record is on disk: after a restart leg b still does not serve that 4K */
+	CHECK(!harness_open(&h, cf), "reopen");
+	memcpy(h.model, model, size);
+	m = uc_graph_find(&h.g, "m");
+	fa = uc_graph_find(&h.g, "fa");
+	CHECK(!strncmp(status(m), "clean", 5) && strstr(status(m), "bad=4K"), "after restart: %s",
+	      status(m));
+	for (int i = 0; i < 4; i++)
+		CHECK(one(&h, UC_OP_READ, 2 * M, 4 * K) == 4 * K, "leg a reads it again: %d", i);
+	CTL_OK(fa, "errors", "read", NULL);
+	CTL_OK(fa, "ranges", "3M+4K", NULL);
+	CHECK(one(&h, UC_OP_READ, 2 * M, 4 * K) == -EIO, "leg b served the 4K it never got");
+	/* a write makes it whole on both legs: the record goes */
+	CTL_OK(fa, "errors", "none", NULL);
+	CHECK(one(&h, UC_OP_WRITE, 2 * M, 4 * K) == 4 * K, "write over the bad 4K");
+	CHECK(!strstr(status(m), "bad="), "record still there after a write: %s", status(m));
+	CTL_OK(fa, "errors", "read", NULL);
+	CHECK(one(&h, UC_OP_READ, 2 * M, 4 * K) == 4 * K, "leg b does not serve it after the write");
+	CTL_OK(fa, "errors", "none", NULL);
+	CHECK(!verify(&h), "verify");
+	stop(&h);
+	CHECK(legs_differ("rub-a.img", "rub-b.img", size) == 0, "legs differ at the end");
 	free(model);
 	return T_PASS;
 }
@@ -337,6 +531,8 @@ int main(void)
 {
 	static const struct t_case cases[] = {
 		{ "last_in_sync_fails", test_last_in_sync_fails },
+		{ "resync_source_read_error", test_resync_source_read_error },
+		{ "rebuild_unreadable_block", test_rebuild_unreadable_block },
 		{ "full_sq_defers", test_full_sq_defers },
 		{ "read_across_unsynced", test_read_across_unsynced },
 		{ "discard_errors", test_discard_errors },
