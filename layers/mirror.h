@@ -98,6 +98,8 @@ struct mirror {
 	/* background work on queue 0: resync windows and read repairs */
 	_Atomic uint64_t win_lo, win_hi;	/* locked window, empty when equal */
 	bool bg_inflight, bg_draining, bg_is_repair, bg_is_scrub;
+	bool bg_held;		/* a picked window let go while the queue pauses */
+	uint64_t held_lo, held_hi;
 	unsigned int bg_src;
 	uint32_t bg_targets;
 	_Atomic bool rs_active;

@@ -514,7 +514,7 @@ bool mirror_poll(struct uc_node *n, struct uc_queue *q)
 		s = next;
 	}
 	again = meta_poll(n, m, q);
-	if (q->id == 0 && uc_queue_may_start_work(q))
-		again |= mirror_bg_poll(n, m, q);
+	if (q->id == 0)
+		again |= mirror_bg_poll(n, m, q);	/* which starts nothing while pausing or stopping */
 	return again || m->parked[q->id];
 }

@@ -447,6 +447,28 @@ bool mirror_bg_poll(struct uc_node *n, struct mirror *m, struct uc_queue *q)
 
 	if (m->bg_inflight)
 		return false;	/* its CQEs wake this queue */
+	if (!uc_queue_may_start_work(q)) {
+		/*
+		 * Pausing (`add`) or stopping: a window picked but not started
+		 * must not stay locked, or the writes parked on it never end and
+		 * the pause cannot drain. It is locked again afterwards.
+		 */
+		if (m->bg_draining) {
+			m->held_lo = atomic_load(&m->win_lo);
+			m->held_hi = atomic_load(&m->win_hi);
+			atomic_store(&m->win_lo, 0);
+			atomic_store(&m->win_hi, 0);
+			m->bg_draining = false;
+			m->bg_held = true;
+		}
+		return false;
+	}
+	if (m->bg_held) {
+		atomic_store(&m->win_lo, m->held_lo);
+		atomic_store(&m->win_hi, m->held_hi);
+		m->bg_held = false;
+		m->bg_draining = true;
+	}
 	if (!m->bg_draining) {
 		bool got;
 

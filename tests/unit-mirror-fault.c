@@ -527,6 +527,76 @@ static int test_discard_errors(void)
 	return T_PASS;
 }
 
+/* ---- 17.3: pausing (add) while a resync window waits for writes ---- */
+
+struct pause_call {
+	struct uc_graph *g;
+	int ret;
+	atomic_bool done;
+};
+
+static void *pause_thread(void *arg)
+{
+	struct pause_call *c = arg;
+
+	c->ret = uc_graph_pause(c->g, 3000);
+	atomic_store(&c->done, true);
+	return NULL;
+}
+
+/*
+ * A rebuild locks its next window, which waits for a write in flight there;
+ * a second write to the window parks. Then the queues pause (as `add`
+ * does): the window must not stay locked while no window may start, or the
+ * parked write never finishes and the pause times out.
+ */
+static int test_pause_during_resync(void)
+{
+	const char *cf = conf("pdr.conf", MIRROR_FF("resync_rate = \"0\";", "pdr-a.img", "pdr-b.img"));
+	struct pause_call p = { 0 };
+	struct harness h;
+	struct uc_node *m;
+	struct mirror *mm;
+	pthread_t t;
+	uint64_t lo, hi;
+
+	CHECK(!harness_open(&h, cf), "open");
+	stop(&h);
+	unlink(path_in("pdr-b.img"));
+	CHECK(!harness_open(&h, cf), "open with a new leg b");
+	CHECK(!model_from(&h, "pdr-a.img"), "model");
+	m = h.g.root;
+	mm = m->priv;
+	issue(&h, UC_OP_WRITE, 0, 0, 4 * K);	/* waits for its bitmap bit */
+	uc_queue_poll(&h.q);			/* the rebuild locks [0, 256K) behind it */
+	lo = atomic_load(&mm->win_lo);
+	hi = atomic_load(&mm->win_hi);
+	CHECK(lo == 0 && hi == 256 * K && !mm->bg_inflight, "window %llu-%llu, in flight %d",
+	      (unsigned long long)lo, (unsigned long long)hi, mm->bg_inflight);
+	issue(&h, UC_OP_WRITE, 0, 8 * K, 4 * K);	/* parks on the window */
+	p.g = &h.g;
+	CHECK(!pthread_create(&t, NULL, pause_thread, &p), "pthread_create");
+	while (atomic_load(&h.g.pause_gen) == h.q.pause_gen)
+		usleep(100);
+	while (!atomic_load(&p.done)) {
+		if (!uc_queue_idle(&h.q))
+			harness_turn(&h);
+		else
+			turn_nowait(&h);
+	}
+	pthread_join(t, NULL);
+	printf("  pause_during_resync: pause -> %d, %u busy\n", p.ret, h.q.nr_busy);
+	CHECK(!p.ret, "the pause timed out: a locked window held a write");
+	CHECK(h.q.paused && !h.q.nr_busy && h.inflight == 0, "paused %d, %u busy, %u in flight",
+	      h.q.paused, h.q.nr_busy, h.inflight);
+	uc_graph_resume(&h.g);
+	CHECK(!run_mix(&h, 200, false), "mix after the pause");
+	CHECK(!wait_status(&h, m, "clean", 60), "the rebuild did not finish");
+	stop(&h);
+	CHECK(legs_differ("pdr-a.img", "pdr-b.img", 15 * M) == 0, "legs differ");
+	return T_PASS;
+}
+
 int main(void)
 {
 	static const struct t_case cases[] = {
@@ -536,6 +606,7 @@ int main(void)
 		{ "full_sq_defers", test_full_sq_defers },
 		{ "read_across_unsynced", test_read_across_unsynced },
 		{ "discard_errors", test_discard_errors },
+		{ "pause_during_resync", test_pause_during_resync },
 	};
 
 	nodiscard_ops = file_layer_ops;
