@@ -409,13 +409,16 @@ static int mirror_activate(struct uc_node *n)
 				atomic_store(&m->need[c], 1);
 		}
 	}
-	for (uint64_t c = 0; c < m->nbits; c++)
+	for (uint64_t c = 0; c < m->nbits; c++) {
 		if (atomic_load(&m->need[c])) {
 			m->rs_total += 1ULL << m->chunk_shift;
 			atomic_fetch_add(&m->nr_need, 1);
 			if (atomic_load(&m->need[c]) == 2)
 				atomic_store(&m->bits[c], 1);
 		}
+		if (atomic_load(&m->bits[c]))
+			atomic_fetch_add(&m->nr_bits, 1);
+	}
 	m->rs_active = m->rs_targets && m->rs_total;
 	m->rs_pos = 0;
 	m->rs_t0 = m->rs_last_ckpt = now_ns();

@@ -82,6 +82,7 @@ struct mirror {
 	struct mirror_sb sb;	/* array-wide fields of the superblock */
 	struct leg legs[MIRROR_MAX_LEGS];
 	_Atomic uint8_t *bits;	/* write-intent, one byte per chunk */
+	_Atomic uint64_t nr_bits;	/* bits set (changes under lock): no scan when 0 */
 	_Atomic uint64_t *bit_seq;	/* metadata sequence that makes the bit durable */
 	_Atomic uint8_t *touched;	/* written since the last clearing scan */
 	_Atomic uint8_t *need;	/* chunks resync still has to copy */
@@ -91,7 +92,8 @@ struct mirror {
 	_Atomic bool failed;	/* no in-sync leg left: everything fails */
 	bool active;		/* activated: metadata is ours to write */
 	/* metadata writes: one in flight at a time, each a full snapshot */
-	uint64_t meta_seq, meta_issued;
+	_Atomic uint64_t meta_seq;	/* changes under lock; poll reads it without */
+	uint64_t meta_issued;
 	_Atomic uint64_t meta_done;
 	bool meta_inflight, clearing;
 	uint32_t meta_legs;
@@ -111,7 +113,7 @@ struct mirror {
 	struct mirror_bad bad[MIRROR_BAD_MAX];
 	_Atomic unsigned int nr_bad;
 	struct repair repairs[REPAIRS];
-	unsigned int rq_head, rq_tail;
+	_Atomic unsigned int rq_head, rq_tail;	/* change under lock; poll reads them without */
 	uint64_t last_scan;
 	/* scrub: started by the admin thread, run by queue 0 like resync */
 	_Atomic bool scrub_active;

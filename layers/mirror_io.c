@@ -91,6 +91,7 @@ static uint64_t bits_needed_seq(struct mirror *m, const struct uc_sub *s)
 			if (!atomic_load(&m->bits[c])) {
 				atomic_store(&m->bit_seq[c], ++m->meta_seq);
 				atomic_store(&m->bits[c], 1);
+				atomic_fetch_add(&m->nr_bits, 1);
 			}
 			pthread_mutex_unlock(&m->lock);
 		}
@@ -443,6 +444,9 @@ static bool meta_poll(struct uc_node *n, struct mirror *m, struct uc_queue *q)
 	struct uc_io *io;
 	bool pending;
 
+	/* every loop turn of every queue: nothing to write, no lock */
+	if (atomic_load(&m->meta_seq) <= atomic_load(&m->meta_done) || atomic_load(&m->failed))
+		return false;
 	pthread_mutex_lock(&m->lock);
 	pending = m->meta_seq > atomic_load(&m->meta_done) && !atomic_load(&m->failed);
 	if (!pending || m->meta_inflight || !(io = uc_internal_get(q))) {

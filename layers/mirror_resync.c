@@ -400,10 +400,8 @@ static bool window_drained(struct mirror *m)
 static bool bits_clear_idle(struct mirror *m)
 {
 	uint64_t now = now_ns();
-	bool cleared = false, any = false;
+	bool cleared = false, any = atomic_load(&m->nr_bits);
 
-	for (uint64_t c = 0; c < m->nbits && !any; c++)
-		any = atomic_load(&m->bits[c]);
 	if (!any || now - m->last_scan < CLEAR_IDLE_NS)
 		return any;
 	m->last_scan = now;
@@ -426,10 +424,12 @@ static bool bits_clear_idle(struct mirror *m)
 		/* a writer counts itself in flight before it looks at the bit */
 		for (uint64_t u = u0; u <= u1 && u < m->nunits && !busy; u++)
 			busy = atomic_load(&m->inflight[u]);
-		if (busy)
+		if (busy) {
 			atomic_store(&m->bits[c], 1);	/* never written cleared: still durable */
-		else
+		} else {
 			cleared = true;
+			atomic_fetch_sub(&m->nr_bits, 1);
+		}
 	}
 	if (cleared) {
 		m->clearing = true;
@@ -463,6 +463,11 @@ bool mirror_bg_poll(struct uc_node *n, struct mirror *m, struct uc_queue *q)
 		}
 		return false;
 	}
+	/* every loop turn of queue 0: nothing to do, no lock */
+	if (!m->bg_draining && !m->bg_held && !atomic_load(&m->rs_active) &&
+	    !atomic_load(&m->scrub_active) && atomic_load(&m->rq_head) == atomic_load(&m->rq_tail) &&
+	    !atomic_load(&m->nr_bits))
+		return false;
 	if (m->bg_held) {
 		atomic_store(&m->win_lo, m->held_lo);
 		atomic_store(&m->win_hi, m->held_hi);
