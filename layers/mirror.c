@@ -573,12 +573,13 @@ static int mirror_json(const struct uc_node *n, char *buf, size_t len)
 	off = snprintf(buf, len, "\"uuid\": \"%s\", \"events\": %llu, \"bitmap_chunk\": %llu, "
 		       "\"resyncing\": %s, \"resync_percent\": %.1f, \"resync_eta_s\": %ld, "
 		       "\"resync_done\": %llu, \"resync_total\": %llu, \"read_errors_corrected\": %llu, "
-		       "\"bad_ranges\": [", uuid, (unsigned long long)m->sb.events,
+		       "\"bad_bytes\": %llu, \"bad_ranges\": [", uuid, (unsigned long long)m->sb.events,
 		       1ULL << m->chunk_shift, m->rs_active ? "true" : "false", pct, eta,
 		       (unsigned long long)m->rs_done, (unsigned long long)m->rs_total,
-		       (unsigned long long)atomic_load(&m->corrected));
-	/* ranges some legs do not hold: reads of them never come from those legs */
-	for (unsigned int i = 0; i < m->nr_bad && off < (int)len; i++) {
+		       (unsigned long long)atomic_load(&m->corrected),
+		       (unsigned long long)mirror_bad_bytes(m));
+	/* ranges some legs do not hold (the first 16: status lines are 4K) */
+	for (unsigned int i = 0; i < m->nr_bad && i < 16 && off < (int)len; i++) {
 		off += snprintf(buf + off, len - off, "%s{\"offset\": %llu, \"length\": %llu, \"legs\": [",
 				i ? ", " : "", (unsigned long long)m->bad[i].off,
 				(unsigned long long)m->bad[i].len);

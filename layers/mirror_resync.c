@@ -182,7 +182,7 @@ void mirror_bg_submit(struct mirror *m, struct uc_queue *q, struct uc_sub *s)
 
 int mirror_bg_end(struct uc_node *n, struct mirror *m, struct uc_queue *q, struct uc_sub *s)
 {
-	uint32_t failed = FAILED(s), tried = TRIED(s);
+	uint32_t failed = FAILED(s);
 	int leg;
 
 	switch (PHASE(s)) {
@@ -220,7 +220,6 @@ int mirror_bg_end(struct uc_node *n, struct mirror *m, struct uc_queue *q, struc
 				mirror_bad_clear(m, (uint32_t)s->scratch & ~failed, s->off, s->len);
 			pthread_mutex_unlock(&m->lock);
 		}
-		(void)tried;
 		return 0;
 	default:
 		return 0;
