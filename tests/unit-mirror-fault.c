@@ -669,8 +669,6 @@ static int test_idle_poll(void)
 	return T_PASS;
 }
 
-
-
 int main(void)
 {
 	static const struct t_case cases[] = {
