@@ -22,6 +22,8 @@
 #include "mirror.h"
 #include "testlib.h"
 
+extern const struct uc_layer_ops file_layer_ops;	/* test leaves wrap it */
+
 /* ---- helpers ---- */
 
 /* Stop like a queue thread: no new background work, drain, then close (deactivate: clean). */
@@ -388,6 +390,73 @@ static int test_rebuild_unreadable_block(void)
 	return T_PASS;
 }
 
+/*
+ * More unreadable blocks than the table holds: a file leaf whose reads fail
+ * on every other 4K block of a range (65 separate blocks). The rebuild
+ * records 64 and stops there; the leg stays rebuilding (degraded), the
+ * records survive a stop. Readable again at the next start, the rebuild
+ * runs again (a stopped one keeps no position), copies those blocks and the
+ * records go.
+ */
+static struct uc_layer_ops holey_ops;
+static uint64_t holey_lo, holey_hi;	/* leaf offsets; even 4K blocks in it fail reads */
+
+static int holey_submit(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
+{
+	if (s->op == UC_OP_READ && s->off < holey_hi && holey_lo < s->off + s->len)
+		for (uint64_t b = s->off / 4096; b * 4096 < s->off + s->len; b++)
+			if (b * 4096 >= holey_lo && b * 4096 < holey_hi && !((b * 4096 - holey_lo) / 4096 % 2))
+				return -EIO;
+	return file_layer_ops.submit(n, q, s);
+}
+
+static int test_bad_table_full(void)
+{
+	const char *cf = conf("btf.conf",
+		"device = { max_io = \"256K\"; };\n"
+		"volume = { type = \"mirror\"; name = \"m\"; bitmap_chunk = \"1M\"; children = (\n"
+		"  { type = \"holey\"; path = \"btf-a.img\"; size = \"16M\"; },\n"
+		"  { type = \"file\"; path = \"btf-b.img\"; size = \"16M\"; } ); };\n");
+	struct harness h;
+	struct uc_node *m;
+	uint8_t *model;
+	uint64_t size;
+
+	CHECK(!harness_open(&h, cf), "open");
+	size = h.g.size;
+	CHECK(!mix(&h, 300), "mix");
+	model = malloc(size);
+	CHECK(model, "alloc");
+	memcpy(model, h.model, size);
+	stop(&h);
+	unlink(path_in("btf-b.img"));
+	holey_lo = 3 * M;	/* mirror 2M: 130 blocks, 65 of them unreadable */
+	holey_hi = 3 * M + 130 * 4 * K;
+	CHECK(!harness_open(&h, cf), "open with a new leg b");
+	memcpy(h.model, model, size);
+	m = h.g.root;
+	CHECK(!wait_status(&h, m, "degraded", 60), "the rebuild did not stop");
+	printf("  bad_table_full: %s\n", status(m));
+	CHECK(strstr(status(m), "bad=256K") && strstr(status(m), "[1 rebuilding (full)"),
+	      "after 64 records: %s", status(m));
+	CHECK(one(&h, UC_OP_READ, 2 * M + 4 * K, 4 * K) == 4 * K, "a readable block");
+	CHECK(one(&h, UC_OP_READ, 2 * M, 4 * K) == -EIO, "an unreadable block");
+	CHECK(one(&h, UC_OP_READ, 8 * M, 64 * K) == 64 * K, "beyond the stop");
+	stop(&h);
+	holey_hi = 0;	/* readable again */
+	CHECK(!harness_open(&h, cf), "reopen");
+	memcpy(h.model, model, size);
+	m = h.g.root;
+	CHECK(strstr(status(m), "bad=256K"), "records lost at the stop: %s", status(m));
+	CHECK(!wait_status(&h, m, "clean", 60), "the rebuild did not finish");
+	CHECK(!strstr(status(m), "bad="), "records left after the copy: %s", status(m));
+	CHECK(!verify(&h), "verify");
+	stop(&h);
+	CHECK(legs_differ("btf-a.img", "btf-b.img", size) == 0, "legs differ");
+	free(model);
+	return T_PASS;
+}
+
 /* ---- 18.3: a full submission queue ---- */
 
 /*
@@ -484,7 +553,6 @@ static int test_read_across_unsynced(void)
 
 /* ---- 17.2: discard and write-zeroes errors ---- */
 
-extern const struct uc_layer_ops file_layer_ops;
 static struct uc_layer_ops nodiscard_ops;
 
 /* a file leaf on a device without discard or write-zeroes (a disk without TRIM) */
@@ -693,6 +761,7 @@ int main(void)
 		{ "last_in_sync_fails", test_last_in_sync_fails },
 		{ "resync_source_read_error", test_resync_source_read_error },
 		{ "rebuild_unreadable_block", test_rebuild_unreadable_block },
+		{ "bad_table_full", test_bad_table_full },
 		{ "full_sq_defers", test_full_sq_defers },
 		{ "read_across_unsynced", test_read_across_unsynced },
 		{ "discard_errors", test_discard_errors },
@@ -704,6 +773,10 @@ int main(void)
 	nodiscard_ops.name = "nodiscard";
 	nodiscard_ops.submit = nodiscard_submit;
 	uc_layer_add(&nodiscard_ops);
+	holey_ops = file_layer_ops;
+	holey_ops.name = "holey";
+	holey_ops.submit = holey_submit;
+	uc_layer_add(&holey_ops);
 	if (getenv("UC_TEST_VERBOSE"))
 		uc_verbose = atoi(getenv("UC_TEST_VERBOSE"));
 	return t_run(cases, sizeof(cases) / sizeof(cases[0]));
