@@ -40,6 +40,8 @@ struct file {
 	dev_t dev;
 	ino_t ino;
 	int old_fd;		/* after a swap (file_ctl), until every queue moved over */
+	/* per queue (only its thread): subs that found the SQ full, issued again from poll */
+	struct uc_sub *deferred[UC_MAX_QUEUES + 1];
 };
 
 extern const struct uc_layer_ops file_layer_ops;
@@ -332,13 +334,23 @@ static void prep_rw(struct io_uring_sqe *sqe, const struct uc_sub *s,
 
 static int file_submit(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
 {
-	const struct file *f = n->priv;
+	struct file *f = n->priv;
 	struct io_uring_sqe *sqe;
 
 	if (s->copy > 1)
 		return -ENODATA;	/* there is one copy */
-	if (!(sqe = uc_sub_sqe(q, s)))
-		return -EBUSY;
+	if (!(sqe = uc_sub_sqe(q, s))) {
+		/*
+		 * The ring takes no SQE even after a submit: nothing is wrong
+		 * with the file, so the I/O waits (holding a reference) and
+		 * poll issues it once completions have made room. An error
+		 * here would fail a mirror leg for a busy ring.
+		 */
+		uc_sub_get(s);
+		s->next = f->deferred[q->id];
+		f->deferred[q->id] = s;
+		return 0;
+	}
 	switch (s->op) {
 	case UC_OP_READ:
 	case UC_OP_WRITE:
@@ -353,6 +365,25 @@ static int file_submit(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
 	}
 	sqe->flags |= IOSQE_FIXED_FILE;
 	return 0;
+}
+
+/* Issue what found the ring full. Returns true while some still wait. */
+static bool file_poll(struct uc_node *n, struct uc_queue *q)
+{
+	struct file *f = n->priv;
+	struct uc_sub *s = f->deferred[q->id];
+
+	if (!s)
+		return false;
+	f->deferred[q->id] = NULL;
+	while (s) {
+		struct uc_sub *next = s->next;
+
+		uc_sub_error(s, file_submit(n, q, s));	/* may defer it again */
+		uc_sub_put(q, s);	/* the deferral's reference */
+		s = next;
+	}
+	return f->deferred[q->id] != NULL;
 }
 
 static int file_complete(struct uc_node *n, struct uc_queue *q, struct uc_sub *s, int res)
@@ -498,6 +529,7 @@ const struct uc_layer_ops file_layer_ops = {
 	.close = file_close,
 	.submit = file_submit,
 	.complete = file_complete,
+	.poll = file_poll,
 	.status = file_status,
 	.ctl = file_ctl,
 	.zero_copy = true,

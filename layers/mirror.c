@@ -171,8 +171,7 @@ static int meta_write_sync(struct uc_node *n, struct mirror *m, bool clean)
 {
 	uint8_t *buf = aligned_alloc(4096, m->bitmap_bytes + MIRROR_MAX_LEGS * MIRROR_SB_SIZE);
 	uint8_t *leg_buf = aligned_alloc(4096, m->slot);
-	uint32_t legs;
-	int ok = 0;
+	uint32_t legs, took = 0;
 
 	if (!buf || !leg_buf) {
 		free(buf);
@@ -201,20 +200,21 @@ static int meta_write_sync(struct uc_node *n, struct mirror *m, bool clean)
 			mirror_leg_fail(n, m, i, "superblock write failed");
 			pthread_mutex_unlock(&m->lock);
 		} else {
-			ok++;
+			took |= 1U << i;
 		}
 	}
 	free(buf);
 	free(leg_buf);
 	atomic_store(&m->meta_done, m->meta_issued);
-	return ok ? 0 : -EIO;
+	/* an in-sync leg must hold it: the next start assembles from such a leg */
+	return took & in_sync_legs(m) && !atomic_load(&m->failed) ? 0 : -EIO;
 }
 
 static int mirror_activate(struct uc_node *n)
 {
 	struct mirror *m = n->priv;
 	struct mirror_sb sbs[MIRROR_MAX_LEGS], *fresh = NULL;
-	int rc[MIRROR_MAX_LEGS], fresh_leg = -1, nr_sb = 0;
+	int rc[MIRROR_MAX_LEGS], fresh_leg = -1, nr_sb = 0, leg_of_slot[MIRROR_MAX_LEGS];
 	uint8_t *buf;
 	bool unclean = false, created = true, full_all = false;
 	char u1[37], u2[37];
@@ -231,6 +231,8 @@ static int mirror_activate(struct uc_node *n)
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&m->lock, NULL);
+	for (unsigned int k = 0; k < MIRROR_MAX_LEGS; k++)
+		leg_of_slot[k] = -1;
 
 	for (unsigned int i = 0; i < m->nr; i++) {
 		int r = uc_graph_sync_io(n->graph, n->children[i], UC_OP_READ, 0, buf, MIRROR_SB_SIZE);
@@ -339,6 +341,7 @@ static int mirror_activate(struct uc_node *n)
 				goto out;
 			}
 			memcpy(m->legs[i].uuid, sbs[i].leg_uuid, 16);
+			leg_of_slot[slot] = i;
 			atomic_store(&m->legs[i].errors, fresh->legs[slot].errors);
 			if (sbs[i].events == fresh->events) {
 				uint32_t st = fresh->legs[slot].state;
@@ -360,6 +363,19 @@ static int mirror_activate(struct uc_node *n)
 		}
 	}
 	m->sb.nr_legs = m->nr;
+	/* bad ranges, renumbered to config order; a leg new to the array holds none */
+	for (unsigned int k = 0; fresh && k < fresh->nr_bad; k++) {
+		uint32_t legs = 0;
+
+		for (unsigned int s = 0; s < fresh->nr_legs; s++)
+			if ((fresh->bad[k].legs & (1U << s)) && leg_of_slot[s] >= 0)
+				legs |= 1U << leg_of_slot[s];
+		if (legs)
+			m->bad[m->nr_bad++] = (struct mirror_bad){ fresh->bad[k].off, fresh->bad[k].len, legs };
+	}
+	if (m->nr_bad)
+		uc_warn("%s: %u ranges (%" PRIu64 " bytes) that some legs do not hold (see `ublk-compose status`)",
+			n->name, m->nr_bad, mirror_bad_bytes(m));
 
 	/* what resync must do: regions dirty at an unclean stop, stale and new legs */
 	for (m->rs_source = 0; m->rs_source < m->nr; m->rs_source++)
@@ -395,12 +411,16 @@ static int mirror_activate(struct uc_node *n)
 				atomic_store(&m->need[c], 1);
 		}
 	}
-	for (uint64_t c = 0; c < m->nbits; c++)
+	for (uint64_t c = 0; c < m->nbits; c++) {
 		if (atomic_load(&m->need[c])) {
 			m->rs_total += 1ULL << m->chunk_shift;
+			atomic_fetch_add(&m->nr_need, 1);
 			if (atomic_load(&m->need[c]) == 2)
 				atomic_store(&m->bits[c], 1);
 		}
+		if (atomic_load(&m->bits[c]))
+			atomic_fetch_add(&m->nr_bits, 1);
+	}
 	m->rs_active = m->rs_targets && m->rs_total;
 	m->rs_pos = 0;
 	m->rs_t0 = m->rs_last_ckpt = now_ns();
@@ -415,7 +435,7 @@ static int mirror_activate(struct uc_node *n)
 	m->meta_seq++;
 	ret = meta_write_sync(n, m, false);
 	if (ret)
-		uc_err("%s: no leg took the superblock", n->name);
+		uc_err("%s: no in-sync leg took the superblock", n->name);
 	(void)nr_sb;
 out:
 	free(buf);
@@ -433,10 +453,9 @@ static void mirror_deactivate(struct uc_node *n)
 	if (!m || !m->active || atomic_load(&m->failed))
 		return;
 	m->active = false;	/* poll() leaves the metadata to us from here */
-	/* an unclean stop's resync is not finished: the next start must redo it */
-	for (unsigned int i = 0; m->rs_active && i < m->nr; i++)
-		if ((m->rs_targets & (1U << i)) && leg_state(m, i) == LEG_IN_SYNC)
-			clean = false;
+	/* an unclean stop's resync is not finished (or stopped): the next start must redo it */
+	if (atomic_load(&m->nr_need) && (m->rs_targets & in_sync_legs(m)))
+		clean = false;
 	m->meta_seq++;
 	if (!meta_write_sync(n, m, clean))
 		uc_dbg("%s: stopped %s", n->name, clean ? "clean" : "with resync pending");
@@ -482,7 +501,9 @@ static int mirror_health(const struct uc_node *n)
 		return UC_HEALTH_DEGRADED;
 	if (m->rs_active)
 		return UC_HEALTH_RESYNCING;
-	/* a leg still to rebuild with no resync running (it stopped: no leg could be read) */
+	/* a resync that stopped (the table of bad ranges was full) left regions unsynced */
+	if (atomic_load(&m->nr_need))
+		return UC_HEALTH_DEGRADED;
 	for (unsigned int i = 0; i < m->nr; i++)
 		if (leg_state(m, i) != LEG_IN_SYNC)
 			return UC_HEALTH_DEGRADED;
@@ -525,6 +546,12 @@ static int mirror_status(const struct uc_node *n, char *buf, size_t len)
 		if (eta >= 0)
 			off += snprintf(buf + off, len - off, " (ETA %ldm%02lds)", eta / 60, eta % 60);
 	}
+	if (m->nr_bad && off < (int)len) {
+		char b[32];
+
+		off += snprintf(buf + off, len - off, " bad=%s",
+				uc_size_str(mirror_bad_bytes(m), b, sizeof(b)));
+	}
 	pthread_mutex_unlock(&m->lock);
 	for (unsigned int i = 0; i < m->nr && off < (int)len; i++)
 		off += snprintf(buf + off, len - off, " [%u %s errors=%llu]", i,
@@ -548,11 +575,27 @@ static int mirror_json(const struct uc_node *n, char *buf, size_t len)
 	off = snprintf(buf, len, "\"uuid\": \"%s\", \"events\": %llu, \"bitmap_chunk\": %llu, "
 		       "\"resyncing\": %s, \"resync_percent\": %.1f, \"resync_eta_s\": %ld, "
 		       "\"resync_done\": %llu, \"resync_total\": %llu, \"read_errors_corrected\": %llu, "
-		       "\"legs\": [", uuid, (unsigned long long)m->sb.events,
+		       "\"bad_bytes\": %llu, \"bad_ranges\": [", uuid, (unsigned long long)m->sb.events,
 		       1ULL << m->chunk_shift, m->rs_active ? "true" : "false", pct, eta,
 		       (unsigned long long)m->rs_done, (unsigned long long)m->rs_total,
-		       (unsigned long long)atomic_load(&m->corrected));
+		       (unsigned long long)atomic_load(&m->corrected),
+		       (unsigned long long)mirror_bad_bytes(m));
+	/* ranges some legs do not hold (the first 16: status lines are 4K) */
+	for (unsigned int i = 0; i < m->nr_bad && i < 16 && off < (int)len; i++) {
+		off += snprintf(buf + off, len - off, "%s{\"offset\": %llu, \"length\": %llu, \"legs\": [",
+				i ? ", " : "", (unsigned long long)m->bad[i].off,
+				(unsigned long long)m->bad[i].len);
+		for (unsigned int k = 0, first = 1; k < m->nr && off < (int)len; k++)
+			if (m->bad[i].legs & (1U << k)) {
+				off += snprintf(buf + off, len - off, "%s%u", first ? "" : ", ", k);
+				first = 0;
+			}
+		if (off < (int)len)
+			off += snprintf(buf + off, len - off, "]}");
+	}
 	pthread_mutex_unlock(&m->lock);
+	if (off < (int)len)
+		off += snprintf(buf + off, len - off, "], \"legs\": [");
 	for (unsigned int i = 0; i < m->nr && off < (int)len; i++) {
 		mirror_uuid_str(m->legs[i].uuid, uuid);
 		off += snprintf(buf + off, len - off,

@@ -39,6 +39,7 @@ enum phase {
 /* s->mask: low 16 bits legs issued/tried, high 16 bits legs that failed */
 #define TRIED(s)	((s)->mask & 0xffff)
 #define FAILED(s)	((s)->mask >> 16)
+/* s->scratch of a WRITE_ZEROES: legs that cannot write zeroes (-EOPNOTSUPP) */
 /* s->state: phase in the low byte, a leg number above */
 #define PHASE(s)	((s)->state & 0xff)
 #define LEG_OF(s)	((s)->state >> 8)
@@ -50,7 +51,11 @@ struct leg {
 	_Atomic uint32_t read_errors;
 	_Atomic int pending;	/* reads in flight: least-pending policy */
 	uint64_t faulty_seq;	/* metadata sequence that records it faulty (lock) */
+	_Atomic uint32_t noted;	/* NOTED_*: logged once per run */
 };
+
+#define NOTED_DISCARD		(1U << 0)	/* a discard failed (ignored) */
+#define NOTED_WRITE_ZEROES	(1U << 1)	/* cannot write zeroes */
 
 struct mismatch {
 	uint64_t off, len;
@@ -77,29 +82,38 @@ struct mirror {
 	struct mirror_sb sb;	/* array-wide fields of the superblock */
 	struct leg legs[MIRROR_MAX_LEGS];
 	_Atomic uint8_t *bits;	/* write-intent, one byte per chunk */
+	_Atomic uint64_t nr_bits;	/* bits set (changes under lock): no scan when 0 */
 	_Atomic uint64_t *bit_seq;	/* metadata sequence that makes the bit durable */
 	_Atomic uint8_t *touched;	/* written since the last clearing scan */
 	_Atomic uint8_t *need;	/* chunks resync still has to copy */
+	_Atomic uint64_t nr_need;	/* chunks with need set: reads of them go to rs_source */
 	_Atomic uint32_t *inflight;	/* writes in flight per unit */
 	uint64_t nunits;
-	_Atomic bool failed;	/* no leg left: everything fails */
+	_Atomic bool failed;	/* no in-sync leg left: everything fails */
 	bool active;		/* activated: metadata is ours to write */
 	/* metadata writes: one in flight at a time, each a full snapshot */
-	uint64_t meta_seq, meta_issued;
+	_Atomic uint64_t meta_seq;	/* changes under lock; poll reads it without */
+	uint64_t meta_issued;
 	_Atomic uint64_t meta_done;
 	bool meta_inflight, clearing;
 	uint32_t meta_legs;
 	/* background work on queue 0: resync windows and read repairs */
 	_Atomic uint64_t win_lo, win_hi;	/* locked window, empty when equal */
 	bool bg_inflight, bg_draining, bg_is_repair, bg_is_scrub;
+	bool bg_held;		/* a picked window let go while the queue pauses */
+	uint64_t held_lo, held_hi;
 	unsigned int bg_src;
 	uint32_t bg_targets;
 	_Atomic bool rs_active;
 	uint32_t rs_targets;
 	_Atomic unsigned int rs_source;
 	uint64_t rs_pos, rs_total, rs_done, rs_t0, rs_bytes, rs_last_ckpt;
+	uint64_t rs_narrow_hi;	/* a window no leg could read: 4K at a time up to here */
+	/* ranges some legs do not hold (mirror_bad.c), sorted, under lock */
+	struct mirror_bad bad[MIRROR_BAD_MAX];
+	_Atomic unsigned int nr_bad;
 	struct repair repairs[REPAIRS];
-	unsigned int rq_head, rq_tail;
+	_Atomic unsigned int rq_head, rq_tail;	/* change under lock; poll reads them without */
 	uint64_t last_scan;
 	/* scrub: started by the admin thread, run by queue 0 like resync */
 	_Atomic bool scrub_active;
@@ -144,6 +158,17 @@ static inline uint32_t live_legs(const struct mirror *m)
 	return mask;
 }
 
+/* Legs that hold every completed write and can serve reads. */
+static inline uint32_t in_sync_legs(const struct mirror *m)
+{
+	uint32_t mask = 0;
+
+	for (unsigned int i = 0; i < m->nr; i++)
+		if (leg_state(m, i) == LEG_IN_SYNC)
+			mask |= 1U << i;
+	return mask;
+}
+
 static inline unsigned int chunk_of(const struct mirror *m, uint64_t off)
 {
 	return off >> m->chunk_shift;
@@ -160,7 +185,7 @@ int mirror_submit(struct uc_node *n, struct uc_queue *q, struct uc_sub *s);
 void mirror_child_end(struct uc_node *n, struct uc_queue *q, struct uc_sub *s, struct uc_sub *cs);
 int mirror_end(struct uc_node *n, struct uc_queue *q, struct uc_sub *s);
 bool mirror_poll(struct uc_node *n, struct uc_queue *q);
-/* Mark leg i faulty (lock held); the mirror fails when no leg is left. */
+/* Mark leg i faulty (lock held); the mirror fails when no in-sync leg is left. */
 void mirror_leg_fail(struct uc_node *n, struct mirror *m, unsigned int i, const char *why);
 /* Metadata snapshot (lock held): the bitmap at buf, then leg i's superblock at meta_sb(). */
 void mirror_meta_snapshot(struct mirror *m, uint8_t *buf, uint32_t legs, bool clean);
@@ -175,6 +200,17 @@ bool mirror_bg_poll(struct uc_node *n, struct mirror *m, struct uc_queue *q);
 
 /* mirror.c */
 void mirror_new_uuid(uint8_t u[16]);
+
+/* mirror_bad.c */
+/* Legs with a bad range over [off, off + len): they must not serve it. No lock if none. */
+uint32_t mirror_bad_legs(struct mirror *m, uint64_t off, uint64_t len);
+uint32_t mirror_bad_legs_locked(const struct mirror *m, uint64_t off, uint64_t len);
+/* Record [off, off + len) as not held by legs (lock held). Returns 0 or -ENOSPC (table full). */
+int mirror_bad_add(struct mirror *m, uint64_t off, uint64_t len, uint32_t legs);
+/* Legs now hold the data of [off, off + len): records there drop them (lock held). */
+void mirror_bad_clear(struct mirror *m, uint32_t legs, uint64_t off, uint64_t len);
+/* Bytes recorded bad (lock held). */
+uint64_t mirror_bad_bytes(const struct mirror *m);
 
 /* mirror_admin.c */
 int mirror_ctl(struct uc_node *n, const char *key, const char *value, char *reply, size_t len);

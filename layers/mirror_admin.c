@@ -43,9 +43,9 @@ static int mirror_fail_leg(struct uc_node *n, struct mirror *m, int i, char *rep
 			 mirror_leg_state_name(leg_state(m, i)));
 		return -EALREADY;
 	}
-	if (live_legs(m) == 1U << i) {
+	if (in_sync_legs(m) == 1U << i) {
 		pthread_mutex_unlock(&m->lock);
-		snprintf(reply, len, "%s is the last live leg of %s: not failing it",
+		snprintf(reply, len, "%s is the last in-sync leg of %s: not failing it",
 			 n->children[i]->name, n->name);
 		return -EBUSY;
 	}
@@ -77,6 +77,9 @@ static void rebuild_full(struct uc_node *n, struct mirror *m, unsigned int i)
 		atomic_store(&m->need[k], 1);
 		m->rs_total += 1ULL << m->chunk_shift;
 	}
+	atomic_store(&m->nr_need, m->nbits);
+	m->rs_narrow_hi = 0;
+	mirror_bad_clear(m, 1U << i, 0, n->size);	/* a new leg: its old records mean nothing */
 	if (m->rs_total > n->size)
 		m->rs_total = n->size;
 	m->rs_pos = 0;
@@ -106,9 +109,9 @@ static int mirror_replace_leg(struct uc_node *n, struct mirror *m, int i, const 
 		return ret;
 	/* the old leg gets no more I/O once it is faulty, durably */
 	pthread_mutex_lock(&m->lock);
-	if (leg_live(m, i) && live_legs(m) == 1U << i) {
+	if (in_sync_legs(m) == 1U << i) {
 		pthread_mutex_unlock(&m->lock);
-		snprintf(reply, len, "%s is the only live leg: nothing to rebuild it from", c->name);
+		snprintf(reply, len, "%s is the only in-sync leg: nothing to rebuild it from", c->name);
 		return -EBUSY;
 	}
 	mirror_leg_fail(n, m, i, "being replaced");

@@ -29,6 +29,8 @@ void mirror_meta_snapshot(struct mirror *m, uint8_t *buf, uint32_t legs, bool cl
 	sb->nr_legs = m->nr;
 	sb->flags = clean ? MIRROR_SB_CLEAN : 0;
 	sb->resync_pos = m->rs_active ? m->rs_pos : UINT64_MAX;
+	sb->nr_bad = m->nr_bad;
+	memcpy(sb->bad, m->bad, sizeof(sb->bad));
 	for (unsigned int i = 0; i < m->nr; i++) {
 		memcpy(sb->legs[i].uuid, m->legs[i].uuid, 16);
 		sb->legs[i].state = leg_state(m, i);
@@ -89,6 +91,7 @@ static uint64_t bits_needed_seq(struct mirror *m, const struct uc_sub *s)
 			if (!atomic_load(&m->bits[c])) {
 				atomic_store(&m->bit_seq[c], ++m->meta_seq);
 				atomic_store(&m->bits[c], 1);
+				atomic_fetch_add(&m->nr_bits, 1);
 			}
 			pthread_mutex_unlock(&m->lock);
 		}
@@ -145,28 +148,46 @@ static void write_admit(struct mirror *m, struct uc_queue *q, struct uc_sub *s)
 
 /* ---- reads ---- */
 
+/* Some chunk of [off, off + len) is still to be copied by the resync. */
+static bool range_unsynced(struct mirror *m, uint64_t off, uint64_t len)
+{
+	for (unsigned int c = chunk_of(m, off); c <= chunk_of(m, off + len - 1); c++)
+		if (atomic_load(&m->need[c]))
+			return true;
+	return false;
+}
+
+/*
+ * The leg to serve read s: in sync, not tried yet, and holding the range
+ * (a leg with a bad range over it never serves it). Returns -1 if none.
+ */
 static int pick_read_leg(struct mirror *m, struct uc_queue *q, const struct uc_sub *s)
 {
+	uint32_t bad = s->len ? mirror_bad_legs(m, s->off, s->len) : 0, skip = TRIED(s) | bad;
+	unsigned int src = atomic_load(&m->rs_source);
 	int best = -1, best_pending = 0;
 
 	/* a caller that checks the data asks for each copy in turn: the k-th in-sync leg */
 	if (s->copy) {
 		for (unsigned int i = 0, k = 0; i < m->nr; i++)
-			if (leg_state(m, i) == LEG_IN_SYNC && ++k == s->copy)
+			if (leg_state(m, i) == LEG_IN_SYNC && !(bad & (1U << i)) && ++k == s->copy)
 				return TRIED(s) & (1U << i) ? -1 : (int)i;
 		return -1;
 	}
 
-	/* a region an unclean shutdown left unsynced reads from the resync source */
-	if (m->rs_active && s->len && !(TRIED(s) & (1U << m->rs_source)) &&
-	    leg_state(m, m->rs_source) == LEG_IN_SYNC &&
-	    atomic_load(&m->need[chunk_of(m, s->off)]))
-		return m->rs_source;
+	/*
+	 * A region a resync has still to copy reads from its source, for
+	 * every chunk the read touches (md sends every read of unsynced
+	 * sectors to one disk), also if the resync stopped.
+	 */
+	if (atomic_load(&m->nr_need) && s->len && !(skip & (1U << src)) &&
+	    leg_state(m, src) == LEG_IN_SYNC && range_unsynced(m, s->off, s->len))
+		return src;
 	for (unsigned int k = 0; k < m->nr; k++) {
 		unsigned int i = m->round_robin ? (m->rr[q->id] + k) % m->nr : k;
 		int p;
 
-		if ((TRIED(s) & (1U << i)) || leg_state(m, i) != LEG_IN_SYNC)
+		if ((skip & (1U << i)) || leg_state(m, i) != LEG_IN_SYNC)
 			continue;
 		if (m->round_robin) {
 			m->rr[q->id] = i + 1;
@@ -206,9 +227,20 @@ void mirror_leg_fail(struct uc_node *n, struct mirror *m, unsigned int i, const 
 	atomic_store(&m->legs[i].state, LEG_FAULTY);
 	m->legs[i].faulty_seq = ++m->meta_seq;
 	uc_err("%s: leg %u (%s) marked faulty: %s", n->name, i, n->children[i]->name, why);
-	if (!live_legs(m)) {
+	/*
+	 * As md: with no In_sync leg left the array has failed, even if
+	 * others are being rebuilt: they hold part of the data only.
+	 */
+	if (!in_sync_legs(m) && !atomic_load(&m->failed)) {
 		atomic_store(&m->failed, true);
-		uc_err("%s: no leg left: the mirror has failed", n->name);
+		uc_err("%s: no in-sync leg left: the mirror has failed", n->name);
+	}
+	/* unsynced regions read from the resync source: a new one at once */
+	if (i == atomic_load(&m->rs_source) && in_sync_legs(m)) {
+		unsigned int src = __builtin_ctz(in_sync_legs(m));
+
+		atomic_store(&m->rs_source, src);
+		m->rs_targets &= ~(1U << src);
 	}
 }
 
@@ -279,6 +311,25 @@ void mirror_child_end(struct uc_node *n, struct uc_queue *q, struct uc_sub *s,
 	(void)q;
 	if (PHASE(s) == PH_READ)
 		atomic_fetch_sub(&m->legs[cs->child].pending, 1);
+	if (cs->result < 0 && cs->op == UC_OP_DISCARD) {
+		/*
+		 * md ignores discard errors: the leg keeps bytes the others
+		 * dropped, which a discard allows. fstrim must not fail a leg
+		 * that has no discard.
+		 */
+		if (!(atomic_fetch_or(&m->legs[cs->child].noted, NOTED_DISCARD) & NOTED_DISCARD))
+			uc_warn("%s: leg %u (%s) failed a discard (%s): discard errors are ignored",
+				n->name, cs->child, n->children[cs->child]->name, strerror(-cs->result));
+		return;
+	}
+	if (cs->op == UC_OP_WRITE_ZEROES && (cs->result == -EOPNOTSUPP || cs->result == -EINVAL)) {
+		/* the leg cannot do it (the file layer tried both ways): not an I/O error */
+		if (!(atomic_fetch_or(&m->legs[cs->child].noted, NOTED_WRITE_ZEROES) & NOTED_WRITE_ZEROES))
+			uc_warn("%s: leg %u (%s) cannot write zeroes (%s): such requests fail with EOPNOTSUPP and the kernel writes the zeroes instead",
+				n->name, cs->child, n->children[cs->child]->name, strerror(-cs->result));
+		s->scratch |= 1U << cs->child;
+		return;
+	}
 	if (cs->result < 0) {
 		s->mask |= 1U << (16 + cs->child);
 		atomic_fetch_add(&m->legs[cs->child].errors, 1);
@@ -299,18 +350,36 @@ int mirror_end(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
 	case PH_WRITE:
 		if (s->op != UC_OP_FLUSH)
 			inflight_add(m, s, -1);
-		if (!failed)
-			return 0;
-		if (!(tried & ~failed)) {
-			/* no leg took it: the request fails, no leg is blamed for it */
+		/*
+		 * A leg that cannot write zeroes: the request fails as
+		 * unsupported, no leg is blamed; the kernel's blkdev_issue_zeroout
+		 * then writes zero pages (over every leg).
+		 */
+		if (s->scratch)
+			uc_sub_error(s, -EOPNOTSUPP);
+		/* a leg failed it, another took it: the failed ones are faulty (none if no leg took it) */
+		if (failed && (tried & ~failed)) {
+			pthread_mutex_lock(&m->lock);
+			for (unsigned int i = 0; i < m->nr; i++)
+				if (failed & (1U << i))
+					mirror_leg_fail(n, m, i, s->op == UC_OP_FLUSH ? "flush failed" :
+							"write failed");
+			pthread_mutex_unlock(&m->lock);
+		}
+		/* acknowledged only if an in-sync leg holds it: a rebuilding leg cannot serve it back */
+		if (atomic_load(&m->failed) || !(tried & ~failed & in_sync_legs(m))) {
 			uc_sub_error(s, -EIO);
 			return 0;
 		}
-		pthread_mutex_lock(&m->lock);
-		for (unsigned int i = 0; i < m->nr; i++)
-			if (failed & (1U << i))
-				mirror_leg_fail(n, m, i, s->op == UC_OP_FLUSH ? "flush failed" : "write failed");
-		pthread_mutex_unlock(&m->lock);
+		/* the legs that wrote it hold that range now: bad ranges there drop them */
+		if (atomic_load(&m->nr_bad) && !s->result &&
+		    (s->op == UC_OP_WRITE || s->op == UC_OP_WRITE_ZEROES)) {
+			pthread_mutex_lock(&m->lock);
+			mirror_bad_clear(m, tried & ~failed, s->off, s->len);
+			pthread_mutex_unlock(&m->lock);
+		}
+		if (!failed)
+			return 0;
 		/* succeed only once the failed legs are recorded faulty on the others */
 		park(m, q, s, PH_WAIT_FAULTY);
 		return UC_RESUBMITTED;
@@ -364,7 +433,8 @@ static void meta_done(struct uc_queue *q, struct uc_io *io, int res)
 	for (unsigned int i = 0; i < m->nr; i++)
 		if (failed & (1U << i))
 			mirror_leg_fail(n, m, i, "metadata write failed");
-	if (m->meta_legs & ~failed)
+	/* durable only on a leg the next start can assemble from */
+	if (m->meta_legs & ~failed & in_sync_legs(m))
 		atomic_store(&m->meta_done, m->meta_issued);
 	pthread_mutex_unlock(&m->lock);
 }
@@ -374,6 +444,9 @@ static bool meta_poll(struct uc_node *n, struct mirror *m, struct uc_queue *q)
 	struct uc_io *io;
 	bool pending;
 
+	/* every loop turn of every queue: nothing to write, no lock */
+	if (atomic_load(&m->meta_seq) <= atomic_load(&m->meta_done) || atomic_load(&m->failed))
+		return false;
 	pthread_mutex_lock(&m->lock);
 	pending = m->meta_seq > atomic_load(&m->meta_done) && !atomic_load(&m->failed);
 	if (!pending || m->meta_inflight || !(io = uc_internal_get(q))) {
@@ -445,7 +518,7 @@ bool mirror_poll(struct uc_node *n, struct uc_queue *q)
 		s = next;
 	}
 	again = meta_poll(n, m, q);
-	if (q->id == 0 && uc_queue_may_start_work(q))
-		again |= mirror_bg_poll(n, m, q);
+	if (q->id == 0)
+		again |= mirror_bg_poll(n, m, q);	/* which starts nothing while pausing or stopping */
 	return again || m->parked[q->id];
 }

@@ -15,6 +15,7 @@ enum {
 	O_DATA_OFFSET = 72, O_DATA_SIZE = 80, O_BITMAP_CHUNK = 88, O_BITMAP_BITS = 96,
 	O_RESYNC_POS = 104, O_FLAGS = 112, O_BITMAP_CRC = 116,
 	O_LEGS = 256, LEG_SIZE = 32,	/* uuid[16] state:le32 pad:le32 errors:le64 */
+	O_NR_BAD = 1024, O_BAD = 1032, BAD_SIZE = 24,	/* version 2: off:le64 len:le64 legs:le32 pad:le32 */
 	O_CRC = MIRROR_SB_SIZE - 4,
 };
 
@@ -29,7 +30,8 @@ void mirror_sb_encode(const struct mirror_sb *sb, void *block)
 
 	memset(b, 0, MIRROR_SB_SIZE);
 	memcpy(b + O_MAGIC, MIRROR_MAGIC, 8);
-	uc_put32(b, O_VERSION, sb->version);
+	/* the table only when it holds something: version 1 readers can read every other leg */
+	uc_put32(b, O_VERSION, sb->nr_bad ? MIRROR_VERSION_BAD : MIRROR_VERSION);
 	uc_put32(b, O_LAYOUT, sb->layout);
 	memcpy(b + O_ARRAY_UUID, sb->array_uuid, 16);
 	memcpy(b + O_LEG_UUID, sb->leg_uuid, 16);
@@ -51,6 +53,16 @@ void mirror_sb_encode(const struct mirror_sb *sb, void *block)
 		uc_put32(b, o + 16, sb->legs[i].state);
 		uc_put64(b, o + 24, sb->legs[i].errors);
 	}
+	if (sb->nr_bad) {
+		uc_put32(b, O_NR_BAD, sb->nr_bad);
+		for (unsigned int i = 0; i < sb->nr_bad && i < MIRROR_BAD_MAX; i++) {
+			size_t o = O_BAD + i * BAD_SIZE;
+
+			uc_put64(b, o, sb->bad[i].off);
+			uc_put64(b, o + 8, sb->bad[i].len);
+			uc_put32(b, o + 16, sb->bad[i].legs);
+		}
+	}
 	uc_put32(b, O_CRC, uc_crc32c(0, b, O_CRC));
 }
 
@@ -65,7 +77,8 @@ int mirror_sb_decode(struct mirror_sb *sb, const void *block)
 		return -EBADMSG;
 	sb->version = uc_get32(b, O_VERSION);
 	sb->layout = uc_get32(b, O_LAYOUT);
-	if (sb->version != MIRROR_VERSION || sb->layout != MIRROR_LAYOUT)
+	if ((sb->version != MIRROR_VERSION && sb->version != MIRROR_VERSION_BAD) ||
+	    sb->layout != MIRROR_LAYOUT)
 		return -EPROTO;
 	memcpy(sb->array_uuid, b + O_ARRAY_UUID, 16);
 	memcpy(sb->leg_uuid, b + O_LEG_UUID, 16);
@@ -93,6 +106,23 @@ int mirror_sb_decode(struct mirror_sb *sb, const void *block)
 		sb->legs[i].errors = uc_get64(b, o + 24);
 		if (sb->legs[i].state > LEG_MISSING)
 			return -EBADMSG;
+	}
+	if (sb->version == MIRROR_VERSION_BAD) {
+		sb->nr_bad = uc_get32(b, O_NR_BAD);
+		if (!sb->nr_bad || sb->nr_bad > MIRROR_BAD_MAX)
+			return -EBADMSG;
+		for (unsigned int i = 0; i < sb->nr_bad; i++) {
+			size_t o = O_BAD + i * BAD_SIZE;
+			struct mirror_bad *r = &sb->bad[i];
+
+			r->off = uc_get64(b, o);
+			r->len = uc_get64(b, o + 8);
+			r->legs = uc_get32(b, o + 16);
+			if (!r->len || r->len > sb->data_size || r->off > sb->data_size - r->len ||
+			    !r->legs || (r->legs >> sb->nr_legs) ||
+			    (i && r->off < sb->bad[i - 1].off + sb->bad[i - 1].len))
+				return -EBADMSG;
+		}
 	}
 	return 0;
 }
@@ -142,5 +172,15 @@ void mirror_sb_print(const struct mirror_sb *sb, FILE *out)
 		mirror_uuid_str(sb->legs[i].uuid, l);
 		fprintf(out, "  %c %3u  %-18s %7" PRIu64 "  %s\n", i == sb->leg_index ? '*' : ' ', i,
 			mirror_leg_state_name(sb->legs[i].state), sb->legs[i].errors, l);
+	}
+	if (sb->nr_bad)
+		fprintf(out, "\n    Bad ranges (not held by the legs listed):\n");
+	for (unsigned int i = 0; i < sb->nr_bad; i++) {
+		fprintf(out, "      offset %" PRIu64 " length %" PRIu64 ": leg", sb->bad[i].off,
+			sb->bad[i].len);
+		for (unsigned int k = 0; k < MIRROR_MAX_LEGS; k++)
+			if (sb->bad[i].legs & (1U << k))
+				fprintf(out, " %u", k);
+		fprintf(out, "\n");
 	}
 }

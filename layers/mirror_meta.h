@@ -15,10 +15,12 @@
 
 #define MIRROR_MAGIC		"UCMIRROR"
 #define MIRROR_VERSION		1
+#define MIRROR_VERSION_BAD	2	/* 1 + a table of bad ranges: written while it is not empty */
 #define MIRROR_LAYOUT		1	/* data at data_offset, same offsets on every leg */
 #define MIRROR_SB_SIZE		4096
 #define MIRROR_MAX_LEGS		16
 #define MIRROR_SB_CLEAN		(1U << 0)	/* shut down with every write finished */
+#define MIRROR_BAD_MAX		64	/* bad ranges the superblock holds */
 
 enum mirror_leg_state {
 	LEG_IN_SYNC = 0,	/* holds every completed write */
@@ -34,8 +36,19 @@ struct mirror_leg_info {
 	uint64_t errors;	/* I/O errors seen on this leg */
 };
 
+/*
+ * A range some legs do not hold (md's bad-block log): a resync could read it
+ * from no in-sync leg, so the legs it was copying to never got it. Reads of
+ * it skip those legs; a write to a leg takes the leg out of the record there.
+ */
+struct mirror_bad {
+	uint64_t off;		/* bytes, in the mirror's address space */
+	uint64_t len;		/* bytes, > 0 */
+	uint32_t legs;		/* slots in legs[] whose copy of the range is not the data */
+};
+
 struct mirror_sb {
-	uint32_t version;
+	uint32_t version;	/* decode: as read; encode writes 1, or 2 if nr_bad */
 	uint32_t layout;
 	uint8_t array_uuid[16];
 	uint8_t leg_uuid[16];	/* the leg this copy was written to */
@@ -51,6 +64,8 @@ struct mirror_sb {
 	uint32_t flags;		/* MIRROR_SB_* */
 	uint32_t bitmap_crc;	/* crc32c of the bitmap bytes that follow */
 	struct mirror_leg_info legs[MIRROR_MAX_LEGS];
+	uint32_t nr_bad;	/* version 2: entries of bad[], sorted, not overlapping */
+	struct mirror_bad bad[MIRROR_BAD_MAX];
 };
 
 /* Bytes the bitmap takes on disk (rounded to 4 KiB). */
@@ -59,7 +74,8 @@ uint64_t mirror_bitmap_bytes(uint64_t bits);
 void mirror_sb_encode(const struct mirror_sb *sb, void *block);
 /*
  * Decode a block. Returns 0, -ENOENT if it holds no superblock (no magic),
- * -EBADMSG on a checksum mismatch, -EPROTO on an unknown version/layout.
+ * -EBADMSG on a checksum mismatch or inconsistent fields, -EPROTO on an
+ * unknown version/layout.
  */
 int mirror_sb_decode(struct mirror_sb *sb, const void *block);
 const char *mirror_leg_state_name(uint32_t state);

@@ -11,16 +11,56 @@
 #include "log.h"
 #include "mirror.h"
 
-/* Children of RESYNC: writes of the window just read to every target leg. */
+/*
+ * A leg to read RESYNC window s from: in sync, not tried yet, and holding
+ * the range (no bad record over it); the one bg_pick chose if it can. A
+ * repair does not read from the leg it repairs; a resync may read from an
+ * in-sync target (after an unclean stop any in-sync leg's copy will do).
+ * Returns -1 if no leg is left.
+ */
+static int rs_read_source(struct mirror *m, const struct uc_sub *s)
+{
+	uint32_t ok = in_sync_legs(m) & ~TRIED(s) & ~mirror_bad_legs(m, s->off, s->len);
+
+	if (m->bg_is_repair)
+		ok &= ~m->bg_targets;
+	if (ok & (1U << m->bg_src))
+		return m->bg_src;
+	return ok ? __builtin_ctz(ok) : -1;
+}
+
+static void rs_read(struct mirror *m, struct uc_queue *q, struct uc_sub *s, unsigned int leg)
+{
+	struct uc_sub *cs;
+
+	s->state = PH_RS_READ | leg << 8;
+	s->mask |= 1U << leg;
+	cs = uc_child_prep(q, s, leg, s->off + m->data_off, s->len);
+	cs->op = UC_OP_READ;
+	cs->iov[0] = s->iov[0];
+	cs->nr_iov = 1;
+	uc_child_issue(q, cs);
+}
+
+/*
+ * Children of RESYNC: the window just read goes to every live target and,
+ * as md's fix_sync_read_error does, over every in-sync leg that failed to
+ * read it; not back to the leg it came from. s->scratch: the legs written.
+ */
 static void resync_write(struct mirror *m, struct uc_queue *q, struct uc_sub *s)
 {
+	uint32_t to = (m->bg_targets | (FAILED(s) & in_sync_legs(m))) & ~(1U << LEG_OF(s));
+
 	s->state = PH_RS_WRITE;
+	s->mask &= 0xffff;	/* only the writes' failures count from here */
+	s->scratch = 0;
 	for (unsigned int i = 0; i < m->nr; i++) {
 		struct uc_sub *cs;
 
-		if (!(m->bg_targets & (1U << i)) || !leg_live(m, i))
+		if (!(to & (1U << i)) || !leg_live(m, i))
 			continue;
 		s->mask |= 1U << i;
+		s->scratch |= 1U << i;
 		cs = uc_child_prep(q, s, i, s->off + m->data_off, s->len);
 		cs->op = UC_OP_WRITE;
 		cs->iov[0] = s->iov[0];
@@ -109,6 +149,8 @@ static void scrub_compare(struct uc_node *n, struct mirror *m, struct uc_queue *
 
 void mirror_bg_submit(struct mirror *m, struct uc_queue *q, struct uc_sub *s)
 {
+	int leg;
+
 	switch (s->op) {
 	case UC_OP_SCRUB:
 		s->state = PH_SC_READ;
@@ -128,52 +170,35 @@ void mirror_bg_submit(struct mirror *m, struct uc_queue *q, struct uc_sub *s)
 	case UC_OP_RESYNC:
 		s->iov[0] = (struct iovec){ s->io->buf, s->len };
 		s->nr_iov = 1;
-		s->state = PH_RS_READ | m->bg_src << 8;
-		s->mask = 1U << m->bg_src;
-		{
-			struct uc_sub *cs = uc_child_prep(q, s, m->bg_src, s->off + m->data_off, s->len);
-
-			cs->op = UC_OP_READ;
-			cs->iov[0] = s->iov[0];
-			cs->nr_iov = 1;
-			uc_child_issue(q, cs);
-		}
+		s->mask = 0;
+		leg = rs_read_source(m, s);
+		if (leg < 0)
+			uc_sub_error(s, -EIO);	/* every in-sync leg has the range recorded bad */
+		else
+			rs_read(m, q, s, leg);
 		break;
 	}
 }
 
 int mirror_bg_end(struct uc_node *n, struct mirror *m, struct uc_queue *q, struct uc_sub *s)
 {
-	uint32_t failed = FAILED(s), tried = TRIED(s);
+	uint32_t failed = FAILED(s);
 	int leg;
 
 	switch (PHASE(s)) {
 	case PH_RS_READ:
 		if (failed & (1U << LEG_OF(s))) {
-			/* the source failed: another in-sync leg that is not a target */
-			for (leg = 0; leg < (int)m->nr; leg++)
-				if (!(tried & (1U << leg)) && !(m->bg_targets & (1U << leg)) &&
-				    leg_state(m, leg) == LEG_IN_SYNC)
-					break;
-			if (leg == (int)m->nr) {
-				uc_sub_error(s, -EIO);
+			/* the source could not read it: the next in-sync leg that can */
+			leg = rs_read_source(m, s);
+			if (leg < 0) {
+				uc_sub_error(s, -EIO);	/* bg_done goes on 4K at a time */
 				return 0;
 			}
-			s->state = PH_RS_READ | leg << 8;
-			s->mask |= 1U << leg;
 			uc_sub_get(s);
-			{
-				struct uc_sub *cs = uc_child_prep(q, s, leg, s->off + m->data_off, s->len);
-
-				cs->op = UC_OP_READ;
-				cs->iov[0] = s->iov[0];
-				cs->nr_iov = 1;
-				uc_child_issue(q, cs);
-			}
+			rs_read(m, q, s, leg);
 			uc_sub_put(q, s);
 			return UC_RESUBMITTED;
 		}
-		s->mask &= 0xffff;	/* only the writes' failures count from here */
 		uc_sub_get(s);
 		resync_write(m, q, s);
 		uc_sub_put(q, s);
@@ -185,11 +210,14 @@ int mirror_bg_end(struct uc_node *n, struct mirror *m, struct uc_queue *q, struc
 		return UC_RESUBMITTED;
 	case PH_SC_WRITE:
 	case PH_RS_WRITE:
-		if (failed) {
+		if (failed || (PHASE(s) == PH_RS_WRITE && atomic_load(&m->nr_bad))) {
 			pthread_mutex_lock(&m->lock);
 			for (unsigned int i = 0; i < m->nr; i++)
 				if (failed & (1U << i))
 					mirror_leg_fail(n, m, i, "resync write failed");
+			/* the legs written hold the data now: bad ranges there drop them */
+			if (PHASE(s) == PH_RS_WRITE)
+				mirror_bad_clear(m, (uint32_t)s->scratch & ~failed, s->off, s->len);
 			pthread_mutex_unlock(&m->lock);
 		}
 		return 0;
@@ -218,6 +246,49 @@ static void resync_finish(struct uc_node *n, struct mirror *m)
 		uc_size_str(m->rs_done, b, sizeof(b)), secs);
 }
 
+/* Window [lo, hi) is copied (or given up on): move on (lock held). */
+static void resync_advance(struct uc_node *n, struct mirror *m, uint64_t lo, uint64_t hi)
+{
+	m->rs_pos = hi;
+	m->rs_done += hi - lo;
+	m->rs_bytes += hi - lo;
+	if ((!(hi & ((1ULL << m->chunk_shift) - 1)) || hi >= n->size) &&
+	    atomic_exchange(&m->need[chunk_of(m, lo)], 0))
+		atomic_fetch_sub(&m->nr_need, 1);
+	if (now_ns() - m->rs_last_ckpt > CKPT_NS) {
+		m->rs_last_ckpt = now_ns();
+		m->meta_seq++;	/* the superblock records rs_pos */
+	}
+}
+
+/*
+ * No in-sync leg could read window [lo, hi) (lock held). As md's resync:
+ * retry it 4K at a time, and a 4K block no leg can read is skipped and
+ * recorded as not held by the legs it was to be copied to, so that they
+ * never serve it. Only a full table stops the resync (md stops when its
+ * bad-block log is full).
+ */
+static void resync_unreadable(struct uc_node *n, struct mirror *m, uint64_t lo, uint64_t hi)
+{
+	uint32_t legs = m->bg_targets & live_legs(m);
+
+	if (hi - lo > 4096 && m->rs_narrow_hi < hi) {
+		m->rs_narrow_hi = hi;
+		uc_warn("%s: resync: no in-sync leg could read %" PRIu64 "+%" PRIu64
+			": going on 4K at a time", n->name, lo, hi - lo);
+		return;
+	}
+	if (legs && mirror_bad_add(m, lo, hi - lo, legs)) {
+		uc_err("%s: resync stopped at %" PRIu64 ": no leg could read it and the table of bad ranges is full (%d)",
+		       n->name, lo, MIRROR_BAD_MAX);
+		m->rs_active = false;
+		return;
+	}
+	uc_err("%s: %" PRIu64 "+%" PRIu64 " could be read from no in-sync leg: lost; recorded bad on legs 0x%x, the resync goes on",
+	       n->name, lo, hi - lo, legs);
+	resync_advance(n, m, lo, hi);
+}
+
 static void bg_done(struct uc_queue *q, struct uc_io *io, int res)
 {
 	struct uc_node *n = io->arg;
@@ -241,19 +312,9 @@ static void bg_done(struct uc_queue *q, struct uc_io *io, int res)
 			uc_info("%s: rewrote %" PRIu64 "+%" PRIu64 " on leg %u after a read error",
 				n->name, lo, hi - lo, __builtin_ctz(m->bg_targets));
 	} else if (res) {
-		uc_err("%s: resync stopped at %" PRIu64 ": no leg could be read (%s)", n->name, lo,
-		       strerror(-res));
-		m->rs_active = false;
+		resync_unreadable(n, m, lo, hi);
 	} else {
-		m->rs_pos = hi;
-		m->rs_done += hi - lo;
-		m->rs_bytes += hi - lo;
-		if (!(hi & ((1ULL << m->chunk_shift) - 1)) || hi >= n->size)
-			atomic_store(&m->need[chunk_of(m, lo)], 0);
-		if (now_ns() - m->rs_last_ckpt > CKPT_NS) {
-			m->rs_last_ckpt = now_ns();
-			m->meta_seq++;	/* the superblock records rs_pos */
-		}
+		resync_advance(n, m, lo, hi);
 	}
 	pthread_mutex_unlock(&m->lock);
 }
@@ -277,12 +338,10 @@ static bool bg_pick(struct uc_node *n, struct mirror *m, uint64_t *lo, uint64_t 
 	if (!m->rs_active && m->scrub_active) {
 		m->bg_is_repair = false;
 		m->bg_is_scrub = true;
-		m->scrub_legs = 0;
-		for (unsigned int i = 0; i < m->nr; i++)
-			if (leg_state(m, i) == LEG_IN_SYNC)
-				m->scrub_legs |= 1U << i;
 		*lo = m->scrub_pos;
 		*hi = m->scrub_pos + m->scrub_win > n->size ? n->size : m->scrub_pos + m->scrub_win;
+		/* a leg with a bad range in the window is no copy of it: not compared, not rewritten */
+		m->scrub_legs = in_sync_legs(m) & ~mirror_bad_legs_locked(m, *lo, *hi - *lo);
 		return true;
 	}
 	if (!m->rs_active)
@@ -312,7 +371,10 @@ static bool bg_pick(struct uc_node *n, struct mirror *m, uint64_t *lo, uint64_t 
 	m->bg_src = m->rs_source;
 	m->bg_targets = m->rs_targets;
 	*lo = m->rs_pos;
-	*hi = (m->rs_pos + m->window) & ~(m->window - 1);
+	if (m->rs_pos < m->rs_narrow_hi)
+		*hi = m->rs_pos + 4096;	/* after a window no leg could read */
+	else
+		*hi = (m->rs_pos + m->window) & ~(m->window - 1);
 	if (*hi > ((uint64_t)chunk_of(m, *lo) + 1) << m->chunk_shift)
 		*hi = ((uint64_t)chunk_of(m, *lo) + 1) << m->chunk_shift;
 	if (*hi > n->size)
@@ -337,10 +399,8 @@ static bool window_drained(struct mirror *m)
 static bool bits_clear_idle(struct mirror *m)
 {
 	uint64_t now = now_ns();
-	bool cleared = false, any = false;
+	bool cleared = false, any = atomic_load(&m->nr_bits);
 
-	for (uint64_t c = 0; c < m->nbits && !any; c++)
-		any = atomic_load(&m->bits[c]);
 	if (!any || now - m->last_scan < CLEAR_IDLE_NS)
 		return any;
 	m->last_scan = now;
@@ -363,10 +423,12 @@ static bool bits_clear_idle(struct mirror *m)
 		/* a writer counts itself in flight before it looks at the bit */
 		for (uint64_t u = u0; u <= u1 && u < m->nunits && !busy; u++)
 			busy = atomic_load(&m->inflight[u]);
-		if (busy)
+		if (busy) {
 			atomic_store(&m->bits[c], 1);	/* never written cleared: still durable */
-		else
+		} else {
 			cleared = true;
+			atomic_fetch_sub(&m->nr_bits, 1);
+		}
 	}
 	if (cleared) {
 		m->clearing = true;
@@ -384,6 +446,33 @@ bool mirror_bg_poll(struct uc_node *n, struct mirror *m, struct uc_queue *q)
 
 	if (m->bg_inflight)
 		return false;	/* its CQEs wake this queue */
+	if (!uc_queue_may_start_work(q)) {
+		/*
+		 * Pausing (`add`) or stopping: a window picked but not started
+		 * must not stay locked, or the writes parked on it never end and
+		 * the pause cannot drain. It is locked again afterwards.
+		 */
+		if (m->bg_draining) {
+			m->held_lo = atomic_load(&m->win_lo);
+			m->held_hi = atomic_load(&m->win_hi);
+			atomic_store(&m->win_lo, 0);
+			atomic_store(&m->win_hi, 0);
+			m->bg_draining = false;
+			m->bg_held = true;
+		}
+		return false;
+	}
+	/* every loop turn of queue 0: nothing to do, no lock */
+	if (!m->bg_draining && !m->bg_held && !atomic_load(&m->rs_active) &&
+	    !atomic_load(&m->scrub_active) && atomic_load(&m->rq_head) == atomic_load(&m->rq_tail) &&
+	    !atomic_load(&m->nr_bits))
+		return false;
+	if (m->bg_held) {
+		atomic_store(&m->win_lo, m->held_lo);
+		atomic_store(&m->win_hi, m->held_hi);
+		m->bg_held = false;
+		m->bg_draining = true;
+	}
 	if (!m->bg_draining) {
 		bool got;
 

@@ -434,6 +434,27 @@ static int test_sb_roundtrip(void)
 	CHECK(mirror_sb_decode(&b, block) == -EBADMSG, "a flipped bit is not caught");
 	memset(block, 0, sizeof(block));
 	CHECK(mirror_sb_decode(&b, block) == -ENOENT, "zeroes are not 'no superblock'");
+	/* bad ranges: version 2 while there are any, and checked like the rest */
+	a.nr_bad = 2;
+	a.bad[0].off = 4096, a.bad[0].len = 4096, a.bad[0].legs = 1U << 2;
+	a.bad[1].off = 1 << 20, a.bad[1].len = 8192, a.bad[1].legs = 3;
+	mirror_sb_encode(&a, block);
+	CHECK(!mirror_sb_decode(&b, block) && b.version == MIRROR_VERSION_BAD && b.nr_bad == 2,
+	      "version 2: %u, %u ranges", b.version, b.nr_bad);
+	for (unsigned int i = 0; i < 2; i++)
+		CHECK(b.bad[i].off == a.bad[i].off && b.bad[i].len == a.bad[i].len &&
+		      b.bad[i].legs == a.bad[i].legs, "bad range %u differs", i);
+	a.bad[1].off = 6144;	/* overlaps the first */
+	mirror_sb_encode(&a, block);
+	CHECK(mirror_sb_decode(&b, block) == -EBADMSG, "overlapping bad ranges accepted");
+	a.bad[1].off = 1 << 20;
+	a.bad[0].legs = 1U << 3;	/* leg 3 of 3 */
+	mirror_sb_encode(&a, block);
+	CHECK(mirror_sb_decode(&b, block) == -EBADMSG, "a bad range of a leg past nr_legs accepted");
+	a.nr_bad = 0;
+	mirror_sb_encode(&a, block);
+	CHECK(!mirror_sb_decode(&b, block) && b.version == MIRROR_VERSION && !b.nr_bad,
+	      "no bad ranges: version %u", b.version);
 	/* both implementations, whichever this machine picked */
 	for (unsigned int impl = 0; impl < 2; impl++) {
 		const char *picked = uc_crc32c_impl(), *name = impl ? "sse4.2" : "table";

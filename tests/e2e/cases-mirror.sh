@@ -14,6 +14,8 @@
 #   read-errors          leg 0 fails reads in part of its data area: reads are served from leg 1
 #                        and the range is rewritten on leg 0 ("rewrote" lines)
 #   assembly             legs found in any order; a leg of another array is refused, no device left
+#   nodiscard-leg        leg 1 a loop device without discard (over ramfs): blkdiscard, mkfs.ext4 and
+#                        fstrim do not fail it, write-zeroes reads back as zeroes, fio verify, e2fsck
 # The cases read the daemon's -v log (info lines), so -v is added to E2E_DAEMON_ARGS when missing.
 
 # ---------------------------------------------------------------- helpers
@@ -462,4 +464,70 @@ case_mirror_assembly() {
   cmp -s "$CASE_DIR/b1-before.examine" "$CASE_DIR/b1-after.examine" || fail "the refused start changed b1's superblock"
   ev0=$(ex_field a0-after Events); ev1=$(ex_field b1-after Events)
   log "a0 events $ev0, b1 events $ev1: unchanged"
+}
+
+# g. leg 1 is a loop device over a file on ramfs, which has no fallocate: the loop device has no
+#    discard (and no write-zeroes). Discards (blkdiscard, mkfs.ext4, fstrim) must not fail that
+#    leg (md ignores discard errors); a write-zeroes (BLKZEROOUT) reads back as zeroes; data verifies
+ND_LOOP='' ND_RAM=''
+nodiscard_cleanup() {
+  local rc=$? p
+  # the daemon holds the loop device open: stop it (and fio) first
+  for p in "${BG_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
+  if [ -n "${MNT:-}" ] && is_mounted "$MNT"; then timeout 60 umount "$MNT" 2>/dev/null || umount -l "$MNT"; fi
+  if [ -n "$DPID" ] && alive "$DPID"; then
+    kill -TERM "$DPID" 2>/dev/null
+    wait_until 30 exited "$DPID" || kill -KILL "$DPID" 2>/dev/null
+    wait_until 10 exited "$DPID"
+    wait "$DPID" 2>/dev/null
+    DPID=
+  fi
+  [ -z "$ND_LOOP" ] || losetup -d "$ND_LOOP" 2>/dev/null
+  [ -z "$ND_RAM" ] || timeout 30 umount "$ND_RAM" 2>/dev/null || umount -l "$ND_RAM" 2>/dev/null
+  ( exit "$rc" )
+  case_cleanup
+}
+
+case_mirror_nodiscard_leg() {
+  local d=$E2E_WORK/$VOL/nd conf dmax ldev
+  mirror_verbose
+  rm -rf "$d"; mkdir -p "$d/ram"
+  trap nodiscard_cleanup EXIT
+  timeout 30 mount -t ramfs ramfs "$d/ram" || fail "mount ramfs failed"
+  ND_RAM=$d/ram
+  truncate -s 64M "$d/ram/l1.img" || fail "truncate failed"
+  ND_LOOP=$(losetup -f --show "$d/ram/l1.img") || fail "losetup failed"
+  ldev=$(basename "$ND_LOOP")
+  dmax=$(cat "/sys/block/$ldev/queue/discard_max_bytes" 2>/dev/null || echo '?')
+  [ "$dmax" = 0 ] || fail "$ND_LOOP over ramfs has discard (discard_max_bytes=$dmax): the case needs a leg without"
+  conf=$(mirror_conf "$d/nd.conf" '' "$(file_leg "$d/l0.img" 64M)" "$(file_leg "$ND_LOOP")")
+  start_daemon "$conf" daemon
+  dmax=$(cat "/sys/block/ublkb$DID/queue/discard_max_bytes" 2>/dev/null || echo 0)
+  [ "${dmax:-0}" -gt 0 ] || fail "the mirror offers no discard (discard_max_bytes=$dmax)"
+  timeout 120 blkdiscard "$DDEV" || fail "blkdiscard of the whole device failed"
+  status_says "$DID" clean ' m0 .*clean .*\[1 in-sync errors=0\]'
+  grep -q 'leg 1 .*failed a discard.*ignored' "$DERR" || fail "no 'leg 1 ... failed a discard ... ignored' in the log"
+  run_fio randwrite --rw=randwrite --bs=8k --iodepth=16 --size=24M \
+    --verify=crc32c --verify_fatal=1 --do_verify=1
+  # BLKZEROOUT over random bytes (the file layer zeroes the loop device through the kernel's
+  # zero-page fallback)
+  timeout 120 dd if=/dev/urandom of="$DDEV" bs=1M seek=32 count=4 oflag=direct status=none || fail "dd failed"
+  timeout 120 blkdiscard -z -o $((32 * MIB)) -l $((4 * MIB)) "$DDEV" || fail "blkdiscard -z failed"
+  timeout 120 dd if="$DDEV" bs=1M skip=32 count=4 iflag=direct status=none | cmp -n $((4 * MIB)) - /dev/zero ||
+    fail "the zeroed range does not read back as zeroes"
+  run_fio readback --rw=randwrite --bs=8k --iodepth=16 --size=24M --verify=crc32c --verify_fatal=1 --verify_only=1
+  # mkfs.ext4 discards the whole device, fstrim the free space
+  timeout 300 mkfs.ext4 -q -F "$DDEV" || fail "mkfs.ext4 failed"
+  MNT=$E2E_WORK/mnt-nd; mkdir -p "$MNT"
+  timeout 60 mount "$DDEV" "$MNT" || fail "mount failed"
+  timeout 120 cp -r /usr/share/doc/fio "$MNT/" || fail "cp failed"
+  timeout 120 rm -rf "$MNT/fio"
+  timeout 120 fstrim -v "$MNT" > "$CASE_DIR/fstrim.log" 2>&1 || fail "fstrim failed: $(cat "$CASE_DIR/fstrim.log")"
+  log "$(cat "$CASE_DIR/fstrim.log")"
+  timeout 120 umount "$MNT" || fail "umount failed"
+  timeout 300 e2fsck -fn "$DDEV" > "$CASE_DIR/e2fsck.log" 2>&1 || fail "e2fsck -fn not clean (rc $?), see e2fsck.log"
+  status_says "$DID" clean ' m0 .*clean .*\[1 in-sync errors=0\]'
+  grep -q 'marked faulty' "$DERR" && fail "a leg was marked faulty: $(grep -m1 'marked faulty' "$DERR")"
+  stop_daemon_ok
+  check_daemon_logs strict
 }

@@ -552,6 +552,7 @@ CASES=(
   "dm-flakey case_mirror_dm_flakey mirror2"
   "read-errors case_mirror_read_errors mirror2"
   "assembly case_mirror_assembly mirror2"
+  "nodiscard-leg case_mirror_nodiscard_leg mirror2"
   "${ADMIN_CASES[@]}"
   "${FAULT_CASES[@]}"
   "${COMPRESS_CASES[@]}"
@@ -581,7 +582,8 @@ LTS_ONLY="config/check file/fio-mixed-bs-verify file/ext4-restart-verify stripe4
   compress/compress-crash compress/compress-enospc compress/compress-corrupt compress/compress-confs"
 LATEST_ONLY="compress/compress-powercut compress/recover-ext4-fio raid10/admin-status raid10/admin-scrub
   raid10/admin-bad-input raid10/admin-resync-resume raid10/admin-replace-online raid10/legs-identical
-  mirror2/legs-identical mirror2/kill9-dirty-resync mirror2/dm-flakey mirror2/assembly mirror3/legs-identical"
+  mirror2/legs-identical mirror2/kill9-dirty-resync mirror2/dm-flakey mirror2/assembly mirror3/legs-identical
+  mirror2/nodiscard-leg"
 
 # kernel_split: this VM runs only its share (a VM run, no E2E_ALL_KERNELS, no cases named)
 kernel_split() { [ -n "${E2E_KERNEL:-}" ] && [ -z "${E2E_ALL_KERNELS:-}" ] && [ -z "${E2E_CASES:-}" ]; }
