@@ -51,10 +51,15 @@ static int mirror_parse(struct uc_node *n, const config_setting_t *cfg)
 
 	if (uc_conf_check_keys(cfg, mirror_keys, "mirror"))
 		return -EINVAL;
-	m = calloc(1, sizeof(*m));
+	/* per-queue slots are cache aligned */
+	m = aligned_alloc(_Alignof(struct mirror), sizeof(*m));
 	if (!m)
 		return -ENOMEM;
+	memset(m, 0, sizeof(*m));
 	n->priv = m;
+	for (unsigned int k = 0; k <= UC_MAX_QUEUES; k++)
+		for (unsigned int i = 0; i < MIRROR_MAX_LEGS; i++)
+			m->qs[k].seq_next[i] = UINT64_MAX;	/* no read yet: none continues one */
 	m->resync_rate = 200ULL << 20;
 	if ((ret = uc_conf_string(cfg, "read_policy", &policy)) < 0 ||
 	    (ret = uc_conf_size(cfg, "bitmap_chunk", &chunk)) < 0 ||

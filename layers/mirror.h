@@ -30,6 +30,7 @@
 #define CLEAR_IDLE_NS	2000000000ULL	/* bitmap bits clear after 2 s without writes */
 #define CKPT_NS		2000000000ULL	/* resync position saved every 2 s */
 #define REPAIRS		64
+#define SEQ_RUN		(4ULL << 20)	/* a sequential run may move to an idle leg after this (io_opt if the leg has one) */
 
 enum phase {
 	PH_NONE, PH_WRITE, PH_WAIT_WINDOW, PH_WAIT_BIT, PH_WAIT_FAULTY, PH_DONE, PH_READ,
@@ -49,7 +50,6 @@ struct leg {
 	uint8_t uuid[16];
 	_Atomic uint64_t errors;
 	_Atomic uint32_t read_errors;
-	_Atomic int pending;	/* reads in flight: least-pending policy */
 	uint64_t faulty_seq;	/* metadata sequence that records it faulty (lock) */
 	_Atomic uint32_t noted;	/* NOTED_*: logged once per run */
 };
@@ -67,6 +67,18 @@ struct repair {
 	uint64_t off, len;
 	unsigned int src, dst;
 };
+
+/*
+ * Per queue: only that queue's thread touches its slot, which has cache
+ * lines of its own (nothing here is shared between queue threads).
+ */
+struct mirror_q {
+	struct uc_sub *parked;	/* subs waiting for metadata or a window, resumed by poll */
+	unsigned int rr;	/* round-robin: the leg to try first */
+	unsigned int pending[MIRROR_MAX_LEGS];	/* reads this queue has in flight per leg */
+	uint64_t seq_next[MIRROR_MAX_LEGS];	/* where the last read sent to the leg ended */
+	uint64_t seq_start[MIRROR_MAX_LEGS];	/* where its run of sequential reads began */
+} __attribute__((aligned(64)));
 
 struct mirror {
 	/* config */
@@ -123,9 +135,7 @@ struct mirror {
 	unsigned int nr_scrub;
 	uint32_t scrub_legs;
 	_Atomic uint64_t corrected, repair_dropped;
-	/* per queue (only that queue's thread touches its slot) */
-	struct uc_sub *parked[UC_MAX_QUEUES + 1];
-	unsigned int rr[UC_MAX_QUEUES + 1];
+	struct mirror_q qs[UC_MAX_QUEUES + 1];
 };
 
 static inline uint64_t now_ns(void)

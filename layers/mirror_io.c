@@ -54,10 +54,26 @@ void mirror_meta_snapshot(struct mirror *m, uint8_t *buf, uint32_t legs, bool cl
 
 static void park(struct mirror *m, struct uc_queue *q, struct uc_sub *s, enum phase ph)
 {
+	struct mirror_q *mq = &m->qs[q->id];
+
 	s->state = (s->state & ~0xffU) | ph;
 	uc_sub_get(s);
-	s->next = m->parked[q->id];
-	m->parked[q->id] = s;
+	s->next = mq->parked;
+	mq->parked = s;
+}
+
+/*
+ * Send s to leg i: [off, off + len) moved past the metadata, the same
+ * iovecs (a leg takes as many as the mirror: mirror_child_max_iov).
+ */
+static void leg_submit(struct mirror *m, struct uc_queue *q, struct uc_sub *s, unsigned int i)
+{
+	struct uc_sub *cs = uc_child_prep(q, s, i, s->off + (s->len ? m->data_off : 0), s->len);
+
+	memcpy(cs->iov, s->iov, s->nr_iov * sizeof(*s->iov));
+	cs->nr_iov = s->nr_iov;
+	cs->copy = 0;	/* a leg is one copy: its own layers choose freely */
+	uc_child_issue(q, cs);
 }
 
 static void unit_range(const struct uc_sub *s, uint64_t *u0, uint64_t *u1)
@@ -110,8 +126,7 @@ static void issue_writes(struct mirror *m, struct uc_queue *q, struct uc_sub *s)
 	s->mask = legs;
 	for (unsigned int i = 0; i < m->nr; i++)
 		if (legs & (1U << i))
-			uc_child_submit(q, s, i, s->off + (s->len ? m->data_off : 0), s->len, s->iov,
-					s->nr_iov);
+			leg_submit(m, q, s, i);
 }
 
 /*
@@ -158,14 +173,49 @@ static bool range_unsynced(struct mirror *m, uint64_t off, uint64_t len)
 }
 
 /*
+ * md's read_balance() for legs that do not seek (nonrot): a read that goes
+ * on where the last read sent to a leg ended stays on that leg, until the
+ * run is longer than the leg's io_opt (SEQ_RUN if it has none) and another
+ * leg is idle; any other read goes to the leg with the fewest reads in
+ * flight. Counted per queue: no state shared with other queue threads.
+ */
+static int balance(const struct mirror *m, const struct mirror_q *mq, const struct uc_node *n,
+		   uint64_t off, uint32_t skip)
+{
+	unsigned int best_pending = UINT32_MAX;
+	int best = -1, seq = -1;
+
+	for (unsigned int i = 0; i < m->nr; i++) {
+		unsigned int p = mq->pending[i];
+
+		if ((skip & (1U << i)) || leg_state(m, i) != LEG_IN_SYNC)
+			continue;
+		if (mq->seq_next[i] == off) {
+			uint64_t run = n->children[i]->io_opt ? n->children[i]->io_opt : SEQ_RUN;
+
+			if (off - mq->seq_start[i] < run)
+				return i;
+			/* a long run: another leg if one is idle, else this one */
+			p++;
+			seq = i;
+		}
+		if (p < best_pending) {
+			best = i;
+			best_pending = p;
+		}
+	}
+	return seq >= 0 && best_pending ? seq : best;
+}
+
+/*
  * The leg to serve read s: in sync, not tried yet, and holding the range
  * (a leg with a bad range over it never serves it). Returns -1 if none.
  */
 static int pick_read_leg(struct mirror *m, struct uc_queue *q, const struct uc_sub *s)
 {
 	uint32_t bad = s->len ? mirror_bad_legs(m, s->off, s->len) : 0, skip = TRIED(s) | bad;
-	unsigned int src = atomic_load(&m->rs_source);
-	int best = -1, best_pending = 0;
+	struct mirror_q *mq = &m->qs[q->id];
+	unsigned int src;
 
 	/* a caller that checks the data asks for each copy in turn: the k-th in-sync leg */
 	if (s->copy) {
@@ -180,39 +230,37 @@ static int pick_read_leg(struct mirror *m, struct uc_queue *q, const struct uc_s
 	 * every chunk the read touches (md sends every read of unsynced
 	 * sectors to one disk), also if the resync stopped.
 	 */
-	if (atomic_load(&m->nr_need) && s->len && !(skip & (1U << src)) &&
-	    leg_state(m, src) == LEG_IN_SYNC && range_unsynced(m, s->off, s->len))
-		return src;
-	for (unsigned int k = 0; k < m->nr; k++) {
-		unsigned int i = m->round_robin ? (m->rr[q->id] + k) % m->nr : k;
-		int p;
-
-		if ((skip & (1U << i)) || leg_state(m, i) != LEG_IN_SYNC)
-			continue;
-		if (m->round_robin) {
-			m->rr[q->id] = i + 1;
-			return i;
-		}
-		p = atomic_load(&m->legs[i].pending);
-		if (best < 0 || p < best_pending) {
-			best = i;
-			best_pending = p;
-		}
+	if (atomic_load(&m->nr_need) && s->len) {
+		src = atomic_load(&m->rs_source);
+		if (!(skip & (1U << src)) && leg_state(m, src) == LEG_IN_SYNC &&
+		    range_unsynced(m, s->off, s->len))
+			return src;
 	}
-	return best;
+	if (m->round_robin) {
+		for (unsigned int k = 0; k < m->nr; k++) {
+			unsigned int i = (mq->rr + k) % m->nr;
+
+			if (!(skip & (1U << i)) && leg_state(m, i) == LEG_IN_SYNC) {
+				mq->rr = i + 1;
+				return i;
+			}
+		}
+		return -1;
+	}
+	return balance(m, mq, s->node, s->off, skip);
 }
 
 static void issue_read(struct mirror *m, struct uc_queue *q, struct uc_sub *s, unsigned int leg)
 {
-
-	uint8_t copy = s->copy;
+	struct mirror_q *mq = &m->qs[q->id];
 
 	s->state = PH_READ | leg << 8;
 	s->mask |= 1U << leg;
-	atomic_fetch_add(&m->legs[leg].pending, 1);
-	s->copy = 0;	/* the leg itself is one copy: its layers choose freely */
-	uc_child_submit(q, s, leg, s->off + m->data_off, s->len, s->iov, s->nr_iov);
-	s->copy = copy;
+	mq->pending[leg]++;
+	if (mq->seq_next[leg] != s->off)
+		mq->seq_start[leg] = s->off;
+	mq->seq_next[leg] = s->off + s->len;
+	leg_submit(m, q, s, leg);
 }
 
 /* ---- leg failure ---- */
@@ -308,9 +356,8 @@ void mirror_child_end(struct uc_node *n, struct uc_queue *q, struct uc_sub *s,
 {
 	struct mirror *m = n->priv;
 
-	(void)q;
 	if (PHASE(s) == PH_READ)
-		atomic_fetch_sub(&m->legs[cs->child].pending, 1);
+		m->qs[q->id].pending[cs->child]--;
 	if (cs->result < 0 && cs->op == UC_OP_DISCARD) {
 		/*
 		 * md ignores discard errors: the leg keeps bytes the others
@@ -505,12 +552,13 @@ static void resume(struct uc_node *n, struct mirror *m, struct uc_queue *q, stru
 bool mirror_poll(struct uc_node *n, struct uc_queue *q)
 {
 	struct mirror *m = n->priv;
-	struct uc_sub *s = m->parked[q->id];
+	struct mirror_q *mq = &m->qs[q->id];
+	struct uc_sub *s = mq->parked;
 	bool again;
 
 	if (!m->active)
 		return false;
-	m->parked[q->id] = NULL;
+	mq->parked = NULL;
 	while (s) {
 		struct uc_sub *next = s->next;
 
@@ -520,5 +568,5 @@ bool mirror_poll(struct uc_node *n, struct uc_queue *q)
 	again = meta_poll(n, m, q);
 	if (q->id == 0)
 		again |= mirror_bg_poll(n, m, q);	/* which starts nothing while pausing or stopping */
-	return again || m->parked[q->id];
+	return again || mq->parked;
 }

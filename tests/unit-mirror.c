@@ -36,7 +36,12 @@ static struct {
 	bool fail_writes;
 	uint64_t fail_read_lo, fail_read_hi;	/* leaf offsets */
 	unsigned int reads_failed;
+	unsigned int reads;
 } flaky_ctl[8];
+
+#define READ_BY_BLOCKS	512
+/* id + 1 of the flaky leaf that served the last read of each 64K of leaf space */
+static int read_by[READ_BY_BLOCKS];
 
 static int flaky_parse(struct uc_node *n, const config_setting_t *cfg)
 {
@@ -91,6 +96,11 @@ static int flaky_submit(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
 	    flaky_ctl[f->id].fail_read_lo < s->off + s->len) {
 		fail = true;
 		flaky_ctl[f->id].reads_failed++;
+	}
+	if (s->op == UC_OP_READ) {
+		flaky_ctl[f->id].reads++;
+		if (s->off / (64 << 10) < READ_BY_BLOCKS)
+			read_by[s->off / (64 << 10)] = f->id + 1;
 	}
 	if (fail) {
 		io_uring_prep_read(sqe, 1000, NULL, 0, 0);	/* no such fixed file: -EBADF */
@@ -615,6 +625,47 @@ static int test_read_errors_repaired(void)
 	return T_PASS;
 }
 
+/*
+ * Read balancing, md's read_balance() for legs that do not seek: a
+ * sequential stream stays on one leg (4 in flight: not spread over both),
+ * and once its run is long (4M here: the legs have no io_opt) moves on to
+ * an idle leg; random reads go to the leg with the fewest in flight.
+ */
+static int test_read_balance(void)
+{
+	struct harness h;
+	struct mirror_sb sb;
+	unsigned int first, legs_seen = 0, reads0, reads1;
+
+	wipe();
+	CHECK(!harness_open(&h, conf("m2.conf", MIRROR2)), "open");
+	CHECK(!read_sb(0, &sb), "superblock");
+	first = sb.data_offset / (64 << 10);
+	memset(read_by, 0, sizeof(read_by));
+	for (uint64_t off = 0; off < (12 << 20); off += 64 << 10) {
+		CHECK(!reap(&h, 3), "reap");
+		issue(&h, UC_OP_READ, off, 64 << 10);
+	}
+	CHECK(!reap(&h, 0), "sequential reads");
+	for (unsigned int b = first; b < first + 192; b++) {
+		CHECK(read_by[b], "64K block %u of the stream read by no leg", b - first);
+		CHECK(b % 16 == first % 16 || read_by[b] == read_by[b - 1],
+		      "sequential reads of one 1M split over the legs at +%uK", (b - first) * 64);
+		legs_seen |= 1U << (read_by[b] - 1);
+	}
+	CHECK(legs_seen == 3, "a long sequential run never moved on to the idle leg");
+	flaky_ctl[0].reads = flaky_ctl[1].reads = 0;
+	for (int i = 0; i < 400; i++)
+		issue(&h, UC_OP_READ, 4096 * (t_rand() % ((12 << 20) / 4096)), 4096);
+	CHECK(!reap(&h, 0), "random reads");
+	reads0 = flaky_ctl[0].reads;
+	reads1 = flaky_ctl[1].reads;
+	CHECK(reads0 + reads1 == 400 && reads0 >= 100 && reads1 >= 100,
+	      "random reads: leg 0 served %u, leg 1 %u", reads0, reads1);
+	harness_close(&h, true);
+	return T_PASS;
+}
+
 static int test_assembly(void)
 {
 	struct harness h;
@@ -1028,6 +1079,7 @@ int main(void)
 		{ "unclean_resync", test_unclean_resync },
 		{ "write_failure_degrades", test_write_failure_degrades },
 		{ "read_errors_repaired", test_read_errors_repaired },
+		{ "read_balance", test_read_balance },
 		{ "assembly", test_assembly },
 		{ "raid10", test_raid10 },
 		{ "scrub", test_scrub },
