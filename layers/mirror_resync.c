@@ -394,15 +394,22 @@ static bool window_drained(struct mirror *m)
 
 /*
  * Clear bits of regions idle since the last scan, when every leg is in sync.
- * Returns true while bits are set: the queue wakes to scan again.
+ * Returns true while bits are set that a later scan may clear: the queue
+ * wakes to scan again. With a leg missing or left unsynced (no resync
+ * running) none may: nothing to wake for until a replace or an add starts
+ * a rebuild, which kicks the queues.
  */
 static bool bits_clear_idle(struct mirror *m)
 {
-	uint64_t now = now_ns();
-	bool cleared = false, any = atomic_load(&m->nr_bits);
+	uint64_t now;
+	bool cleared = false;
 
-	if (!any || now - m->last_scan < CLEAR_IDLE_NS)
-		return any;
+	if (!atomic_load(&m->nr_bits) ||
+	    (!atomic_load(&m->rs_active) && in_sync_legs(m) != (1U << m->nr) - 1))
+		return false;
+	now = now_ns();
+	if (now - m->last_scan < CLEAR_IDLE_NS)
+		return true;
 	m->last_scan = now;
 	pthread_mutex_lock(&m->lock);
 	if (live_legs(m) != (1U << m->nr) - 1)

@@ -755,6 +755,47 @@ static int test_idle_poll(void)
 	return T_PASS;
 }
 
+/*
+ * Degraded, a mirror's bitmap bits can never clear (the missing leg will
+ * need every region written meanwhile): queue 0 must not wake every 1 ms to
+ * look at them. Once legs are failed and the fact is on disk, an idle queue
+ * arms no timer and is idle; the bits stay set; a write still goes through.
+ */
+static int test_degraded_no_timer(void)
+{
+	const char *cf = conf("dnt.conf", MIRROR_FF("", "dnt-a.img", "dnt-b.img"));
+	struct harness h;
+	struct mirror *m;
+	uint64_t seq;
+	int armed = 0;
+
+	CHECK(!harness_open(&h, cf), "open");
+	m = h.g.root->priv;
+	CHECK(!mix(&h, 40), "mix");
+	CHECK(atomic_load(&m->nr_bits), "no bitmap bit set by the writes");
+	pthread_mutex_lock(&m->lock);
+	mirror_leg_fail(h.g.root, m, 1, "failed by the test");
+	seq = m->legs[1].faulty_seq;
+	pthread_mutex_unlock(&m->lock);
+	for (int i = 0; i < 2000 && atomic_load(&m->meta_done) < seq; i++)
+		CHECK(!harness_turn(&h), "turn");
+	CHECK(atomic_load(&m->meta_done) >= seq, "the faulty leg never went to disk");
+	CHECK(!strncmp(status(h.g.root), "degraded", 8), "status %s", status(h.g.root));
+	/* 3 s: past the 2 s after which an idle mirror's bits would clear */
+	for (int i = 0; i < 300; i++) {
+		CHECK(!uc_queue_turn(&h.q), "turn");	/* waits for an armed timer, polls */
+		armed += h.q.timer_armed;
+		usleep(10000);
+	}
+	CHECK(!armed, "a degraded idle mirror armed the poll timer in %d of 300 turns", armed);
+	CHECK(uc_queue_idle(&h.q), "the queue is not idle");
+	CHECK(atomic_load(&m->nr_bits), "bits cleared while a leg is missing");
+	CHECK(!mix(&h, 20), "mix while degraded");
+	CHECK(!verify(&h), "verify");
+	stop(&h);
+	return T_PASS;
+}
+
 int main(void)
 {
 	static const struct t_case cases[] = {
@@ -767,6 +808,7 @@ int main(void)
 		{ "discard_errors", test_discard_errors },
 		{ "pause_during_resync", test_pause_during_resync },
 		{ "idle_poll", test_idle_poll },
+		{ "degraded_no_timer", test_degraded_no_timer },
 	};
 
 	nodiscard_ops = file_layer_ops;
