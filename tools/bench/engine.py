@@ -7,13 +7,19 @@ Both sides are measured the same way: getrusage(RUSAGE_CHILDREN) user+sys around
 (this includes io_uring's io-wq worker threads, which fio's own usr_cpu/sys_cpu leave out) divided
 by completed I/Os. fio's self-reported figure and engine-bench's in-loop figure are kept as well.
 
-Second part, compress: the same engine (real CPU, no TCG) with a compress volume (zstd level 1,
+Second part, RAID: CPU time per I/O of the same engine through raid10 x4 (a 64K stripe over two 2-way
+mirrors) and mirror x2 against the stripe x4, 4k random and 1M sequential reads and writes, each graph
+over 4 files of its own, interleaved; the target is reads through a mirror costing what they cost
+through the stripe (<= 1.05x). With --ir also the userspace instructions per I/O (callgrind, exact
+and repeatable on a busy machine: tools/bench/engine-ir.sh).
+
+Third part, compress: the same engine (real CPU, no TCG) with a compress volume (zstd level 1,
 64K clusters, worker threads) against the same volume without compression, both over one file on
 the same medium: throughput (MB/s) of 1M sequential writes of 2:1 and of random data, 1M
 sequential reads and 4k random reads of 2:1 data (read jobs first fill the volume). This shows
 what the layer costs on a real CPU, apart from the guest's emulation.
 
-usage: engine.py ENGINE_BIN OUT.json [--seconds S] [--reps N] [--dir D] [--leg-mb MB] [--no-compress]
+usage: engine.py ENGINE_BIN OUT.json [--seconds S] [--reps N] [--dir D] [--leg-mb MB] [--no-compress] [--no-raid] [--ir]
 """
 import argparse, json, os, platform, resource, statistics, subprocess, sys, time
 
@@ -55,6 +61,8 @@ def main():
     ap.add_argument("--dir", default="/dev/shm/ucbench-engine")
     ap.add_argument("--leg-mb", type=int, default=128)
     ap.add_argument("--no-compress", action="store_true")
+    ap.add_argument("--no-raid", action="store_true")
+    ap.add_argument("--ir", action="store_true", help="RAID rows: userspace instructions per I/O (valgrind)")
     a = ap.parse_args()
 
     d = a.dir
@@ -116,10 +124,84 @@ def main():
     for f in files + [conf]:
         os.unlink(f)
     print(f"engine: ours {ours:.3f} us/IO, fio {ref:.3f} us/IO, ratio {ours / ref:.2f}", file=sys.stderr)
+    if not a.no_raid:
+        res["raid"] = raid_rows(a, d)
     if not a.no_compress:
         res["compress"] = compress_rows(a, d)
     with open(a.out, "w") as fh:
         json.dump(res, fh, indent=1)
+
+
+# (name, mode, block size, queue depth, target ratio to the stripe or None)
+RAID_JOBS = [("4k randread QD32", "randread", 4096, 32, 1.05), ("4k randwrite QD32", "randwrite", 4096, 32, None),
+             ("1M read QD8", "read", 1 << 20, 8, 1.05), ("1M write QD8", "write", 1 << 20, 8, None)]
+RAID_GRAPHS = ["stripe4", "raid10", "mirror2"]
+
+
+def raid_confs(a, d):
+    """stripe x4, raid10 x4 and mirror x2 configs, each over files of its own (written in full)."""
+    leg = lambda f: f'{{ type = "file"; path = "{f}"; }}'
+    mirror = lambda x, y: f'{{ type = "mirror"; assume_clean = true; children = ( {leg(x)}, {leg(y)} ); }}'
+    dev = 'device = { depth = 32; max_io = "1M"; block_size = 4096; };\n'
+    files = {g: [f"raid-{g}-{i}.img" for i in range(4 if g != "mirror2" else 2)] for g in RAID_GRAPHS}
+    texts = {
+        "stripe4": dev + 'volume = { type = "stripe"; chunk = "64K"; children = ( ' +
+                   ", ".join(leg(f) for f in files["stripe4"]) + " ); };\n",
+        "raid10": dev + 'volume = { type = "stripe"; chunk = "64K"; children = ( ' +
+                  mirror(*files["raid10"][:2]) + ", " + mirror(*files["raid10"][2:]) + " ); };\n",
+        "mirror2": dev + "volume = " + mirror(*files["mirror2"]) + ";\n",
+    }
+    paths = {}
+    for g in RAID_GRAPHS:
+        for f in files[g]:
+            subprocess.run(["dd", "if=/dev/urandom", "of=" + os.path.join(d, f), "bs=1M", f"count={a.leg_mb}",
+                            "status=none"], check=True)
+        paths[g] = os.path.join(d, f"raid-{g}.conf")
+        with open(paths[g], "w") as fh:
+            fh.write(texts[g])
+    return paths, [os.path.join(d, f) for g in RAID_GRAPHS for f in files[g]]
+
+
+def instructions(a, conf, mode, bs, depth):
+    """Userspace instructions per I/O of a fixed number of requests (callgrind), or None."""
+    n = 20000 if bs <= 4096 else 2000
+    out = os.path.join(a.dir, "callgrind.out")
+    p = subprocess.run(["valgrind", "--tool=callgrind", "--toggle-collect=measured_run", "--callgrind-out-file=" + out,
+                        a.engine, conf, f"{n}ios", str(depth), str(bs), mode], capture_output=True, text=True)
+    if os.path.exists(out):
+        os.unlink(out)
+    m = [l for l in p.stderr.splitlines() if "Collected :" in l]
+    return int(m[-1].split(":")[-1]) / n if p.returncode == 0 and m else None
+
+
+def raid_rows(a, d):
+    paths, imgs = raid_confs(a, d)
+    rows = []
+    for name, mode, bs, depth, target in RAID_JOBS:
+        runs = {g: [] for g in RAID_GRAPHS}
+        for rep in range(a.reps):  # interleaved
+            for g in RAID_GRAPHS:
+                out, cpu = run_measured([a.engine, paths[g], f"{a.seconds:g}", str(depth), str(bs), mode])
+                e = json.loads(out)
+                e["cpu_us_per_io_rusage"] = cpu * 1e6 / max(e["ios"], 1)
+                runs[g].append(e)
+        med = lambda g, k: statistics.median(x[k] for x in runs[g])
+        cpu = {g: med(g, "cpu_us_per_io_rusage") for g in RAID_GRAPHS}
+        row = {"job": name, "mode": mode, "bs": bs, "depth": depth, "target": target,
+               "cpu_us_per_io": cpu, "iops": {g: med(g, "iops") for g in RAID_GRAPHS},
+               "ratio": {g: cpu[g] / cpu["stripe4"] for g in ("raid10", "mirror2")}, "runs": runs}
+        row["met"] = None if target is None else all(v <= target for v in row["ratio"].values())
+        if a.ir:
+            row["instructions_per_io"] = {g: instructions(a, paths[g], mode, bs, depth) for g in RAID_GRAPHS}
+        rows.append(row)
+        print(f"engine raid {name}: CPU us/IO stripe x4 {cpu['stripe4']:.2f}, raid10 x4 {cpu['raid10']:.2f} "
+              f"({row['ratio']['raid10']:.2f}x), mirror x2 {cpu['mirror2']:.2f} ({row['ratio']['mirror2']:.2f}x)"
+              + (f"; instructions/IO {row['instructions_per_io']}" if a.ir else ""), file=sys.stderr)
+    for f in imgs + list(paths.values()):
+        os.unlink(f)
+    return {"what": "CPU time per I/O (getrusage, incl. io-wq) through raid10 x4 (64K stripe over two 2-way "
+                    "mirrors) and mirror x2 vs stripe x4 (64K), engine without ublk, each over files of its own on "
+                    + d, "rows": rows}
 
 
 # (name, mode, block size, queue depth, data, target ratio or None): the issue's compress jobs

@@ -61,6 +61,12 @@ def targets(lts, new, eng):
     if eng:
         out.append(f"| engine CPU/IO vs fio direct (host {eng['kernel']}) | <= 1.2 | {eng['ratio']:.2f}x "
                    f"{'✓' if eng['met'] else '✗'} (host, kernel-independent) | |")
+        for r in (eng.get("raid") or {}).get("rows", []):
+            if r.get("target"):
+                for g, gn in (("raid10", "raid10 x4"), ("mirror2", "mirror x2")):
+                    out.append(f"| host engine CPU/IO {gn} vs stripe x4, {r['job']} | <= {r['target']:.2f}x | "
+                               f"{r['ratio'][g]:.2f}x {'✓' if r['ratio'][g] <= r['target'] else '✗'} "
+                               "(host, kernel-independent) | |")
         for r in (eng.get("compress") or {}).get("rows", []):
             if r.get("target"):
                 out.append(f"| host compress vs uncompressed, {r['job']} (real CPU) | >= {r['target']:.1f}x | "
@@ -83,6 +89,20 @@ def engine(e):
          f"(target <= 1.2: {'met' if e['met'] else 'not met'}). Both as getrusage of the whole process incl. "
          f"io-wq workers; fio's own usr+sys figure (job thread only) is "
          f"{e['fio_cpu_us_per_io_fio_reported']:.2f} µs/IO.")
+    rd = e.get("raid")
+    if rd:
+        s += (f"\n\n### RAID on real CPU (host, no ublk)\n\n{rd['what']}; {e['seconds']:g} s x {e['reps']} runs, "
+              "interleaved, median (`--ir`: userspace instructions per I/O from callgrind as well, "
+              "`tools/bench/engine-ir.sh`):\n\n"
+              "| job | CPU µs/IO stripe x4 | raid10 x4 | mirror x2 | raid10 / stripe | mirror / stripe | target "
+              "| instructions/IO stripe / raid10 / mirror |\n"
+              "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |")
+        for r in rd["rows"]:
+            c, t, ir = r["cpu_us_per_io"], r.get("target"), r.get("instructions_per_io")
+            irs = " / ".join("%.0f" % ir[g] if ir.get(g) else "–" for g in ("stripe4", "raid10", "mirror2")) if ir else "–"
+            s += (f"\n| {r['job']} | {c['stripe4']:,.2f} | {c['raid10']:,.2f} | {c['mirror2']:,.2f} | "
+                  f"{r['ratio']['raid10']:.2f}x | {r['ratio']['mirror2']:.2f}x | "
+                  f"{('<= %.2fx ' % t + ('✓' if r['met'] else '✗')) if t else '–'} | {irs} |")
     cz = e.get("compress")
     if cz:
         s += (f"\n\n### Compress on real CPU (host, no ublk)\n\nThe same engine with a compress volume (zstd "

@@ -168,6 +168,18 @@ def markdown(res):
                  f"({en['fio_iops']:,.0f} IOPS) → **{en['ratio']:.2f}x** (target {en['target']}: {met(en['met'])}). "
                  f"Both as getrusage of the whole process incl. io-wq workers; fio's own usr+sys figure "
                  f"(job thread only) is {en['fio_cpu_us_per_io_fio_reported']:.2f} µs/IO.")
+        rd = en.get("raid")
+        if rd:
+            L.append("")
+            L.append(f"Host-side RAID (real CPU, no ublk): {rd['what']}.")
+            L.append("")
+            L.append("| job | CPU µs/IO stripe x4 | raid10 x4 | mirror x2 | raid10 / stripe | mirror / stripe | target | |")
+            L.append("| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |")
+            for r in rd["rows"]:
+                c, t = r["cpu_us_per_io"], r.get("target")
+                L.append(f"| {r['job']} | {c['stripe4']:,.2f} | {c['raid10']:,.2f} | {c['mirror2']:,.2f} | "
+                         f"{r['ratio']['raid10']:.2f}x | {r['ratio']['mirror2']:.2f}x | "
+                         f"{'<= %.2fx' % t if t else '–'} | {met(r['met']) if t else '–'} |")
         cz = en.get("compress")
         if cz:
             L.append("")
