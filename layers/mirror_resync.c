@@ -469,11 +469,13 @@ bool mirror_bg_poll(struct uc_node *n, struct mirror *m, struct uc_queue *q)
 		}
 		return false;
 	}
-	/* every loop turn of queue 0: nothing to do, no lock */
+	/*
+	 * Every loop turn of queue 0: with no window, resync, scrub or repair
+	 * there is nothing to pick (no lock), at most bits to clear.
+	 */
 	if (!m->bg_draining && !m->bg_held && !atomic_load(&m->rs_active) &&
-	    !atomic_load(&m->scrub_active) && atomic_load(&m->rq_head) == atomic_load(&m->rq_tail) &&
-	    !atomic_load(&m->nr_bits))
-		return false;
+	    !atomic_load(&m->scrub_active) && atomic_load(&m->rq_head) == atomic_load(&m->rq_tail))
+		return bits_clear_idle(m);
 	if (m->bg_held) {
 		atomic_store(&m->win_lo, m->held_lo);
 		atomic_store(&m->win_hi, m->held_hi);
