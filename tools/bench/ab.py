@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Summary of a tools/bench/ab.sh run: per queue count, row and job, the median IOPS of every side
-(each binary and md) and each binary's ratio to md, plus the spread (min-max of the per-rep ratios,
-each rep's binary run against the md run right after it). usage: ab.py OUT_DIR"""
-import glob, os, re, statistics, sys
+(each binary and md) and each binary's ratio to md: the median of the per-rep ratios (each rep's
+binary run against the md run right after it, which saw about the same host load), then the range
+of those. usage: ab.py OUT_DIR"""
+import glob, os, re, statistics, subprocess, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from report import one  # noqa: E402
@@ -10,6 +11,8 @@ from report import one  # noqa: E402
 
 def main():
     d = sys.argv[1]
+    if not os.path.isdir(os.path.join(d, "raw")) and os.path.exists(os.path.join(d, "raw.tar.xz")):
+        subprocess.run(["tar", "-C", d, "-xJf", os.path.join(d, "raw.tar.xz")], check=True)
     runs = {}
     for p in glob.glob(os.path.join(d, "raw", "*.json")):
         m = re.match(r"q(\d+)\.(\w+?)\.([\w-]+)\.(\w+)\.(\d+)\.json$", os.path.basename(p))
@@ -30,8 +33,8 @@ def main():
         for s in sides:
             per = [r[s][k]["iops"] / r["md"][k]["iops"] for k in r.get(s, {})
                    if r[s][k] and r.get("md", {}).get(k)]
-            if med[s] and med["md"]:
-                line += f" {med[s] / med['md']:5.2f} ({min(per):.2f}-{max(per):.2f})"
+            if per:
+                line += f" {statistics.median(per):5.2f} ({min(per):.2f}-{max(per):.2f})"
             else:
                 line += f" {'-':>16}"
         print(line)

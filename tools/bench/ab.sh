@@ -3,9 +3,10 @@
 # /dev/ublk-control), every binary given and the md reference serve the same layout on their own
 # copies of the legs (tmpfs, written in full), and every fio job runs on each of them in turn,
 # interleaved (A, B, ..., md, A, B, ..., md, ...), REPS times. Prints medians and each binary's
-# ratio to md per row, job and queue count; the raw fio JSON stays in OUT.
+# ratio to md (loop for the file row) per row, job and queue count; the raw fio JSON stays in OUT
+# (packed as raw.tar.xz; the binaries' copies are removed).
 # The jobs and fio options are guest.sh's. Rows: stripe4 (md raid0), raid10 (stripe over two
-# 2-way mirrors, md raid10 n2), mirror2 (md raid1).
+# 2-way mirrors, md raid10 n2), mirror2 (md raid1), file (one file of 4 legs' size, loop).
 # usage: bash tools/bench/ab.sh [--kernel lts|latest] [--queues "1 2"] [--rows "raid10 mirror2"]
 #          [--jobs "randread4k_qd32 ..."] [--runtime S (3)] [--reps N (3)] [--out DIR] NAME=BINARY...
 #   e.g. bash tools/bench/ab.sh --kernel latest before=build/bench/uc-main after=build/ublk-compose
@@ -58,6 +59,7 @@ if [ "$GUEST" = 0 ]; then
     rm -f "$OUT"/.vmrun-cmd "$OUT"/.vmrun-cwd "$OUT"/.vmrun-share
   fi
   python3 "$HERE/ab.py" "$OUT" | tee "$OUT/summary.txt"
+  tar -C "$OUT" -cJf "$OUT/raw.tar.xz" raw && rm -rf "$OUT/raw" "$OUT"/bin-*
   exit 0
 fi
 
@@ -96,6 +98,7 @@ conf() {  # ROW PREFIX QUEUES: guest.sh's configs on legs PREFIX0..3.img
     stripe4) echo "volume = { type = \"stripe\"; chunk = \"64K\"; children = ( $(leg ${p}0.img), $(leg ${p}1.img), $(leg ${p}2.img), $(leg ${p}3.img) ); };" ;;
     raid10) echo "volume = { type = \"stripe\"; chunk = \"64K\"; children = ( $(mirror ${p}0.img ${p}1.img), $(mirror ${p}2.img ${p}3.img) ); };" ;;
     mirror2) echo "volume = $(mirror ${p}0.img ${p}1.img);" ;;
+    file) echo "volume = $(leg ${p}0.img);" ;;
   esac
 }
 PIDS=() DEVS=()
@@ -113,10 +116,11 @@ trap stop_all EXIT
 dd if=/dev/urandom of=seed.img bs=1M count=$((LEG_MB * 4)) status=none
 for q in $QUEUES; do
   for row in $ROWS; do
-    n=4; [ "$row" = mirror2 ] && n=2
+    n=4 mb=$LEG_MB
+    case $row in mirror2) n=2 ;; file) n=1 mb=$((LEG_MB * 4)) ;; esac
     rm -f ./*[0-9].img
     for s in "${NAMES[@]}" md; do
-      for i in $(seq 0 $((n - 1))); do dd if=seed.img of=$s$i.img bs=1M count=$LEG_MB skip=$((i * LEG_MB)) status=none; done
+      for i in $(seq 0 $((n - 1))); do dd if=seed.img of=$s$i.img bs=1M count=$mb skip=$((i * LEG_MB)) status=none; done
     done
     for i in "${!NAMES[@]}"; do
       s=${NAMES[$i]}
@@ -134,15 +138,19 @@ for q in $QUEUES; do
       raid10) margs="--level=10 --chunk=64 --layout=n2 --assume-clean --bitmap=none" ;;
       mirror2) margs="--level=1 --assume-clean --bitmap=none" ;;
     esac
-    # shellcheck disable=SC2086
-    mdadm --create /dev/md/ucab --run --force --metadata=1.2 $margs --raid-devices=$n "${devs[@]}" \
-      </dev/null >"$OUT/mdadm.log" 2>&1 || { log "mdadm failed: $(tail -n 2 "$OUT/mdadm.log")"; exit 1; }
-    MD=$(readlink -f /dev/md/ucab)
-    log "q$q $row: ${NAMES[*]} on ${DEVS[*]}, md on $MD"
+    if [ "$row" = file ]; then
+      REF=${devs[0]}   # the reference is the loop device itself
+    else
+      # shellcheck disable=SC2086
+      mdadm --create /dev/md/ucab --run --force --metadata=1.2 $margs --raid-devices=$n "${devs[@]}" \
+        </dev/null >"$OUT/mdadm.log" 2>&1 || { log "mdadm failed: $(tail -n 2 "$OUT/mdadm.log")"; exit 1; }
+      MD=$(readlink -f /dev/md/ucab) REF=$MD
+    fi
+    log "q$q $row: ${NAMES[*]} on ${DEVS[*]}, reference on $REF"
     for job in $JOBS; do
       for rep in $(seq 1 "$REPS"); do
         for i in "${!NAMES[@]}"; do run_fio "${DEVS[$i]}" "$RAW/q$q.$row.${NAMES[$i]}.$job.$rep.json" $job; done
-        run_fio "$MD" "$RAW/q$q.$row.md.$job.$rep.json" $job
+        run_fio "$REF" "$RAW/q$q.$row.md.$job.$rep.json" $job
       done
     done
     stop_all
