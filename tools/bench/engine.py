@@ -8,8 +8,8 @@ Both sides are measured the same way: getrusage(RUSAGE_CHILDREN) user+sys around
 by completed I/Os. fio's self-reported figure and engine-bench's in-loop figure are kept as well.
 
 Second part, RAID: CPU time per I/O of the same engine through raid10 x4 (a 64K stripe over two 2-way
-mirrors) and mirror x2 against the stripe x4, 4k random and 1M sequential reads and writes, each graph
-over 4 files of its own, interleaved; the target is reads through a mirror costing what they cost
+mirrors) and mirror x2 against the stripe x4, 4k random and 1M sequential reads and writes, all three
+graphs over the same 4 files, interleaved; the target is reads through a mirror costing what they cost
 through the stripe (<= 1.05x). With --ir also the userspace instructions per I/O (callgrind, exact
 and repeatable on a busy machine: tools/bench/engine-ir.sh).
 
@@ -139,27 +139,37 @@ RAID_GRAPHS = ["stripe4", "raid10", "mirror2"]
 
 
 def raid_confs(a, d):
-    """stripe x4, raid10 x4 and mirror x2 configs, each over files of its own (written in full)."""
+    """stripe x4, raid10 x4 and mirror x2 configs over the same 4 files (written in full). The same
+    files for all: on this kind of machine CPU per I/O depends on where a file's pages happen to
+    sit (a fresh copy of a file read 1.5x slower than the file it was copied from)."""
     leg = lambda f: f'{{ type = "file"; path = "{f}"; }}'
     mirror = lambda x, y: f'{{ type = "mirror"; assume_clean = true; children = ( {leg(x)}, {leg(y)} ); }}'
     dev = 'device = { depth = 32; max_io = "1M"; block_size = 4096; };\n'
-    files = {g: [f"raid-{g}-{i}.img" for i in range(4 if g != "mirror2" else 2)] for g in RAID_GRAPHS}
+    files = [f"raid-{i}.img" for i in range(4)]
     texts = {
         "stripe4": dev + 'volume = { type = "stripe"; chunk = "64K"; children = ( ' +
-                   ", ".join(leg(f) for f in files["stripe4"]) + " ); };\n",
+                   ", ".join(leg(f) for f in files) + " ); };\n",
         "raid10": dev + 'volume = { type = "stripe"; chunk = "64K"; children = ( ' +
-                  mirror(*files["raid10"][:2]) + ", " + mirror(*files["raid10"][2:]) + " ); };\n",
-        "mirror2": dev + "volume = " + mirror(*files["mirror2"]) + ";\n",
+                  mirror(*files[:2]) + ", " + mirror(*files[2:]) + " ); };\n",
+        "mirror2": dev + "volume = " + mirror(*files[:2]) + ";\n",
     }
+    for f in files:
+        subprocess.run(["dd", "if=/dev/urandom", "of=" + os.path.join(d, f), "bs=1M", f"count={a.leg_mb}",
+                        "status=none"], check=True)
     paths = {}
     for g in RAID_GRAPHS:
-        for f in files[g]:
-            subprocess.run(["dd", "if=/dev/urandom", "of=" + os.path.join(d, f), "bs=1M", f"count={a.leg_mb}",
-                            "status=none"], check=True)
         paths[g] = os.path.join(d, f"raid-{g}.conf")
         with open(paths[g], "w") as fh:
             fh.write(texts[g])
-    return paths, [os.path.join(d, f) for g in RAID_GRAPHS for f in files[g]]
+    return paths, [os.path.join(d, f) for f in files]
+
+
+def raid_wipe(imgs):
+    """Before a mirror graph: no superblock on any file (the stripe wrote over some), so every
+    mirror starts as a new array (assume_clean: no resync during the run)."""
+    for f in imgs:
+        with open(f, "r+b") as fh:
+            fh.write(bytes(4096))
 
 
 def instructions(a, conf, mode, bs, depth):
@@ -181,6 +191,8 @@ def raid_rows(a, d):
         runs = {g: [] for g in RAID_GRAPHS}
         for rep in range(a.reps):  # interleaved
             for g in RAID_GRAPHS:
+                if g != "stripe4":
+                    raid_wipe(imgs)
                 out, cpu = run_measured([a.engine, paths[g], f"{a.seconds:g}", str(depth), str(bs), mode])
                 e = json.loads(out)
                 e["cpu_us_per_io_rusage"] = cpu * 1e6 / max(e["ios"], 1)
@@ -192,7 +204,11 @@ def raid_rows(a, d):
                "ratio": {g: cpu[g] / cpu["stripe4"] for g in ("raid10", "mirror2")}, "runs": runs}
         row["met"] = None if target is None else all(v <= target for v in row["ratio"].values())
         if a.ir:
-            row["instructions_per_io"] = {g: instructions(a, paths[g], mode, bs, depth) for g in RAID_GRAPHS}
+            row["instructions_per_io"] = {}
+            for g in RAID_GRAPHS:
+                if g != "stripe4":
+                    raid_wipe(imgs)
+                row["instructions_per_io"][g] = instructions(a, paths[g], mode, bs, depth)
         rows.append(row)
         print(f"engine raid {name}: CPU us/IO stripe x4 {cpu['stripe4']:.2f}, raid10 x4 {cpu['raid10']:.2f} "
               f"({row['ratio']['raid10']:.2f}x), mirror x2 {cpu['mirror2']:.2f} ({row['ratio']['mirror2']:.2f}x)"
@@ -200,8 +216,8 @@ def raid_rows(a, d):
     for f in imgs + list(paths.values()):
         os.unlink(f)
     return {"what": "CPU time per I/O (getrusage, incl. io-wq) through raid10 x4 (64K stripe over two 2-way "
-                    "mirrors) and mirror x2 vs stripe x4 (64K), engine without ublk, each over files of its own on "
-                    + d, "rows": rows}
+                    "mirrors) and mirror x2 vs stripe x4 (64K), engine without ublk, all three over the same 4 files "
+                    "on " + d, "rows": rows}
 
 
 # (name, mode, block size, queue depth, data, target ratio or None): the issue's compress jobs
