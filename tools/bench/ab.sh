@@ -1,8 +1,9 @@
 #!/bin/bash
 # tools/bench/ab.sh: short A/B runs of the RAID rows. In one VM (or on the host when it has
-# /dev/ublk-control), every binary given and the md reference serve the same layout on their own
-# copies of the legs (tmpfs, written in full), and every fio job runs on each of them in turn,
-# interleaved (A, B, ..., md, A, B, ..., md, ...), REPS times. Prints medians and each binary's
+# /dev/ublk-control), every binary given and the md reference serve the same layout on the same
+# leg files (tmpfs, written in full), and every fio job runs on each of them in turn,
+# interleaved (A, B, ..., md, A, B, ..., md, ...), REPS times; each binary's daemon is started for
+# its run and stopped after it. Prints medians and each binary's
 # ratio to md (loop for the file row) per row, job and queue count; the raw fio JSON stays in OUT
 # (packed as raw.tar.xz; the binaries' copies are removed).
 # The jobs and fio options are guest.sh's. Rows: stripe4 (md raid0), raid10 (stripe over two
@@ -55,7 +56,7 @@ if [ "$GUEST" = 0 ]; then
     for a in "${ARGS[@]}"; do cmd+=" $(printf %q "$a")"; done
     cmd+=" /tmp/out"
     for b in "${BINS[@]}"; do cmd+=" $(printf %q "${b%%=*}=/tmp/out/${b#*$OUT/}")"; done
-    VMRUN_OUT=$OUT VMRUN_KERNEL=$KERNEL VMRUN_TIMEOUT=${AB_VM_TIMEOUT:-3600} bash tools/vmrun -m "${AB_VM_MEM:-6144}" -- "$cmd" || exit 1
+    VMRUN_OUT=$OUT VMRUN_KERNEL=$KERNEL VMRUN_TIMEOUT=${AB_VM_TIMEOUT:-3600} bash tools/vmrun -m "${AB_VM_MEM:-4096}" -- "$cmd" || exit 1
     rm -f "$OUT"/.vmrun-cmd "$OUT"/.vmrun-cwd "$OUT"/.vmrun-share
   fi
   python3 "$HERE/ab.py" "$OUT" | tee "$OUT/summary.txt"
@@ -64,6 +65,11 @@ if [ "$GUEST" = 0 ]; then
 fi
 
 # ---------------------------------------------------------------- guest side
+# One set of leg files serves every side: on these machines a copy of a file can read 1.5x slower
+# than the file it was copied from (where its pages sit), which would weigh more than what is
+# measured. The binaries take turns on the files (each fio run starts its daemon and stops it:
+# they lock their files); md runs meanwhile over loop devices that start 1M into the files, so it
+# never writes where a mirror keeps its superblock and bitmap.
 W=/var/tmp/ucab LEG_MB=${LEG_MB:-128}
 RAW=$OUT/raw
 mkdir -p "$RAW" "$W"
@@ -91,48 +97,51 @@ run_fio() {  # DEV OUTFILE JOB
 }
 leg() { echo "{ type = \"file\"; path = \"$1\"; }"; }
 mirror() { echo "{ type = \"mirror\"; assume_clean = true; children = ( $(leg "$1"), $(leg "$2") ); }"; }
-conf() {  # ROW PREFIX QUEUES: guest.sh's configs on legs PREFIX0..3.img
-  local p=$2
-  echo "device = { queues = $3; depth = 128; max_io = \"1M\"; block_size = 4096; };"
+conf() {  # ROW QUEUES: guest.sh's configs on legs l0..3.img
+  echo "device = { queues = $2; depth = 128; max_io = \"1M\"; block_size = 4096; };"
   case $1 in
-    stripe4) echo "volume = { type = \"stripe\"; chunk = \"64K\"; children = ( $(leg ${p}0.img), $(leg ${p}1.img), $(leg ${p}2.img), $(leg ${p}3.img) ); };" ;;
-    raid10) echo "volume = { type = \"stripe\"; chunk = \"64K\"; children = ( $(mirror ${p}0.img ${p}1.img), $(mirror ${p}2.img ${p}3.img) ); };" ;;
-    mirror2) echo "volume = $(mirror ${p}0.img ${p}1.img);" ;;
-    file) echo "volume = $(leg ${p}0.img);" ;;
+    stripe4) echo "volume = { type = \"stripe\"; chunk = \"64K\"; children = ( $(leg l0.img), $(leg l1.img), $(leg l2.img), $(leg l3.img) ); };" ;;
+    raid10) echo "volume = { type = \"stripe\"; chunk = \"64K\"; children = ( $(mirror l0.img l1.img), $(mirror l2.img l3.img) ); };" ;;
+    mirror2) echo "volume = $(mirror l0.img l1.img);" ;;
+    file) echo "volume = $(leg l0.img);" ;;
   esac
 }
-PIDS=() DEVS=()
+PID='' DEV='' MD='' LOOPS=''
+start_uc() {  # BINARY CONF: sets PID DEV
+  "$1" -c "$2" > uc.out 2> uc.err </dev/null &
+  PID=$!
+  for _ in $(seq 300); do
+    DEV=$(grep -m1 -oE '^/dev/ublkb[0-9]+' uc.out)
+    [ -n "$DEV" ] && [ -b "$DEV" ] && return 0
+    kill -0 "$PID" 2>/dev/null || break
+    sleep 0.2
+  done
+  log "$1: no device: $(tail -n 2 uc.err)"; return 1
+}
+stop_uc() {
+  [ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+  PID='' DEV=''
+}
 stop_all() {
-  local p
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-  PIDS=() DEVS=()
-  [ -n "${MD:-}" ] && mdadm --stop "$MD" >/dev/null 2>&1; MD=''
-  local l; for l in ${LOOPS:-}; do losetup -d "$l" 2>/dev/null; done; LOOPS=''
+  stop_uc
+  [ -n "$MD" ] && mdadm --stop "$MD" >/dev/null 2>&1; MD=''
+  local l; for l in $LOOPS; do losetup -d "$l" 2>/dev/null; done; LOOPS=''
 }
 trap stop_all EXIT
 { echo "kernel=$(uname -r)"; echo "nproc=$(nproc)"; echo "runtime=$RUNTIME"; echo "reps=$REPS"
   for i in "${!NAMES[@]}"; do echo "bin_${NAMES[$i]}=$(sha256sum "${BINS[$i]}" | cut -c1-12)"; done; } > "$OUT/machine.txt"
-dd if=/dev/urandom of=seed.img bs=1M count=$((LEG_MB * 4)) status=none
 for q in $QUEUES; do
   for row in $ROWS; do
     n=4 mb=$LEG_MB
     case $row in mirror2) n=2 ;; file) n=1 mb=$((LEG_MB * 4)) ;; esac
-    rm -f ./*[0-9].img
-    for s in "${NAMES[@]}" md; do
-      for i in $(seq 0 $((n - 1))); do dd if=seed.img of=$s$i.img bs=1M count=$mb skip=$((i * LEG_MB)) status=none; done
+    rm -f ./*.img
+    for i in $(seq 0 $((n - 1))); do dd if=/dev/urandom of=l$i.img bs=1M count=$mb status=none; done
+    conf $row $q > uc.conf
+    devs=()
+    for i in $(seq 0 $((n - 1))); do
+      l=$(losetup --direct-io=on -o 1048576 -f --show l$i.img) || exit 1
+      LOOPS+=" $l"; devs+=("$l")
     done
-    for i in "${!NAMES[@]}"; do
-      s=${NAMES[$i]}
-      conf $row $s $q > $s.conf
-      "${BINS[$i]}" -c $s.conf > $s.out 2> $s.err </dev/null &
-      PIDS+=($!)
-      for _ in $(seq 300); do d=$(grep -m1 -oE '^/dev/ublkb[0-9]+' $s.out); [ -n "$d" ] && [ -b "$d" ] && break; sleep 0.2; done
-      [ -n "$d" ] && [ -b "$d" ] || { log "$s: no device: $(tail -n 2 $s.err)"; exit 1; }
-      DEVS+=("$d")
-    done
-    LOOPS='' devs=()
-    for i in $(seq 0 $((n - 1))); do l=$(losetup --direct-io=on -f --show md$i.img) || exit 1; LOOPS+=" $l"; devs+=("$l"); done
     case $row in
       stripe4) margs="--level=0 --chunk=64" ;;
       raid10) margs="--level=10 --chunk=64 --layout=n2 --assume-clean --bitmap=none" ;;
@@ -141,15 +150,20 @@ for q in $QUEUES; do
     if [ "$row" = file ]; then
       REF=${devs[0]}   # the reference is the loop device itself
     else
+      for l in "${devs[@]}"; do mdadm --zero-superblock --force "$l" >/dev/null 2>&1; done
       # shellcheck disable=SC2086
       mdadm --create /dev/md/ucab --run --force --metadata=1.2 $margs --raid-devices=$n "${devs[@]}" \
         </dev/null >"$OUT/mdadm.log" 2>&1 || { log "mdadm failed: $(tail -n 2 "$OUT/mdadm.log")"; exit 1; }
       MD=$(readlink -f /dev/md/ucab) REF=$MD
     fi
-    log "q$q $row: ${NAMES[*]} on ${DEVS[*]}, reference on $REF"
+    log "q$q $row: ${NAMES[*]} in turn on l0..$((n - 1)).img, reference $REF"
     for job in $JOBS; do
       for rep in $(seq 1 "$REPS"); do
-        for i in "${!NAMES[@]}"; do run_fio "${DEVS[$i]}" "$RAW/q$q.$row.${NAMES[$i]}.$job.$rep.json" $job; done
+        for i in "${!NAMES[@]}"; do
+          start_uc "${BINS[$i]}" uc.conf || exit 1
+          run_fio "$DEV" "$RAW/q$q.$row.${NAMES[$i]}.$job.$rep.json" $job
+          stop_uc
+        done
         run_fio "$REF" "$RAW/q$q.$row.md.$job.$rep.json" $job
       done
     done
