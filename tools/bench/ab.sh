@@ -12,6 +12,7 @@
 #          [--jobs "randread4k_qd32 ..."] [--runtime S (3)] [--reps N (3)] [--out DIR] NAME=BINARY...
 #   e.g. bash tools/bench/ab.sh --kernel latest before=build/bench/uc-main after=build/ublk-compose
 # Wrap it in the VM lock when others share the machine: flock /var/tmp/uc-vm.lock bash tools/bench/ab.sh ...
+# AB_VMRUN: another vmrun script (e.g. one with -icount: guest time counted in instructions)
 set -u -o pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -28,7 +29,7 @@ while [ $# -gt 0 ]; do
     --reps) REPS=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --guest) GUEST=1; shift ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     --*) echo "unknown option $1" >&2; exit 2 ;;
     *) break ;;
   esac
@@ -56,7 +57,7 @@ if [ "$GUEST" = 0 ]; then
     for a in "${ARGS[@]}"; do cmd+=" $(printf %q "$a")"; done
     cmd+=" /tmp/out"
     for b in "${BINS[@]}"; do cmd+=" $(printf %q "${b%%=*}=/tmp/out/${b#*$OUT/}")"; done
-    VMRUN_OUT=$OUT VMRUN_KERNEL=$KERNEL VMRUN_TIMEOUT=${AB_VM_TIMEOUT:-3600} bash tools/vmrun -m "${AB_VM_MEM:-4096}" -- "$cmd" || exit 1
+    VMRUN_OUT=$OUT VMRUN_KERNEL=$KERNEL VMRUN_TIMEOUT=${AB_VM_TIMEOUT:-3600} bash "${AB_VMRUN:-tools/vmrun}" -m "${AB_VM_MEM:-4096}" -- "$cmd" || exit 1
     rm -f "$OUT"/.vmrun-cmd "$OUT"/.vmrun-cwd "$OUT"/.vmrun-share
   fi
   python3 "$HERE/ab.py" "$OUT" | tee "$OUT/summary.txt"
