@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <string.h>
 #include "crc32c.h"
+#include "events.h"
 #include "log.h"
 #include "mirror.h"
 
@@ -227,6 +228,7 @@ void mirror_leg_fail(struct uc_node *n, struct mirror *m, unsigned int i, const 
 	atomic_store(&m->legs[i].state, LEG_FAULTY);
 	m->legs[i].faulty_seq = ++m->meta_seq;
 	uc_err("%s: leg %u (%s) marked faulty: %s", n->name, i, n->children[i]->name, why);
+	uc_event(n->children[i], UC_EV_LEG_FAILED, "leg %u of %s marked faulty: %s", i, n->name, why);
 	/*
 	 * As md: with no In_sync leg left the array has failed, even if
 	 * others are being rebuilt: they hold part of the data only.
