@@ -233,7 +233,11 @@ int uc_json_get_str(const char *line, const char *key, char *buf, size_t len)
 {
 	const char *p = find_member(line, key);
 
-	return p && *p == '"' && get_string(p, buf, len) ? 0 : -ENOENT;
+	if (p && *p == '"' && get_string(p, buf, len))
+		return 0;
+	if (len)
+		buf[0] = 0;	/* not a half-parsed string */
+	return -ENOENT;
 }
 
 int uc_json_get_int(const char *line, const char *key, long long *v)

@@ -196,8 +196,11 @@ static void device_fate(unsigned int id, char *buf, size_t len)
 	struct uc_ctrl c = { .fd = -1 };
 	int ret = uc_ctrl_open(&c);
 
-	if (!ret)
-		ret = uc_ctrl_get_info(&c, id, &info);
+	if (ret) {
+		snprintf(buf, len, "device state unknown (/dev/ublk-control: %s)", strerror(-ret));
+		return;
+	}
+	ret = uc_ctrl_get_info(&c, id, &info);
 	uc_ctrl_close(&c);
 	if (ret == -ENODEV || ret == -ENOENT)
 		snprintf(buf, len, "the device is gone");
