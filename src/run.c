@@ -155,24 +155,29 @@ static int lock_name(const char *name)
 	return 0;	/* fd stays open: the lock goes with this process */
 }
 
-static void refuse_running(const char *name)
+/* The pid in ID.pid, or -1. */
+static int recorded_pid(unsigned int id)
 {
-	char pid[32] = "?";
-	unsigned int id;
+	char path[64], text[32] = "";
 	FILE *f;
 
-	if (uc_name_find(name, &id)) {
-		uc_err("%s is already being started or served by another ublk-compose", name);
-		return;
-	}
-	snprintf(pid, sizeof(pid), UC_RUN_DIR "/%u.pid", id);
-	f = fopen(pid, "re");
-	if (!f || !fgets(pid, sizeof(pid), f))
-		snprintf(pid, sizeof(pid), "?");
+	snprintf(path, sizeof(path), UC_RUN_DIR "/%u.pid", id);
+	f = fopen(path, "re");
+	if (f && !fgets(text, sizeof(text), f))
+		text[0] = 0;
 	if (f)
 		fclose(f);
-	pid[strcspn(pid, "\n")] = 0;
-	uc_err("%s is already running: /dev/ublkb%u, server pid %s", name, id, pid);
+	return text[0] ? atoi(text) : -1;
+}
+
+static void refuse_running(const char *name)
+{
+	unsigned int id;
+
+	if (uc_name_find(name, &id))
+		uc_err("%s is already being started or served by another ublk-compose", name);
+	else
+		uc_err("%s is already running: /dev/ublkb%u, server pid %d", name, id, recorded_pid(id));
 }
 
 /* The device's current layout (ID.live.conf after replace/add) instead of the config given. */
@@ -229,8 +234,9 @@ int uc_run_claim(struct uc_graph *g, struct uc_ctrl *c, int *recover_id)
 		uc_run_forget(id);
 		return ret;
 	}
+	/* the kernel forgets the pid of a server that died (-1): the run state has it */
 	uc_notice("%s: /dev/ublkb%u exists and its server (pid %d) is gone: recovering it",
-		  g->dev.name, id, info.ublksrv_pid);
+		  g->dev.name, id, info.ublksrv_pid > 0 ? info.ublksrv_pid : recorded_pid(id));
 	*recover_id = id;
 	return reload_recorded(g, id);
 }
