@@ -8,6 +8,7 @@
  * its place; a plain start of a config whose device is still there without
  * a server recovers it (uc_run_claim).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -198,6 +199,86 @@ static int reload_recorded(struct uc_graph *g, unsigned int id)
 	return 0;
 }
 
+/* stat of leaf n's backing file (its "path", relative to the config's directory) */
+static int leaf_stat(const struct uc_graph *g, const struct uc_node *n, struct stat *st,
+		     char *path)
+{
+	const char *p;
+
+	if (!n->cfg || !config_setting_lookup_string(n->cfg, "path", &p))
+		return -ENOENT;
+	if (p[0] == '/')
+		snprintf(path, PATH_MAX, "%s", p);
+	else
+		snprintf(path, PATH_MAX, "%s/%s", g->conf_dir, p);
+	return stat(path, st) ? -errno : 0;
+}
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+	if (S_ISBLK(a->st_mode) && S_ISBLK(b->st_mode))
+		return a->st_rdev == b->st_rdev;
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+/*
+ * A backing file of g is one of device id (whose server died, so nothing
+ * locks it): say so. Returns true if one is.
+ */
+static bool shares_legs(struct uc_graph *g, unsigned int id)
+{
+	char conf[PATH_MAX], name[UC_NAME_MAX + 1] = "?";
+	struct uc_graph other;
+	bool found = false;
+
+	if (uc_run_conf(id, conf, sizeof(conf)) || uc_graph_load(&other, conf)) {
+		uc_graph_free(&other);
+		return false;
+	}
+	uc_name_of(id, name);
+	for (unsigned int i = 0; i < g->nr_leaves && !found; i++) {
+		char path[PATH_MAX], path2[PATH_MAX];
+		struct stat a, b;
+
+		if (leaf_stat(g, g->leaves[i], &a, path))
+			continue;
+		for (unsigned int k = 0; k < other.nr_leaves && !found; k++)
+			if (!leaf_stat(&other, other.leaves[k], &b, path2) && same_file(&a, &b)) {
+				uc_err("%s: a backing file of /dev/ublkb%u (%s), whose server died: "
+				       "`ublk-compose recover %u` serves it again, `ublk-compose del %u` "
+				       "removes it", path, id, name, id, id);
+				found = true;
+			}
+	}
+	uc_graph_free(&other);
+	return found;
+}
+
+/* Devices left without a server that use a backing file of g (nothing locks those files). */
+static int check_orphaned_legs(struct uc_graph *g, struct uc_ctrl *c)
+{
+	DIR *d = opendir(UC_RUN_DIR);
+	struct dirent *e;
+	int ret = 0;
+
+	while (d && !ret && (e = readdir(d))) {
+		struct ublksrv_ctrl_dev_info info;
+		char tail[8], name[UC_NAME_MAX + 1];
+		unsigned int id;
+
+		if (sscanf(e->d_name, "%u.%7s", &id, tail) != 2 || strcmp(tail, "env") ||
+		    uc_name_of(id, name) || !strcmp(name, g->dev.name) ||
+		    uc_ctrl_get_info(c, id, &info) || pid_running(info.ublksrv_pid) ||
+		    info.state == UBLK_S_DEV_DEAD)
+			continue;
+		if (shares_legs(g, id))
+			ret = -EBUSY;
+	}
+	if (d)
+		closedir(d);
+	return ret;
+}
+
 int uc_run_claim(struct uc_graph *g, struct uc_ctrl *c, int *recover_id)
 {
 	struct ublksrv_ctrl_dev_info info;
@@ -213,12 +294,14 @@ int uc_run_claim(struct uc_graph *g, struct uc_ctrl *c, int *recover_id)
 		refuse_running(g->dev.name);
 	else if (ret)
 		uc_err(UC_RUN_DIR "/%s.lock: %s", g->dev.name, strerror(-ret));
-	if (ret || *recover_id >= 0 || uc_name_find(g->dev.name, &id))
+	if (ret || *recover_id >= 0)
 		return ret;
+	if (uc_name_find(g->dev.name, &id))
+		return check_orphaned_legs(g, c);
 	ret = uc_ctrl_get_info(c, id, &info);
 	if (ret) {
 		uc_run_forget(id);	/* stale: the device is gone */
-		return 0;
+		return check_orphaned_legs(g, c);
 	}
 	if (pid_running(info.ublksrv_pid) && info.ublksrv_pid != getpid()) {
 		uc_err("%s is already running: /dev/ublkb%u, server pid %d", g->dev.name, id,
@@ -232,7 +315,7 @@ int uc_run_claim(struct uc_graph *g, struct uc_ctrl *c, int *recover_id)
 		if (ret)
 			uc_err("%s: device %u: delete failed: %s", g->dev.name, id, strerror(-ret));
 		uc_run_forget(id);
-		return ret;
+		return ret ? ret : check_orphaned_legs(g, c);
 	}
 	/* the kernel forgets the pid of a server that died (-1): the run state has it */
 	uc_notice("%s: /dev/ublkb%u exists and its server (pid %d) is gone: recovering it",

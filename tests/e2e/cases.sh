@@ -238,13 +238,23 @@ case_sigterm_under_io() {
   check_daemon_logs crash
 }
 
-# g. kill -9 the daemon, then `ublk-compose del ID` removes the device
+# g. kill -9 the daemon; a config of another name over the same (now unlocked) files is refused
+#    with one line and makes no device; then `ublk-compose del ID` removes the device
 case_kill9_del() {
-  local id
-  start_daemon "$(gen_conf "$VOL" 2)" daemon
+  local id conf other nodes rc
+  conf=$(gen_conf "$VOL" 2)
+  start_daemon "$conf" daemon
   id=$DID
   kill -KILL "$DPID"; wait "$DPID" 2>/dev/null; DPID=
   sleep 1
+  other=$(dirname "$conf")/other-name.conf nodes=$(ublk_nodes)
+  cp "$conf" "$other"
+  timeout -k 10 120 "$UC_BIN" -c "$other" > "$CASE_DIR/other.out" 2> "$CASE_DIR/other.err" </dev/null; rc=$?
+  rm -f "$other"
+  [ "$rc" = 1 ] && [ "$(wc -l < "$CASE_DIR/other.err")" = 1 ] &&
+    grep -q "a backing file of /dev/ublkb$id (q2), whose server died" "$CASE_DIR/other.err" ||
+    fail "a config over the files of a device without server: rc $rc: $(head -n 2 "$CASE_DIR/other.err" | tr '\n' ' ')"
+  [ "$(ublk_nodes)" = "$nodes" ] || fail "the refused start changed the ublk nodes: '$(ublk_nodes)'"
   timeout 30 "$UC_BIN" list > "$CASE_DIR/list-before.txt" 2>&1 || log "list rc=$? (before del)"
   [ -e "/dev/ublkc$id" ] || log "note: /dev/ublkc$id already gone before del"
   timeout 60 "$UC_BIN" del "$id" > "$CASE_DIR/del.log" 2>&1 || fail "ublk-compose del $id failed (rc $?): $(head -n1 "$CASE_DIR/del.log")"
