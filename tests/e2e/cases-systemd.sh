@@ -82,7 +82,7 @@ case_systemd_service() {
   systemctl start ublk-compose-monitor || fail "ublk-compose-monitor did not start: $(sd_journal -u ublk-compose-monitor | tail -n 3)"
   # ready (systemctl start returns) only once the device is live and named
   t0=$SECONDS
-  timeout 300 systemctl start "$SD_UNIT" || fail "$SD_UNIT did not start: $(sd_journal -u "$SD_UNIT" | tail -n 3 | tr '\n' ' ')"
+  timeout 300 systemctl enable --now "$SD_UNIT" || fail "$SD_UNIT did not start: $(sd_journal -u "$SD_UNIT" | tail -n 3 | tr '\n' ' ')"
   log "$SD_UNIT ready in $((SECONDS - t0))s"
   [ -L "/dev/ublk-compose/$SD_NAME" ] || fail "ready, but no /dev/ublk-compose/$SD_NAME"
   dev=$(link_dev); DDEV=$dev DID=${dev#/dev/ublkb}
