@@ -253,7 +253,8 @@ int uc_feed_subscribe(int fd, const char *args)
 	uc_events_since(UINT64_MAX - 1, &dummy, 0, &last);
 	h = graph_health(feed.g, &n);
 	node_status(n, st, sizeof(st));
-	len = snprintf(line, sizeof(line), "{\"state\": \"%s\", \"id\": %u, \"name\": \"%s\", \"pid\": %d, "
+	len = snprintf(line, sizeof(line), "{\"state\": \"%s\", \"id\": %u, \"name\": \"%s\", "
+		       "\"pid\": %d, "
 		       "\"node\": \"%s\", \"seq\": %" PRIu64 ", \"detail\": \"", health_names[h],
 		       feed.id, feed.name, (int)getpid(), n ? n->name : "", last);
 	/* status lines are plain text: keep them to printable ASCII without quotes */

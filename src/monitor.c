@@ -513,7 +513,8 @@ static void monitor_loop(void)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: ublk-compose monitor [--json] [--syslog] [--program PROG] [--test] [--oneshot]\n"
+	fprintf(f, "usage: ublk-compose monitor [--json] [--syslog] [--program PROG] [--test] "
+		"[--oneshot]\n"
 		"  PROG runs as: PROG EVENT DEVICE NODE DETAIL (env UBLK_COMPOSE_NAME, UBLK_COMPOSE_ID)\n");
 }
 

@@ -325,7 +325,8 @@ static int test_program_contract(void)
 	e.node[0] = 0;
 	snprintf(e.detail, sizeof(e.detail), "gone");
 	CHECK(uc_alert_program(script, &e, 10000) == 7, "second run");
-	CHECK(!strcmp(slurp(out, text, sizeof(text)), "4\nServerDied\n/dev/ublkb4\n\ngone\nr10\n4\nunset\nend\n"),
+	CHECK(!strcmp(slurp(out, text, sizeof(text)),
+		      "4\nServerDied\n/dev/ublkb4\n\ngone\nr10\n4\nunset\nend\n"),
 	      "device event: %s", text);
 	/* a program that hangs is killed after the timeout */
 	snprintf(text, sizeof(text), "#!/bin/sh\nsleep 30\n");
