@@ -281,7 +281,8 @@ wait_quiesced() {
 }
 
 # h. ext4 + fio verify on a file; kill -9 the daemon mid-write; `recover ID`: fio completes and
-#    verifies, e2fsck clean, SIGTERM to the recovered server removes the device
+#    verifies (a SIGHUP meanwhile reopens the server's rotated log), e2fsck clean, SIGTERM to the
+#    recovered server removes the device
 case_recover_ext4_fio() {
   local base dev id
   start_daemon "$(gen_conf "$VOL" 2)" daemon
@@ -299,6 +300,12 @@ case_recover_ext4_fio() {
   wait_quiesced
   exited "$FIO_PID" && fail "fio exited while no server ran (I/O must wait): $(grep -m1 -i err "$CASE_DIR/ext4.fio.log")"
   uc_recover recover
+  # SIGHUP: the detached server reopens its log (rotated away), the device keeps serving
+  mv "$UC_RUN_DIR/$DID.log" "$CASE_DIR/run-$DID-rotated.log"
+  echo "$CASE_DIR/run-$DID-rotated.log" >> "$CASE_DIR/daemon-logs"
+  kill -HUP "$DPID"
+  wait_until 30 grep -q 'SIGHUP: re-read' "$UC_RUN_DIR/$DID.log" || fail "no SIGHUP line in a reopened $UC_RUN_DIR/$DID.log"
+  alive "$DPID" || fail "SIGHUP stopped the server"
   wait_bg_fio "$E2E_FIO_TIMEOUT"
   fio_check ext4 "$FRC"
   rm -f "$MNT/fio.dat"
