@@ -42,6 +42,8 @@ static int wait_child(pid_t pid, int timeout_ms)
 		struct pollfd p = { pfd, POLLIN, 0 };
 
 		if (poll(&p, 1, timeout_ms) == 0) {
+			/* its group: a shell script's children (sleep, mail) go too */
+			kill(-pid, SIGKILL);
 			kill(pid, SIGKILL);
 			waitpid(pid, &status, 0);
 			close(pfd);
@@ -70,6 +72,8 @@ int uc_alert_program(const char *prog, const struct uc_event_rec *e, int timeout
 	if (!pid) {
 		int fd = open("/dev/null", O_RDONLY);
 
+		/* a process group of its own, which a timeout kills as a whole */
+		setpgid(0, 0);
 		if (fd >= 0 && fd != 0) {
 			dup2(fd, 0);
 			close(fd);
@@ -82,5 +86,6 @@ int uc_alert_program(const char *prog, const struct uc_event_rec *e, int timeout
 		fprintf(stderr, "ublk-compose: %s: %s\n", prog, strerror(errno));
 		_exit(127);
 	}
+	setpgid(pid, pid);	/* as the child does: whichever runs first */
 	return wait_child(pid, timeout_ms);
 }

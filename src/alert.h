@@ -18,7 +18,8 @@
  */
 const char *uc_alert_text(const struct uc_event_rec *e, bool journal, char *buf, size_t len);
 /*
- * Run prog for e and wait up to timeout_ms (then kill it). Returns its exit
+ * Run prog for e (in a process group of its own) and wait up to timeout_ms,
+ * then kill the group. Returns its exit
  * status (0-255), 128+signal, or -errno (could not run it; -ETIMEDOUT).
  */
 int uc_alert_program(const char *prog, const struct uc_event_rec *e, int timeout_ms);

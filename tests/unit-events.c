@@ -289,13 +289,31 @@ static char *slurp(const char *path, char *buf, size_t len)
 	return buf;
 }
 
+/* pid runs and is not a zombie */
+static bool process_running(int pid)
+{
+	char path[64], st[256] = "";
+	FILE *f;
+
+	if (kill(pid, 0))
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "re");
+	if (f) {
+		if (!fgets(st, sizeof(st), f))
+			st[0] = 0;
+		fclose(f);
+	}
+	return !strrchr(st, ')') || strrchr(st, ')')[2] != 'Z';
+}
+
 static int test_program_contract(void)
 {
 	const char *dir = t_tmpdir();
 	char script[PATH_MAX], out[PATH_MAX], marker[80], text[4 * PATH_MAX], want[2048];
 	struct uc_event_rec e = { .type = UC_EV_LEG_FAILED, .id = 4, .time = 1 };
 	struct timespec t0, t1;
-	int rc;
+	int rc, child;
 
 	snprintf(out, sizeof(out), "%s/prog.out", dir);
 	/* a short path: it must fit the detail twice */
@@ -328,8 +346,9 @@ static int test_program_contract(void)
 	CHECK(!strcmp(slurp(out, text, sizeof(text)),
 		      "4\nServerDied\n/dev/ublkb4\n\ngone\nr10\n4\nunset\nend\n"),
 	      "device event: %s", text);
-	/* a program that hangs is killed after the timeout */
-	snprintf(text, sizeof(text), "#!/bin/sh\nsleep 30\n");
+	/* a program that hangs is killed after the timeout, and what it started with it */
+	snprintf(out, sizeof(out), "%s/hang.pid", dir);
+	snprintf(text, sizeof(text), "#!/bin/sh\nsleep 30 &\necho $! > '%s'\nwait\n", out);
 	snprintf(script, sizeof(script), "%s", t_write_file(dir, "hang.sh", text));
 	chmod(script, 0755);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -337,6 +356,11 @@ static int test_program_contract(void)
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	CHECK(rc == -ETIMEDOUT, "hang: %d", rc);
 	CHECK(t1.tv_sec - t0.tv_sec < 5, "the timeout did not bound the wait");
+	child = atoi(slurp(out, text, sizeof(text)));
+	CHECK(child > 0, "the hung program recorded no child: '%s'", text);
+	for (int i = 0; i < 50 && process_running(child); i++)
+		usleep(20000);
+	CHECK(!process_running(child), "the hung program's child (pid %d) survived the kill", child);
 	/* a program that does not exist: 127, like a shell */
 	CHECK(uc_alert_program("/nonexistent/prog", &e, 10000) == 127, "missing program");
 	return T_PASS;
