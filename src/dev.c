@@ -25,6 +25,7 @@
 #include "log.h"
 #include "names.h"
 #include "notify.h"
+#include "reload.h"
 #include "stop.h"
 
 #define CTRL_TIMEOUT_MS	30000	/* a control command that takes longer is a hang */
@@ -435,28 +436,6 @@ static void dev_handover(struct uc_dev *dev)
 		uc_warn("QUIESCE_DEV failed: %s; leaving without it", strerror(-r));
 }
 
-/* SIGHUP: reopen the log file, re-read the settings that can change while running. */
-static void reload(struct uc_graph *g)
-{
-	struct uc_graph ng;
-	int ret;
-
-	uc_notify("RELOADING=1");
-	if ((ret = uc_log_reopen()))
-		uc_warn("SIGHUP: cannot reopen the log: %s", strerror(-ret));
-	if (uc_graph_load(&ng, g->conf_path)) {
-		uc_warn("SIGHUP: %s not applied: it has the problem above; settings unchanged",
-			g->conf_path);
-	} else {
-		g->dev.space_warn = ng.dev.space_warn;
-		uc_event_set_space_warn(g->dev.space_warn);
-		uc_notice("SIGHUP: re-read %s: space_warn %u%%; other changes take effect at the next "
-			  "start", g->conf_path, g->dev.space_warn);
-	}
-	uc_graph_free(&ng);
-	uc_notify("READY=1");
-}
-
 /*
  * Serve until a stop that goes through: a stop while the disk is in use is
  * refused (unless forced) and the device keeps running. Returns how it ended.
@@ -473,7 +452,7 @@ static enum stop_kind serve_loop(struct uc_dev *dev, const sigset_t *sigs)
 
 		switch (wait_for_stop(dev, sigs, &force)) {
 		case STOP_RELOAD:
-			reload(dev->g);
+			uc_reload(dev->g);
 			continue;
 		case STOP_HANDOVER:
 			return STOP_HANDOVER;
@@ -716,12 +695,17 @@ static int del_one(struct uc_ctrl *c, unsigned int id)
 int uc_dev_del(int argc, char **argv)
 {
 	struct uc_ctrl c = { .fd = -1 };
+	unsigned int want[256];
 	int ret = 0, err;
 
-	if (argc < 1) {
+	if (argc < 1 || argc > 256) {
 		fprintf(stderr, "usage: ublk-compose del ID|--all\n");
 		return 2;
 	}
+	/* an unknown device: nothing is deleted, not even the others */
+	for (int i = 0; strcmp(argv[0], "--all") && i < argc; i++)
+		if ((err = uc_name_resolve(argv[i], &want[i], false)))
+			return err == -ENOENT ? 1 : 2;
 	err = uc_ctrl_open(&c);
 	if (err) {
 		fprintf(stderr, "ublk-compose: /dev/ublk-control: %s\n", strerror(-err));
@@ -740,15 +724,8 @@ int uc_dev_del(int argc, char **argv)
 			ret |= del_one(&c, ids[i]);
 		}
 	} else {
-		for (int i = 0; i < argc; i++) {
-			unsigned int id;
-
-			if (uc_name_resolve(argv[i], &id, false)) {
-				ret |= 1;
-				continue;
-			}
-			ret |= del_one(&c, id);
-		}
+		for (int i = 0; i < argc; i++)
+			ret |= del_one(&c, want[i]);
 	}
 	uc_ctrl_close(&c);
 	return ret;

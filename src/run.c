@@ -388,13 +388,14 @@ int uc_cmd_recover(int argc, char **argv)
 {
 	char conf[PATH_MAX];
 	unsigned int id;
+	int ret;
 
 	if (argc < 1) {
 		fprintf(stderr, "usage: ublk-compose recover NAME|ID\n");
 		return 2;
 	}
-	if (uc_name_resolve(argv[0], &id, false))
-		return 1;
+	if ((ret = uc_name_resolve(argv[0], &id, false)))
+		return ret == -ENOENT ? 1 : 2;
 	if (uc_run_conf(id, conf, sizeof(conf))) {
 		fprintf(stderr, "ublk-compose: no record of device %u in " UC_RUN_DIR
 			" (use -c FILE --recover %u)\n", id, id);
@@ -415,8 +416,8 @@ int uc_cmd_upgrade(int argc, char **argv)
 		fprintf(stderr, "usage: ublk-compose upgrade NAME|ID\n");
 		return 2;
 	}
-	if (uc_name_resolve(argv[0], &id, false))
-		return 1;
+	if ((ret = uc_name_resolve(argv[0], &id, false)))
+		return ret == -ENOENT ? 1 : 2;
 	if (uc_run_conf(id, conf, sizeof(conf))) {
 		fprintf(stderr, "ublk-compose: no record of device %u in " UC_RUN_DIR "\n", id);
 		return 1;

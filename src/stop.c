@@ -200,15 +200,12 @@ static bool pid_running(int pid)
 	return !zombie;
 }
 
-static int stop_one(struct uc_ctrl *c, const char *arg, bool force)
+static int stop_one(struct uc_ctrl *c, unsigned int id, bool force)
 {
 	struct ublksrv_ctrl_dev_info info;
 	char node[32];
-	unsigned int id;
 	int ret;
 
-	if (uc_name_resolve(arg, &id, false))
-		return 1;
 	ret = uc_ctrl_get_info(c, id, &info);
 	if (ret) {
 		fprintf(stderr, "ublk-compose: device %u: %s\n", id, strerror(-ret));
@@ -236,16 +233,20 @@ static int stop_one(struct uc_ctrl *c, const char *arg, bool force)
 int uc_cmd_stop(int argc, char **argv)
 {
 	struct uc_ctrl c = { .fd = -1 };
+	unsigned int ids[256];
 	bool force = false;
 	int rc = 0, nr = 0, ret;
 
 	for (int i = 0; i < argc; i++) {
-		if (!strcmp(argv[i], "--force") || !strcmp(argv[i], "-f"))
+		if (!strcmp(argv[i], "--force") || !strcmp(argv[i], "-f")) {
 			force = true;
-		else if (argv[i][0] == '-')
-			nr = -1000;
-		else
-			nr++;
+		} else if (argv[i][0] == '-' || nr == 256) {
+			nr = -1;
+			break;
+		} else if ((ret = uc_name_resolve(argv[i], &ids[nr++], false))) {
+			/* an unknown device: nothing is stopped, not even the others */
+			return ret == -ENOENT ? 1 : 2;
+		}
 	}
 	if (nr <= 0) {
 		fprintf(stderr, "usage: ublk-compose stop [--force] NAME|ID...\n");
@@ -256,9 +257,8 @@ int uc_cmd_stop(int argc, char **argv)
 		fprintf(stderr, "ublk-compose: /dev/ublk-control: %s\n", strerror(-ret));
 		return 1;
 	}
-	for (int i = 0; i < argc; i++)
-		if (argv[i][0] != '-')
-			rc |= stop_one(&c, argv[i], force);
+	for (int i = 0; i < nr; i++)
+		rc |= stop_one(&c, ids[i], force);
 	uc_ctrl_close(&c);
 	return rc;
 }
