@@ -117,8 +117,10 @@ static int cmd_status(struct uc_admin *a, struct reply *r, bool json)
 	int h = worst_health(g->root);
 
 	if (json) {
-		out(r, "{\"id\": %u, \"device\": \"/dev/ublkb%u\", \"size\": %" PRIu64
-		    ", \"config\": ", a->id, a->id, g->size);
+		out(r, "{\"id\": %u, \"name\": ", a->id);
+		json_str(r, g->dev.name);
+		out(r, ", \"device\": \"/dev/ublkb%u\", \"size\": %" PRIu64 ", \"config\": ", a->id,
+		    g->size);
 		json_str(r, a->conf);
 		out(r, ", \"queues\": %u, \"depth\": %u, \"io_path\": \"%s\", \"health\": \"%s\", \"volume\": ",
 		    g->dev.queues, g->dev.depth, a->zero_copy ? "zero copy" : "copy", health_names[h]);
