@@ -138,6 +138,9 @@ static int add_dev(struct uc_dev *dev)
 		return ret;
 	if (zero_copy_possible(dev))
 		want |= UBLK_F_AUTO_BUF_REG;
+	/* a stop checks for openers in the kernel where it can (7.0; src/stop.c) */
+	if (dev->features & UBLK_F_SAFE_STOP_DEV)
+		want |= UBLK_F_SAFE_STOP_DEV;
 	dev->info = (struct ublksrv_ctrl_dev_info){
 		.nr_hw_queues = g->dev.queues,
 		.queue_depth = g->dev.depth,
