@@ -228,7 +228,6 @@ void mirror_leg_fail(struct uc_node *n, struct mirror *m, unsigned int i, const 
 	atomic_store(&m->legs[i].state, LEG_FAULTY);
 	m->legs[i].faulty_seq = ++m->meta_seq;
 	uc_err("%s: leg %u (%s) marked faulty: %s", n->name, i, n->children[i]->name, why);
-	uc_event(n->children[i], UC_EV_LEG_FAILED, "leg %u of %s marked faulty: %s", i, n->name, why);
 	/*
 	 * As md: with no In_sync leg left the array has failed, even if
 	 * others are being rebuilt: they hold part of the data only.
@@ -244,6 +243,8 @@ void mirror_leg_fail(struct uc_node *n, struct mirror *m, unsigned int i, const 
 		atomic_store(&m->rs_source, src);
 		m->rs_targets &= ~(1U << src);
 	}
+	/* last: the feed judges the health when it sees the event (Degraded, Failed) */
+	uc_event(n->children[i], UC_EV_LEG_FAILED, "leg %u of %s marked faulty: %s", i, n->name, why);
 }
 
 static void repair_queue(struct mirror *m, uint64_t off, uint64_t len, unsigned int src,

@@ -220,6 +220,8 @@ int uc_feed_start(struct uc_graph *g, unsigned int id, const char *name)
 
 	feed.g = g;
 	feed.id = id;
+	feed.stopping = feed.handover = false;	/* a feed stopped before (tests) starts afresh */
+	feed.nr_subs = 0;
 	snprintf(feed.name, sizeof(feed.name), "%s", name);
 	feed.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (feed.efd < 0)

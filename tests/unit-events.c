@@ -22,6 +22,7 @@
 #include "event_feed.h"
 #include "events.h"
 #include "graph.h"
+#include "harness.h"
 #include "monitor.h"
 #include "names.h"
 #include "testlib.h"
@@ -385,6 +386,174 @@ static int test_alert_text(void)
 	return T_PASS;
 }
 
+/* ---- events from the layers, and what the feed makes of health changes ---- */
+
+#define EV_LEG(name, file) \
+	"   { type = \"fault\"; name = \"" name "\"; children = (\n" \
+	"     { type = \"file\"; path = \"" file "\"; size = \"16M\"; } ); }"
+
+/* Run the queue (background work too) until n's status starts with want; 0 or -1. */
+static int run_until_status(struct harness *h, struct uc_node *n, const char *want, int secs)
+{
+	time_t end = time(NULL) + secs;
+
+	while (strncmp(status(n), want, strlen(want))) {
+		if (time(NULL) > end) {
+			fprintf(stderr, "%s: status '%s', waited for '%s'\n", n->name, status(n), want);
+			return -1;
+		}
+		if (harness_turn(h))
+			return -1;
+	}
+	return 0;
+}
+
+/* Wait (up to 5 s) until an event of type t has been recorded after seq from. */
+static bool recorded(uint64_t from, enum uc_event_type t)
+{
+	struct uc_event_rec out[64];
+	uint64_t last;
+
+	for (int i = 0; i < 500; i++) {
+		unsigned int n = uc_events_since(from, out, 64, &last);
+
+		for (unsigned int k = 0; k < n; k++)
+			if (out[k].type == t)
+				return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+/* The events recorded after seq from must include want[] (type, node, detail part) in order. */
+static int events_in_order(uint64_t from, const char *const want[][3], unsigned int nr)
+{
+	struct uc_event_rec out[64];
+	unsigned int n, k = 0;
+	uint64_t last;
+
+	n = uc_events_since(from, out, 64, &last);
+	for (unsigned int i = 0; i < n && k < nr; i++) {
+		if (out[i].type != (enum uc_event_type)uc_event_type_of(want[k][0]))
+			continue;
+		CHECK(!strcmp(out[i].node, want[k][1]) && strstr(out[i].detail, want[k][2]),
+		      "%s: node '%s' detail '%s', want '%s' '%s'", want[k][0], out[i].node,
+		      out[i].detail, want[k][1], want[k][2]);
+		k++;
+	}
+	CHECK(k == nr, "%s missing or out of order (%u events)", want[k < nr ? k : 0][0], n);
+	return T_PASS;
+}
+
+/*
+ * A mirror m of fault nodes fa, fb; over legs that exist (exist): a new array
+ * resyncs them in full, else the legs are created.
+ */
+static const char *event_mirror(const char *name, const char *rate, bool exist)
+{
+	char text[1024], a[64], b[64];
+
+	snprintf(a, sizeof(a), "%s-a.img", name);
+	snprintf(b, sizeof(b), "%s-b.img", name);
+	unlink(conf(a, ""));
+	unlink(conf(b, ""));
+	if (exist && (truncate(conf(a, ""), 16 * M) || truncate(conf(b, ""), 16 * M)))
+		return NULL;
+	snprintf(text, sizeof(text), "device = { max_io = \"256K\"; };\n"
+		 "volume = { type = \"mirror\"; name = \"m\"; bitmap_chunk = \"1M\"; "
+		 "resync_rate = \"%s\";\n  children = (\n" EV_LEG("fa", "%s") ",\n" EV_LEG("fb", "%s")
+		 " ); };\n", rate, a, b);
+	snprintf(a, sizeof(a), "%s.conf", name);
+	return conf(a, text);
+}
+
+/*
+ * The mirror's events (RebuildStarted/Finished, LegFailed) and the ones the
+ * feed derives from the health (Degraded, Failed), in order, with nodes.
+ */
+static int test_layer_events(void)
+{
+	const char *const want_degraded[][3] = {
+		{ "RebuildStarted", "m", "from leg 0 to legs 0x2" },
+		{ "RebuildFinished", "m", "copied in" },
+		{ "LegFailed", "fa", "leg 0 of m marked faulty: " },
+		{ "Degraded", "m", "degraded" },
+	};
+	const char *const want_failed[][3] = {
+		{ "RebuildStarted", "m", "from leg 0 to legs 0x2" },
+		{ "LegFailed", "fa", "leg 0 of m marked faulty: " },
+		{ "Failed", "m", "failed" },
+	};
+	struct uc_event_rec dummy;
+	const char *cf;
+	struct harness h;
+	uint64_t first;
+	char r[256];
+	int ret;
+
+	/* a resync, then write errors on leg 0: the write succeeds on leg 1, degraded */
+	uc_events_since(UINT64_MAX - 1, &dummy, 0, &first);
+	CHECK((cf = event_mirror("evd", "0", true)) && !harness_open(&h, cf), "open");
+	CHECK(!run_until_status(&h, h.g.root, "clean", 60), "the first resync did not finish");
+	CHECK(!uc_feed_start(&h.g, 4242, "ev"), "feed");
+	CHECK(!ctl(uc_graph_find(&h.g, "fa"), "errors", "write", r, sizeof(r)), "%s", r);
+	CHECK(one(&h, UC_OP_WRITE, 1 * M, 64 * K) == 64 * K, "a write with one leg failing");
+	CHECK(recorded(first, UC_EV_DEGRADED), "no Degraded from the feed");
+	uc_feed_stop(false);
+	harness_close(&h);
+	if ((ret = events_in_order(first, want_degraded, 4)))
+		return ret;
+
+	/*
+	 * Leg b replaced by an empty file while stopped; the in-sync leg a fails
+	 * while b is rebuilt (slowly, 4K/s): no in-sync leg left, failed.
+	 */
+	CHECK((cf = event_mirror("evf", "4K", false)) && !harness_open(&h, cf), "open");
+	CHECK(one(&h, UC_OP_WRITE, 0, 64 * K) == 64 * K, "write");
+	h.q.stopping = true;
+	while (!uc_queue_idle(&h.q) && !uc_queue_turn(&h.q))
+		;
+	harness_close(&h);
+	unlink(conf("evf-b.img", ""));
+	uc_events_since(UINT64_MAX - 1, &dummy, 0, &first);
+	CHECK(!harness_open(&h, cf), "open with a new leg b");
+	CHECK(!strncmp(status(h.g.root), "resyncing", 9), "no rebuild: %s", status(h.g.root));
+	CHECK(!uc_feed_start(&h.g, 4243, "ev"), "feed");
+	CHECK(one(&h, UC_OP_WRITE, 0, 64 * K) == 64 * K, "write during the rebuild");
+	CHECK(!ctl(uc_graph_find(&h.g, "fa"), "errors", "all", r, sizeof(r)), "%s", r);
+	h.lax = true;
+	CHECK(one(&h, UC_OP_WRITE, 0, 64 * K) == -EIO, "a write with no in-sync leg left");
+	CHECK(recorded(first, UC_EV_FAILED), "no Failed from the feed");
+	uc_feed_stop(false);
+	harness_close(&h);
+	if ((ret = events_in_order(first, want_failed, 3)))
+		return ret;
+	/*
+	 * New legs: leg a's, then leg b's metadata writes fail (the bitmap bits
+	 * of two writes): failed. The LegFailed of the last leg woke the feed
+	 * before the mirror said it had failed, and no Failed came.
+	 */
+	uc_events_since(UINT64_MAX - 1, &dummy, 0, &first);
+	CHECK((cf = event_mirror("evm", "0", false)) && !harness_open(&h, cf), "open");
+	CHECK(!uc_feed_start(&h.g, 4244, "ev"), "feed");
+	CHECK(!ctl(uc_graph_find(&h.g, "fa"), "errors", "write", r, sizeof(r)), "%s", r);
+	h.lax = true;
+	one(&h, UC_OP_WRITE, 1 * M, 64 * K);
+	CHECK(recorded(first, UC_EV_DEGRADED), "no Degraded from the feed (%s)", status(h.g.root));
+	CHECK(!ctl(uc_graph_find(&h.g, "fb"), "errors", "write", r, sizeof(r)), "%s", r);
+	one(&h, UC_OP_WRITE, 2 * M, 64 * K);
+	CHECK(!strncmp(status(h.g.root), "failed", 6), "not failed: %s", status(h.g.root));
+	CHECK(recorded(first, UC_EV_FAILED), "no Failed from the feed");
+	uc_feed_stop(false);
+	harness_close(&h);
+	{
+		struct uc_event_rec e = { .type = UC_EV_FAILED };
+
+		CHECK(uc_event_prio(&e) == LOG_CRIT, "Failed is crit");
+	}
+	return T_PASS;
+}
+
 /* ---- a monitor following fake servers ---- */
 
 static unsigned int fake_id;
@@ -562,7 +731,7 @@ static int monitor_follows_servers(void)
 static const struct t_case cases[] = {
 #define C(fn) { #fn, test_##fn }
 	C(encode_decode), C(decode_input), C(priorities), C(ring), C(space_low), C(names),
-	C(program_contract), C(alert_text), C(monitor_follows_servers),
+	C(program_contract), C(alert_text), C(layer_events), C(monitor_follows_servers),
 #undef C
 };
 
