@@ -592,7 +592,7 @@ out:
 	uc_ctrl_close(&dev.ctrl);
 	if (!ret && stop == STOP_FAILED)
 		ret = -EIO;
-	return ret == -EBUSY ? 1 : ret ? 1 : 0;
+	return ret ? 1 : 0;
 }
 
 static const char *state_str(unsigned int state)

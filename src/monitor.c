@@ -216,7 +216,6 @@ static void device_fate(unsigned int id, char *buf, size_t len)
 			 "recover it", id);
 }
 
-/* The server process of s ended: a death unless it said it was stopping. */
 /* Device id has a server process that has not opened its socket yet. */
 static bool server_starting(unsigned int id)
 {

@@ -23,6 +23,7 @@ SD_NAME=r10
 SD_DATA=/var/lib/ublk-compose-test    # the legs (tmpfs /var in the guest)
 SD_MNT=/srv/r10
 SD_UNIT=ublk-compose@$SD_NAME.service
+SD_UNIT_README=ublk-compose@$SD_NAME   # as the README writes it
 SD_ALERTS=$SD_DATA/alerts              # what the --program saw, one line per event
 # the fstab line of README "Install and run at boot", as written there
 SD_FSTAB="/dev/ublk-compose/r10  /srv/r10  ext4  x-systemd.requires=ublk-compose@r10.service  0  2"
@@ -76,6 +77,11 @@ EOF
 case_systemd_service() {
   local pid1 pid2 dev uuid t0 rc line_died line_rec
   trap 'rc=$?; sd_cleanup; (exit $rc); case_cleanup' EXIT
+  # what is tested here is what README "Install and run at boot" tells users to type
+  grep -qF "echo '$SD_FSTAB' >> /etc/fstab" "$REPO/README.md" &&
+    grep -qF "systemctl enable --now $SD_UNIT_README" "$REPO/README.md" &&
+    grep -qF 'echo '"'"'MONITOR_ARGS="--program ' "$REPO/README.md" ||
+    fail "README's fstab line, unit or MONITOR_ARGS differ from what this case tests"
   sd_install
 
   # the monitor first: it sees the volume appear (Type=notify: ready once it watches)
@@ -189,6 +195,14 @@ case_systemd_service() {
   [ "$CRC" = 3 ] && grep -q "Degraded $dev" "$CASE_DIR/oneshot.out" || fail "monitor --oneshot on a degraded volume: rc $CRC: $(cat "$CASE_DIR/oneshot.out")"
   uc_cli test 60 monitor --oneshot --test --program "$SD_DATA/alert"
   alerts_have "^TestMessage|$dev||" || fail "monitor --test did not run the program"
+  # --syslog: the journal gets each event with its priority through syslog (not only stdout)
+  uc_cli syslog 60 monitor --oneshot --test --syslog
+  [ "$CRC" = 3 ] || fail "monitor --oneshot --test --syslog: rc $CRC"
+  wait_until 20 eval 'sd_journal _TRANSPORT=syslog -t ublk-compose -p err | grep -q "^Degraded $dev ($SD_NAME) m0"' ||
+    fail "--syslog: no Degraded at priority err: $(sd_journal _TRANSPORT=syslog | tail -n 3 | tr '\n' ' ')"
+  sd_journal _TRANSPORT=syslog -t ublk-compose -p notice | grep -q "^TestMessage $dev ($SD_NAME)" ||
+    fail "--syslog: no TestMessage at priority notice"
+  sd_journal _TRANSPORT=syslog -t ublk-compose -p warning | grep -q "^TestMessage" && fail "--syslog: TestMessage above notice"
 
   # unmount, stop: the device is gone, the monitor says so
   timeout 120 systemctl stop srv-r10.mount || fail "umount"
