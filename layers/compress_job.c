@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <string.h>
 #include "compress_int.h"
+#include "events.h"
 #include "log.h"
 
 static void park_job(struct czq *z, struct job *j, int phase)
@@ -66,6 +67,7 @@ void cz_job_place(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct j
 
 	pthread_mutex_lock(&cz->lock);
 	pblk = cz_space_alloc(&cz->space, nblk);
+	uc_event_space(n, cz->space.used * CZ_BLOCK, cz->sb.data_blocks * CZ_BLOCK);
 	if (pblk == UINT64_MAX && !j->waited_space && (cz->frees[0].n || cz->frees[1].n)) {
 		/* freed space comes back once a commit makes the frees durable */
 		j->waited_space = true;
@@ -269,6 +271,8 @@ void cz_job_read_done(struct uc_node *n, struct cz *cz, struct uc_queue *q, stru
 {
 	if (err == -EBADMSG) {
 		atomic_fetch_add(&cz->csum_errors, 1);
+		uc_event_count(n, UC_EV_CHECKSUM_ERROR, atomic_load(&cz->csum_errors),
+			       "cluster %" PRIu64 " copy %u", j->cluster, j->copy);
 		uc_warn("%s: cluster %" PRIu64 ": checksum mismatch in the stored extent "
 			"(block %" PRIu64 "+%u, copy %u)", n->name, j->cluster, cz_pblk(&j->old),
 			cz_nblk(&j->old), j->copy);

@@ -33,6 +33,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 #include "crc32c.h"
+#include "events.h"
 #include "log.h"
 #include "mirror.h"
 
@@ -435,6 +436,8 @@ static int mirror_activate(struct uc_node *n)
 		uc_info("%s: resync of %s from leg %u to legs 0x%x%s", n->name,
 			uc_size_str(m->rs_total, b, sizeof(b)), m->rs_source, m->rs_targets,
 			unclean ? " (not shut down cleanly)" : "");
+		uc_event(n, UC_EV_REBUILD_STARTED, "%s from leg %u to legs 0x%x%s", b, m->rs_source,
+			 m->rs_targets, unclean ? " (not shut down cleanly)" : "");
 	}
 	m->last_scan = now_ns();
 	m->meta_seq++;

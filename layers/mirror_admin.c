@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "events.h"
 #include "log.h"
 #include "mirror.h"
 
@@ -92,6 +93,8 @@ static void rebuild_full(struct uc_node *n, struct mirror *m, unsigned int i)
 				break;
 	m->rs_active = true;
 	m->meta_seq++;
+	uc_event(n, UC_EV_REBUILD_STARTED, "full rebuild from leg %u to legs 0x%x", m->rs_source,
+		 m->rs_targets);
 }
 
 static int mirror_replace_leg(struct uc_node *n, struct mirror *m, int i, const char *path,
@@ -320,6 +323,8 @@ static int mirror_scrub(struct uc_node *n, struct mirror *m, bool repair, bool j
 	}
 	pthread_mutex_unlock(&m->lock);
 	uc_info("%s: scrub done: %llu bytes differ", n->name, (unsigned long long)m->scrub_bad);
+	uc_event_count(n, UC_EV_SCRUB_FINISHED, m->scrub_bad, "%llu bytes differ%s",
+		       (unsigned long long)m->scrub_bad, m->scrub_aborted ? " (interrupted)" : "");
 	if (m->scrub_aborted)
 		return -EINTR;
 	return m->scrub_bad ? 1 : 0;

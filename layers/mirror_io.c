@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <string.h>
 #include "crc32c.h"
+#include "events.h"
 #include "log.h"
 #include "mirror.h"
 
@@ -290,6 +291,8 @@ void mirror_leg_fail(struct uc_node *n, struct mirror *m, unsigned int i, const 
 		atomic_store(&m->rs_source, src);
 		m->rs_targets &= ~(1U << src);
 	}
+	/* last: the feed judges the health when it sees the event (Degraded, Failed) */
+	uc_event(n->children[i], UC_EV_LEG_FAILED, "leg %u of %s marked faulty: %s", i, n->name, why);
 }
 
 static void repair_queue(struct mirror *m, uint64_t off, uint64_t len, unsigned int src,

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
+#include "events.h"
 #include "log.h"
 #include "mirror.h"
 
@@ -244,6 +245,7 @@ static void resync_finish(struct uc_node *n, struct mirror *m)
 	m->meta_seq++;
 	uc_info("%s: resync finished: %s copied in %.1f s", n->name,
 		uc_size_str(m->rs_done, b, sizeof(b)), secs);
+	uc_event(n, UC_EV_REBUILD_FINISHED, "%s copied in %.1f s", b, secs);
 }
 
 /* Window [lo, hi) is copied (or given up on): move on (lock held). */

@@ -22,7 +22,10 @@
 #include <unistd.h>
 #include "admin.h"
 #include "dev.h"
+#include "event_feed.h"
 #include "log.h"
+#include "names.h"
+#include "stop.h"
 
 #define REPLY_MAX	(256 << 10)
 
@@ -114,8 +117,10 @@ static int cmd_status(struct uc_admin *a, struct reply *r, bool json)
 	int h = worst_health(g->root);
 
 	if (json) {
-		out(r, "{\"id\": %u, \"device\": \"/dev/ublkb%u\", \"size\": %" PRIu64
-		    ", \"config\": ", a->id, a->id, g->size);
+		out(r, "{\"id\": %u, \"name\": ", a->id);
+		json_str(r, g->dev.name);
+		out(r, ", \"device\": \"/dev/ublkb%u\", \"size\": %" PRIu64 ", \"config\": ", a->id,
+		    g->size);
 		json_str(r, a->conf);
 		out(r, ", \"queues\": %u, \"depth\": %u, \"io_path\": \"%s\", \"health\": \"%s\", \"volume\": ",
 		    g->dev.queues, g->dev.depth, a->zero_copy ? "zero copy" : "copy", health_names[h]);
@@ -301,8 +306,20 @@ static void *client_thread(void *arg)
 			pthread_rwlock_wrlock(&a->g->admin_lock);
 		else
 			pthread_rwlock_rdlock(&a->g->admin_lock);
+		if (!strcmp(req, "events") && !uc_feed_subscribe(c->fd, args)) {
+			/* the feed has the connection now */
+			pthread_rwlock_unlock(&a->g->admin_lock);
+			c->fd = -1;
+			goto out;
+		}
 		if (!strcmp(req, "status"))
 			rc = cmd_status(a, &r, args && strstr(args, "--json"));
+		else if (!strcmp(req, "stop")) {
+			char msg[PATH_MAX + 256];
+
+			rc = uc_stop_request(args && strstr(args, "--force"), msg, sizeof(msg)) ? 1 : 0;
+			out(&r, "%s\n", msg);
+		}
 		else if (!strcmp(req, "fail") || !strcmp(req, "replace"))
 			rc = cmd_leg(a, &r, req, args ? args : (char[]){ 0 });
 		else if (!strcmp(req, "add"))
@@ -325,7 +342,8 @@ static void *client_thread(void *arg)
 	}
 out:
 	free(r.buf);
-	close(c->fd);
+	if (c->fd >= 0)
+		close(c->fd);
 	pthread_mutex_lock(&a->lock);
 	a->nr_clients--;
 	pthread_cond_broadcast(&a->cond);
@@ -448,8 +466,7 @@ void uc_admin_stop(struct uc_admin *a)
 
 /* ---- client side (the CLI) ---- */
 
-/* Send line to device id's daemon; print the reply; return its exit status. */
-static int admin_call(unsigned int id, const char *line, bool quiet_missing)
+int uc_admin_call(unsigned int id, const char *line, bool quiet_missing)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	char buf[65536], *tail;
@@ -503,18 +520,7 @@ static int admin_call(unsigned int id, const char *line, bool quiet_missing)
 
 static int parse_id(const char *s, unsigned int *id)
 {
-	char *end;
-	unsigned long v;
-
-	if (!strncmp(s, "/dev/ublkb", 10))
-		s += 10;
-	v = strtoul(s, &end, 10);
-	if (!*s || *end || v > 1 << 20) {
-		fprintf(stderr, "ublk-compose: '%s' is not a device id (N or /dev/ublkbN)\n", s);
-		return -1;
-	}
-	*id = v;
-	return 0;
+	return uc_name_resolve(s, id, false);
 }
 
 /* ids with a socket in the run directory */
@@ -540,17 +546,19 @@ int uc_cmd_status(int argc, char **argv)
 {
 	bool json = false, watch = false;
 	unsigned int ids[256];
-	int nr = 0, rc = 0;
+	int nr = 0, rc = 0, ret;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json"))
 			json = true;
 		else if (!strcmp(argv[i], "--watch"))
 			watch = true;
-		else if (nr < 256 && !parse_id(argv[i], &ids[nr]))
-			nr++;
-		else
+		else if (nr == 256)
 			return 2;
+		else if ((ret = parse_id(argv[i], &ids[nr])))
+			return ret == -ENOENT ? 1 : 2;
+		else
+			nr++;
 	}
 	if (!nr && !(nr = running_ids(ids, 256))) {
 		fprintf(stderr, "ublk-compose: no running ublk-compose device\n");
@@ -561,7 +569,7 @@ int uc_cmd_status(int argc, char **argv)
 			printf("\033[H\033[2J");
 		rc = 0;
 		for (int i = 0; i < nr; i++)
-			rc |= admin_call(ids[i], json ? "status --json" : "status", false);
+			rc |= uc_admin_call(ids[i], json ? "status --json" : "status", false);
 		if (watch)
 			sleep(1);
 	} while (watch);
@@ -573,13 +581,14 @@ int uc_cmd_admin(const char *cmd, int argc, char **argv)
 	char line[PATH_MAX + 512];
 	unsigned int id;
 	size_t off;
+	int ret;
 
 	if (argc < 2) {
-		fprintf(stderr, "usage: ublk-compose %s ID ...\n", cmd);
+		fprintf(stderr, "usage: ublk-compose %s NAME|ID ...\n", cmd);
 		return 2;
 	}
-	if (parse_id(argv[1], &id))
-		return 2;
+	if ((ret = parse_id(argv[1], &id)))
+		return ret == -ENOENT ? 1 : 2;
 	off = snprintf(line, sizeof(line), "%s", cmd);
 	for (int i = 2; i < argc && off < sizeof(line); i++) {
 		const char *arg = argv[i];
@@ -595,5 +604,5 @@ int uc_cmd_admin(const char *cmd, int argc, char **argv)
 		}
 		off += snprintf(line + off, sizeof(line) - off, " %s", arg);
 	}
-	return admin_call(id, line, false);
+	return uc_admin_call(id, line, false);
 }

@@ -33,6 +33,11 @@ int uc_admin_start(struct uc_admin *a, struct uc_graph *g, unsigned int id, bool
 /* Stop listening; wait (bounded) for requests in flight. Idempotent. */
 void uc_admin_stop(struct uc_admin *a);
 
+/*
+ * CLI side: send line to device id's daemon, print the reply (stdout, or
+ * stderr for a failure), return its exit status (1 if no daemon answers).
+ */
+int uc_admin_call(unsigned int id, const char *line, bool quiet_missing);
 /* CLI: `status [ID...] [--json] [--watch]` */
 int uc_cmd_status(int argc, char **argv);
 /*

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +20,13 @@
 #include <unistd.h>
 #include "admin.h"
 #include "dev.h"
+#include "event_feed.h"
+#include "events.h"
 #include "log.h"
+#include "names.h"
+#include "notify.h"
+#include "reload.h"
+#include "stop.h"
 
 #define CTRL_TIMEOUT_MS	30000	/* a control command that takes longer is a hang */
 
@@ -131,6 +138,9 @@ static int add_dev(struct uc_dev *dev)
 		return ret;
 	if (zero_copy_possible(dev))
 		want |= UBLK_F_AUTO_BUF_REG;
+	/* a stop checks for openers in the kernel where it can (7.0; src/stop.c) */
+	if (dev->features & UBLK_F_SAFE_STOP_DEV)
+		want |= UBLK_F_SAFE_STOP_DEV;
 	dev->info = (struct ublksrv_ctrl_dev_info){
 		.nr_hw_queues = g->dev.queues,
 		.queue_depth = g->dev.depth,
@@ -244,13 +254,17 @@ static void stop_queues(struct uc_dev *dev)
 	dev->queues = NULL;
 }
 
-enum stop_kind { STOP_DELETE, STOP_HANDOVER, STOP_FAILED };
+enum stop_kind { STOP_DELETE, STOP_HANDOVER, STOP_FAILED, STOP_RELOAD };
 
-/* Wait for SIGINT/SIGTERM (stop and delete), SIGUSR1 (hand over), or a queue failing. */
-static enum stop_kind wait_for_stop(struct uc_dev *dev, const sigset_t *sigs)
+/*
+ * Wait for SIGINT/SIGTERM or `ublk-compose stop` (stop and delete: *force
+ * from the request), SIGUSR1 (hand over), SIGHUP (reload), or a queue failing.
+ */
+static enum stop_kind wait_for_stop(struct uc_dev *dev, const sigset_t *sigs, bool *force)
 {
 	struct timespec ts = { .tv_sec = 0, .tv_nsec = 200 * 1000000L };
 
+	*force = false;
 	while (!atomic_load(&dev->failed)) {
 		int sig = sigtimedwait(sigs, NULL, &ts);
 
@@ -258,6 +272,10 @@ static enum stop_kind wait_for_stop(struct uc_dev *dev, const sigset_t *sigs)
 			uc_info("signal %d: stopping", sig);
 			return STOP_DELETE;
 		}
+		if (sig == SIGHUP)
+			return STOP_RELOAD;
+		if (sig == SIGUSR2 && uc_stop_pending(force))
+			return STOP_DELETE;
 		if (sig == SIGUSR1) {
 			/*
 			 * Without QUIESCE the only hand-over is to exit under load, and on
@@ -378,13 +396,16 @@ static int dev_up(struct uc_dev *dev, const struct uc_serve_opts *opts, bool *ad
 	} else {
 		ret = add_dev(dev);
 		*added = !ret;
-		if (!ret) {
-			fill_params(dev, &params);
-			ret = uc_ctrl_cmd(&dev->ctrl, UBLK_U_CMD_SET_PARAMS, dev->info.dev_id, &params,
-					  sizeof(params), 0, CTRL_TIMEOUT_MS);
-			if (ret)
-				uc_err("SET_PARAMS failed: %s", strerror(-ret));
-		}
+	}
+	/* before START_DEV: the udev rule imports it when the disk appears */
+	if (!ret && uc_run_save_name(dev->info.dev_id, dev->g->dev.name))
+		uc_warn("cannot record the name in " UC_RUN_DIR);
+	if (!ret && opts->recover_id < 0) {
+		fill_params(dev, &params);
+		ret = uc_ctrl_cmd(&dev->ctrl, UBLK_U_CMD_SET_PARAMS, dev->info.dev_id, &params,
+				  sizeof(params), 0, CTRL_TIMEOUT_MS);
+		if (ret)
+			uc_err("SET_PARAMS failed: %s", strerror(-ret));
 	}
 	if (!ret)
 		ret = open_char_dev(dev);
@@ -418,14 +439,92 @@ static void dev_handover(struct uc_dev *dev)
 		uc_warn("QUIESCE_DEV failed: %s; leaving without it", strerror(-r));
 }
 
-int uc_dev_serve(struct uc_graph *g, const struct uc_serve_opts *opts)
+/*
+ * Serve until a stop that goes through: a stop while the disk is in use is
+ * refused (unless forced) and the device keeps running. Returns how it ended.
+ */
+static enum stop_kind serve_loop(struct uc_dev *dev, const sigset_t *sigs)
+{
+	const char *name = dev->g->dev.name;
+	unsigned int id = dev->info.dev_id;
+
+	for (;;) {
+		char why[PATH_MAX], msg[PATH_MAX + 256];
+		bool force;
+		int ret;
+
+		switch (wait_for_stop(dev, sigs, &force)) {
+		case STOP_RELOAD:
+			uc_reload(dev->g);
+			continue;
+		case STOP_HANDOVER:
+			return STOP_HANDOVER;
+		case STOP_FAILED:
+			return STOP_FAILED;
+		case STOP_DELETE:
+			break;
+		}
+		ret = uc_stop_device(&dev->ctrl, id, dev->info.flags, force, why, sizeof(why));
+		if (ret == -EBUSY) {
+			snprintf(msg, sizeof(msg), "refusing to stop /dev/ublkb%u (%s): it is in use (%s); "
+				 "unmount it first, or `ublk-compose stop --force %s`", id, name, why, name);
+			uc_err("%s", msg);
+			uc_stop_answer(-EBUSY, msg);
+			continue;
+		}
+		if (ret)
+			uc_err("STOP_DEV failed: %s", strerror(-ret));
+		snprintf(msg, sizeof(msg), "stopping /dev/ublkb%u (%s)%s", id, name,
+			 force ? " (forced)" : "");
+		uc_info("%s", msg);
+		uc_stop_answer(0, msg);
+		return STOP_DELETE;
+	}
+}
+
+/* The device is live: announce it (run state, name, events, admin socket, readiness). */
+static void announce(struct uc_dev *dev, const struct uc_serve_opts *opts, struct uc_admin *admin)
+{
+	struct uc_graph *g = dev->g;
+	unsigned int id = dev->info.dev_id;
+	char path[64];
+	int ret;
+
+	snprintf(path, sizeof(path), "/dev/ublkb%u", id);
+	if (!wait_for_path(path, 5000))
+		uc_warn("%s did not appear", path);
+	if (uc_run_save(id, g->conf_path, getpid()))
+		uc_warn("cannot record run state in " UC_RUN_DIR);
+	if ((ret = uc_name_link(g->dev.name, id)))
+		uc_warn(UC_NAME_DIR "/%s: %s", g->dev.name, strerror(-ret));
+	if (opts->recover_id >= 0) {
+		uc_notice("%s: recovered %s", g->dev.name, path);
+		uc_event(NULL, UC_EV_RECOVERED, "%s served again by pid %d", path, (int)getpid());
+	} else {
+		uc_event(NULL, UC_EV_DEVICE_STARTED, "%s, config %s", path, g->conf_path);
+	}
+	if ((ret = uc_feed_start(g, id, g->dev.name)))
+		uc_warn("event feed: %s (monitor sees no events)", strerror(-ret));
+	if ((ret = uc_admin_start(admin, g, id, dev->zero_copy)))
+		uc_warn("admin socket " UC_RUN_DIR "/%u.sock: %s (status/fail/replace unavailable)",
+			id, strerror(-ret));
+	printf("%s\n", path);
+	fflush(stdout);
+	if (opts->ready_fd >= 0) {
+		dprintf(opts->ready_fd, "%s\n", path);
+		close(opts->ready_fd);
+	}
+	uc_notifyf("READY=1\nSTATUS=serving %s (%s)\nMAINPID=%d", path, g->dev.name, (int)getpid());
+}
+
+int uc_dev_serve(struct uc_graph *g, const struct uc_serve_opts *opts_in)
 {
 	struct uc_dev dev = { .g = g, .char_fd = -1, .ctrl.fd = -1,
 			      .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+	struct uc_serve_opts o = *opts_in, *opts = &o;
 	enum stop_kind stop = STOP_FAILED;
 	struct uc_admin admin = { .fd = -1 };
 	bool added = false, live = false;
-	char path[64];
 	sigset_t sigs;
 	int ret;
 
@@ -434,7 +533,10 @@ int uc_dev_serve(struct uc_graph *g, const struct uc_serve_opts *opts)
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGUSR1);
+	sigaddset(&sigs, SIGUSR2);
+	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	uc_stop_set_main();
 
 	ret = uc_ctrl_open(&dev.ctrl);
 	if (ret) {
@@ -443,27 +545,18 @@ int uc_dev_serve(struct uc_graph *g, const struct uc_serve_opts *opts)
 		goto out;
 	}
 	probe_features(&dev);
+	ret = uc_run_claim(g, &dev.ctrl, &opts->recover_id);
+	if (ret)
+		goto out;
+	uc_event_set_space_warn(g->dev.space_warn);
 	ret = dev_up(&dev, opts, &added);
 	if (ret)
 		goto out;
 	live = true;
-	snprintf(path, sizeof(path), "/dev/ublkb%u", dev.info.dev_id);
-	if (!wait_for_path(path, 5000))
-		uc_warn("%s did not appear", path);
-	if (uc_run_save(dev.info.dev_id, g->conf_path, getpid()))
-		uc_warn("cannot record run state in " UC_RUN_DIR);
-	printf("%s\n", path);
-	fflush(stdout);
-	if (opts->ready_fd >= 0) {
-		dprintf(opts->ready_fd, "%s\n", path);
-		close(opts->ready_fd);
-	}
-	if ((ret = uc_admin_start(&admin, g, dev.info.dev_id, dev.zero_copy)))
-		uc_warn("admin socket " UC_RUN_DIR "/%u.sock: %s (status/fail/replace unavailable)",
-			dev.info.dev_id, strerror(-ret));
-	ret = 0;
-	stop = wait_for_stop(&dev, &sigs);
+	announce(&dev, opts, &admin);
+	stop = serve_loop(&dev, &sigs);
 out:
+	uc_notify("STOPPING=1");
 	/* admin commands act on running queues: no new ones from here */
 	uc_admin_stop(&admin);
 	if (live && stop == STOP_HANDOVER) {
@@ -489,8 +582,13 @@ out:
 			uc_err("DEL_DEV failed: %s", strerror(-r));
 			ret = ret ? ret : r;
 		}
+		if (live)
+			uc_event(NULL, UC_EV_DEVICE_STOPPED, "%s", stop == STOP_FAILED ?
+				 "a queue failed: the device was removed" : "stopped and deleted");
+		uc_name_unlink(g->dev.name, dev.info.dev_id);
 		uc_run_forget(dev.info.dev_id);
 	}
+	uc_feed_stop(stop == STOP_HANDOVER);
 	uc_ctrl_close(&dev.ctrl);
 	if (!ret && stop == STOP_FAILED)
 		ret = -EIO;
@@ -551,18 +649,19 @@ int uc_dev_list(void)
 		return 1;
 	}
 	n = list_ids(ids, 1024);
-	printf("%-5s %-9s %10s %8s %s\n", "ID", "STATE", "SIZE", "PID", "DAEMON");
+	printf("%-5s %-9s %10s %8s %-8s %s\n", "ID", "STATE", "SIZE", "PID", "DAEMON", "NAME");
 	for (int i = 0; i < n; i++) {
 		struct ublksrv_ctrl_dev_info info;
 		struct ublk_params p;
-		char size[32] = "-";
+		char size[32] = "-", name[UC_NAME_MAX + 1] = "-";
 
 		if (uc_ctrl_get_info(&c, ids[i], &info))
 			continue;
 		if (!uc_ctrl_get_params(&c, ids[i], &p) && (p.types & UBLK_PARAM_TYPE_BASIC))
 			uc_size_str(p.basic.dev_sectors << 9, size, sizeof(size));
-		printf("%-5u %-9s %10s %8d %s\n", ids[i], state_str(info.state), size,
-		       info.ublksrv_pid, pid_alive(info.ublksrv_pid) ? "running" : "gone");
+		uc_name_of(ids[i], name);
+		printf("%-5u %-9s %10s %8d %-8s %s\n", ids[i], state_str(info.state), size,
+		       info.ublksrv_pid, pid_alive(info.ublksrv_pid) ? "running" : "gone", name);
 	}
 	uc_ctrl_close(&c);
 	return 0;
@@ -571,6 +670,7 @@ int uc_dev_list(void)
 static int del_one(struct uc_ctrl *c, unsigned int id)
 {
 	struct ublksrv_ctrl_dev_info info;
+	char name[UC_NAME_MAX + 1];
 	int ret = uc_ctrl_get_info(c, id, &info);
 
 	if (ret) {
@@ -588,6 +688,9 @@ static int del_one(struct uc_ctrl *c, unsigned int id)
 		fprintf(stderr, "ublk-compose: device %u: delete failed: %s\n", id, strerror(-ret));
 		return 1;
 	}
+	if (!uc_name_of(id, name))
+		uc_name_unlink(name, id);
+	uc_run_forget(id);
 	printf("deleted /dev/ublkb%u\n", id);
 	return 0;
 }
@@ -595,12 +698,17 @@ static int del_one(struct uc_ctrl *c, unsigned int id)
 int uc_dev_del(int argc, char **argv)
 {
 	struct uc_ctrl c = { .fd = -1 };
+	unsigned int want[256];
 	int ret = 0, err;
 
-	if (argc < 1) {
+	if (argc < 1 || argc > 256) {
 		fprintf(stderr, "usage: ublk-compose del ID|--all\n");
 		return 2;
 	}
+	/* an unknown device: nothing is deleted, not even the others */
+	for (int i = 0; strcmp(argv[0], "--all") && i < argc; i++)
+		if ((err = uc_name_resolve(argv[i], &want[i], false)))
+			return err == -ENOENT ? 1 : 2;
 	err = uc_ctrl_open(&c);
 	if (err) {
 		fprintf(stderr, "ublk-compose: /dev/ublk-control: %s\n", strerror(-err));
@@ -619,19 +727,8 @@ int uc_dev_del(int argc, char **argv)
 			ret |= del_one(&c, ids[i]);
 		}
 	} else {
-		for (int i = 0; i < argc; i++) {
-			char *end;
-			unsigned long id = strtoul(argv[i], &end, 10);
-
-			if (!strncmp(argv[i], "/dev/ublkb", 10))
-				id = strtoul(argv[i] + 10, &end, 10);
-			if (*end) {
-				fprintf(stderr, "ublk-compose: bad device id '%s'\n", argv[i]);
-				ret = 2;
-				continue;
-			}
-			ret |= del_one(&c, id);
-		}
+		for (int i = 0; i < argc; i++)
+			ret |= del_one(&c, want[i]);
 	}
 	uc_ctrl_close(&c);
 	return ret;

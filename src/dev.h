@@ -51,7 +51,19 @@ struct uc_serve_opts {
 #define UC_RUN_DIR "/run/ublk-compose"
 /* Record that pid serves device id with config conf. Returns 0 or -errno. */
 int uc_run_save(unsigned int id, const char *conf, int pid);
+/* Record the name of device id (ID.env). Returns 0 or -errno. */
+int uc_run_save_name(unsigned int id, const char *name);
+/* Remove the run state of device id. */
 void uc_run_forget(unsigned int id);
+/*
+ * Before serving g: take its name (held until this process exits) and find
+ * its device. *recover_id stays -1 for a new device, or becomes the id of
+ * g's device whose server died (then g may be reloaded from the layout the
+ * device runs with). With *recover_id >= 0 already, g takes that device's
+ * name. Returns 0, -EBUSY (a live server has the name; said on stderr), or
+ * -errno.
+ */
+int uc_run_claim(struct uc_graph *g, struct uc_ctrl *c, int *recover_id);
 /* The config path device id was started with, into buf. Returns 0 or -errno. */
 int uc_run_conf(unsigned int id, char *buf, size_t len);
 /*

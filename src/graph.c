@@ -5,6 +5,7 @@
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
+#include "events.h"
 #include "graph.h"
 #include "io.h"
 #include "log.h"
@@ -145,7 +146,7 @@ int uc_graph_add_leaf(struct uc_graph *g, struct uc_node *n)
 }
 
 const char *const uc_device_keys[] = { "queues", "depth", "max_io", "block_size", "id",
-				       "recovery", "zero_copy", NULL };
+				       "recovery", "zero_copy", "name", "space_warn", NULL };
 const char *const uc_top_keys[] = { "device", "volume", NULL };
 
 static int dev_parse(struct uc_graph *g, const config_setting_t *d)
@@ -287,6 +288,10 @@ int uc_graph_load_in(struct uc_graph *g, const char *path, const char *dir)
 		return -EINVAL;
 	d = config_setting_get_member(top, "device");
 	if (d && (ret = dev_parse(g, d)))
+		return ret;
+	/* src/names.c, src/events.c */
+	if ((ret = uc_name_parse(d, path, g->dev.name)) ||
+	    (ret = uc_event_parse_conf(d, &g->dev.space_warn)))
 		return ret;
 	vol = config_setting_get_member(top, "volume");
 	if (!vol) {
@@ -475,8 +480,8 @@ void uc_graph_print(const struct uc_graph *g, FILE *out)
 {
 	char size[32], mi[32];
 
-	fprintf(out, "device   %8s  %" PRIu64 " bytes, queues=%u depth=%u max_io=%s block_size=%u\n",
+	fprintf(out, "device   %8s  %" PRIu64 " bytes, queues=%u depth=%u max_io=%s block_size=%u name=%s\n",
 		uc_size_str(g->size, size, sizeof(size)), g->size, g->dev.queues, g->dev.depth,
-		uc_size_str(g->dev.max_io, mi, sizeof(mi)), g->dev.block_size);
+		uc_size_str(g->dev.max_io, mi, sizeof(mi)), g->dev.block_size, g->dev.name);
 	print_node(g->root, out, 1);
 }

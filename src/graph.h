@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include "layer.h"
+#include "names.h"
 
 /* uc_graph_sync_io()'s queue id: layers size per-queue state UC_MAX_QUEUES + 1 */
 #define UC_MAX_QUEUES		64
@@ -32,6 +33,8 @@ struct uc_dev_conf {
 	int id;			/* /dev/ublkbN number, -1: kernel picks */
 	enum uc_recovery recovery;	/* what the kernel does when this daemon dies */
 	bool zero_copy;		/* use zero copy where the kernel and every layer can */
+	char name[UC_NAME_MAX + 1];	/* device.name, default the config's base name (names.h) */
+	unsigned int space_warn;	/* percent: SpaceLow above it (events.h) */
 };
 
 struct uc_graph {

@@ -9,25 +9,32 @@
 #include "dev.h"
 #include "graph.h"
 #include "log.h"
+#include "monitor.h"
+#include "stop.h"
 
 static void usage(FILE *out)
 {
 	fprintf(out,
-"usage: ublk-compose -c FILE [-v]      serve the volume in FILE as /dev/ublkbN until SIGINT/SIGTERM\n"
+"usage: ublk-compose -c FILE [-v] [--log FILE]  serve the volume in FILE as /dev/ublkbN until\n"
+"                                       stopped (SIGTERM, `stop`); recovers its device if a server died\n"
 "       ublk-compose check -c FILE      validate FILE and print the layer tree with sizes\n"
-"       ublk-compose list               list ublk devices: id, state, size, daemon pid\n"
-"       ublk-compose del ID|--all       remove a device whose daemon is gone\n"
+"       ublk-compose list               list ublk devices: id, state, size, daemon pid, name\n"
+"       ublk-compose stop [--force] DEV...  stop and delete DEV; refused while it is in use\n"
+"       ublk-compose del DEV...|--all   remove a device whose daemon is gone\n"
 "       ublk-compose -c FILE --recover ID  serve device ID again after its server died\n"
-"       ublk-compose recover ID         the same, with the config ID was started with\n"
-"       ublk-compose upgrade ID         hand device ID over to this binary without I/O errors\n"
+"       ublk-compose recover DEV        the same, with the config DEV was started with\n"
+"       ublk-compose upgrade DEV        hand DEV over to this binary without I/O errors\n"
 "       ublk-compose examine PATH...    print the metadata on a mirror leg (like mdadm --examine)\n"
-"       ublk-compose status [ID...] [--json] [--watch]  layer tree, health, resync progress\n"
-"       ublk-compose fail ID NODE       mark a mirror leg faulty\n"
-"       ublk-compose replace ID NODE PATH  swap a mirror leg for a new file, rebuilt online\n"
-"       ublk-compose add ID MIRROR PATH  grow a mirror by a new file leg, rebuilt online\n"
-"       ublk-compose scrub ID [--repair] [--json]  compare every mirror copy, report (fix) mismatches\n"
-"       ublk-compose ctl ID NODE KEY [VALUE]  change a layer setting at runtime (e.g. fault errors)\n"
+"       ublk-compose status [DEV...] [--json] [--watch]  layer tree, health, resync progress\n"
+"       ublk-compose fail DEV NODE      mark a mirror leg faulty\n"
+"       ublk-compose replace DEV NODE PATH  swap a mirror leg for a new file, rebuilt online\n"
+"       ublk-compose add DEV MIRROR PATH  grow a mirror by a new file leg, rebuilt online\n"
+"       ublk-compose scrub DEV [--repair] [--json]  compare every mirror copy, report (fix) mismatches\n"
+"       ublk-compose ctl DEV NODE KEY [VALUE]  change a layer setting at runtime (e.g. fault errors)\n"
+"       ublk-compose monitor [--json] [--syslog] [--program PROG] [--test] [--oneshot]\n"
+"                                       report device events (LegFailed, Degraded, ServerDied...)\n"
 "       ublk-compose --help | --version\n"
+"DEV: a device id N, /dev/ublkbN, its name (device.name) or /dev/ublk-compose/NAME\n"
 "Layers:\n");
 	for (unsigned int i = 0; uc_layer_at(i); i++)
 		if (uc_layer_at(i)->help)
@@ -70,10 +77,11 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ "recover", required_argument, NULL, 'R' },
 		{ "ready-fd", required_argument, NULL, 'F' },
+		{ "log", required_argument, NULL, 'L' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct uc_serve_opts sopts = { .recover_id = -1, .ready_fd = -1 };
-	const char *conf = NULL, *cmd = "serve";
+	const char *conf = NULL, *cmd = "serve", *log = NULL;
 	struct uc_graph g;
 	int c, ret;
 
@@ -93,6 +101,10 @@ int main(int argc, char **argv)
 		return uc_dev_list();
 	if (!strcmp(cmd, "del"))
 		return uc_dev_del(argc - 1, argv + 1);
+	if (!strcmp(cmd, "stop"))
+		return uc_cmd_stop(argc - 1, argv + 1);
+	if (!strcmp(cmd, "monitor"))
+		return uc_cmd_monitor(argc, argv);
 	if (!strcmp(cmd, "recover"))
 		return uc_cmd_recover(argc - 1, argv + 1);
 	if (!strcmp(cmd, "upgrade"))
@@ -114,12 +126,17 @@ int main(int argc, char **argv)
 				sopts.recover_id = atoi(optarg + 10);
 			break;
 		case 'F': sopts.ready_fd = atoi(optarg); break;
+		case 'L': log = optarg; break;
 		default: usage(stderr); return 2;
 		}
 	}
 	if (!conf || optind < argc) {
 		usage(stderr);
 		return 2;
+	}
+	if (log && (ret = uc_log_open(log))) {
+		fprintf(stderr, "ublk-compose: %s: %s\n", log, strerror(-ret));
+		return 1;
 	}
 	if (uc_graph_load(&g, conf)) {
 		uc_graph_free(&g);

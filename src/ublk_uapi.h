@@ -47,6 +47,8 @@ struct ublksrv_ctrl_cmd {
 #define UBLK_U_CMD_START_USER_RECOVERY	_IOWR('u', UBLK_CMD_START_USER_RECOVERY, struct ublksrv_ctrl_cmd)
 #define UBLK_U_CMD_END_USER_RECOVERY	_IOWR('u', UBLK_CMD_END_USER_RECOVERY, struct ublksrv_ctrl_cmd)
 #define UBLK_U_CMD_QUIESCE_DEV		_IOWR('u', 0x16, struct ublksrv_ctrl_cmd)
+/* Linux 7.0, with UBLK_F_SAFE_STOP_DEV: STOP_DEV only if the disk has no opener, else -EBUSY */
+#define UBLK_U_CMD_TRY_STOP_DEV		_IOWR('u', 0x17, struct ublksrv_ctrl_cmd)
 
 #define UBLK_IO_FETCH_REQ		0x20
 #define UBLK_IO_COMMIT_AND_FETCH_REQ	0x21

@@ -15,10 +15,12 @@ cat > "$T/ublk-compose" <<'EOF'
 #!/bin/bash
 case "$*" in
 --help) cat <<'EOH'
-usage: ublk-compose -c FILE [-v]      serve the volume in FILE as /dev/ublkbN until SIGINT/SIGTERM
+usage: ublk-compose -c FILE [-v] [--log FILE]  serve the volume in FILE as /dev/ublkbN until
+                                       stopped (SIGTERM, `stop`); recovers its device if a server died
        ublk-compose check -c FILE      validate FILE and print the layer tree with sizes
-       ublk-compose list               list ublk devices: id, state, size, daemon pid
-       ublk-compose del ID|--all       remove a device whose daemon is gone
+       ublk-compose list               list ublk devices: id, state, size, daemon pid, name
+       ublk-compose stop [--force] DEV...  stop and delete DEV; refused while it is in use
+       ublk-compose del DEV...|--all   remove a device whose daemon is gone
        ublk-compose -c FILE --recover ID  serve device ID again after its server died
        ublk-compose recover ID         the same, with the config ID was started with
        ublk-compose status [ID...] [--json] [--watch]  layer tree, health, resync progress
@@ -27,7 +29,10 @@ usage: ublk-compose -c FILE [-v]      serve the volume in FILE as /dev/ublkbN un
        ublk-compose add ID MIRROR PATH  grow a mirror by a new file leg, rebuilt online
        ublk-compose scrub ID [--repair] [--json]  compare every mirror copy, report (fix) mismatches
        ublk-compose ctl ID NODE KEY [VALUE]  change a layer setting at runtime (e.g. fault errors)
+       ublk-compose monitor [--json] [--syslog] [--program PROG] [--test] [--oneshot]
+                                       report device events (LegFailed, Degraded, ServerDied...)
        ublk-compose --help | --version
+DEV: a device id N, /dev/ublkbN, its name (device.name) or /dev/ublk-compose/NAME
 Layers:
   file     path=<file or block device> size=<size> direct=<bool, default true>
 EOH
@@ -35,7 +40,7 @@ EOH
 list) printf '%s\n' "ID    STATE           SIZE      PID DAEMON" \
 	"0     LIVE            254M     1234 running" "3     LIVE              4G     1240 running" \
 	"5     QUIESCED        1.0G      999 gone";;
-"status --json 0"|"status --json /dev/ublkb0") echo '{"id": 0, "device": "/dev/ublkb0", "size": 266338304, "config": "/etc/ublk-compose/r10.conf", "queues": 2, "depth": 128, "io_path": "copy", "health": "clean", "volume": {"name": "volume", "type": "stripe", "size": 266338304, "health": "clean", "status": "chunk=64K legs=2", "children": [{"name": "m0", "type": "mirror", "size": 133169152, "health": "clean", "status": "clean [0 in-sync errors=0] [1 in-sync errors=0]", "uuid": "9d11", "events": 2, "legs": [{"index": 0, "node": "d0", "state": "in-sync", "errors": 0, "uuid": "fc13"}], "children": [{"name": "d0", "type": "file", "size": 134217728, "health": "clean", "status": "d0.img", "children": []}, {"name": "f1", "type": "fault", "size": 134217728, "health": "clean", "status": "errors=none", "children": [{"name": "d1", "type": "file", "size": 134217728, "health": "clean", "status": "d1.img", "children": []}]}]}, {"name": "volume.children[1]", "type": "mirror", "size": 133169152, "health": "clean", "status": "clean", "children": [{"name": "d2", "type": "file", "size": 134217728, "health": "clean", "status": "d2.img", "children": []}, {"name": "d3", "type": "file", "size": 134217728, "health": "clean", "status": "d3.img", "children": []}]}]}}';;
+"status --json 0"|"status --json /dev/ublkb0"|"status --json r10") echo '{"id": 0, "name": "r10", "device": "/dev/ublkb0", "size": 266338304, "config": "/etc/ublk-compose/r10.conf", "queues": 2, "depth": 128, "io_path": "copy", "health": "clean", "volume": {"name": "volume", "type": "stripe", "size": 266338304, "health": "clean", "status": "chunk=64K legs=2", "children": [{"name": "m0", "type": "mirror", "size": 133169152, "health": "clean", "status": "clean [0 in-sync errors=0] [1 in-sync errors=0]", "uuid": "9d11", "events": 2, "legs": [{"index": 0, "node": "d0", "state": "in-sync", "errors": 0, "uuid": "fc13"}], "children": [{"name": "d0", "type": "file", "size": 134217728, "health": "clean", "status": "d0.img", "children": []}, {"name": "f1", "type": "fault", "size": 134217728, "health": "clean", "status": "errors=none", "children": [{"name": "d1", "type": "file", "size": 134217728, "health": "clean", "status": "d1.img", "children": []}]}]}, {"name": "volume.children[1]", "type": "mirror", "size": 133169152, "health": "clean", "status": "clean", "children": [{"name": "d2", "type": "file", "size": 134217728, "health": "clean", "status": "d2.img", "children": []}, {"name": "d3", "type": "file", "size": 134217728, "health": "clean", "status": "d3.img", "children": []}]}]}}';;
 "status --json 3") echo '{"id": 3, "name": "scratch", "device": "/dev/ublkb3", "size": 4294967296, "config": "/etc/ublk-compose/scratch.conf", "queues": 1, "depth": 128, "io_path": "copy", "health": "clean", "volume": {"name": "cz", "type": "compress", "size": 4294967296, "health": "clean", "status": "", "children": [{"name": "store", "type": "file", "size": 2147483648, "health": "clean", "status": "s.img", "children": []}]}}';;
 "status --json") "$0" status --json 0; "$0" status --json 3;;
 *) exit 1;;
@@ -71,10 +76,12 @@ check() {
 	fi
 }
 
-check "" add check ctl del fail list recover replace scrub status
-check "st" status
+check "" add check ctl del fail list monitor recover replace scrub status stop
+check "st" status stop
 check "--v" --verbose --version
-check "fail " 0 3 scratch
+check "--l" --log
+check "fail " 0 3 r10 scratch
+check "fail r10 " volume m0 d0 f1 d1 "volume.children[1]" d2 d3
 check "fail 0 " volume m0 d0 f1 d1 "volume.children[1]" d2 d3
 check "fail /dev/ublkb0 d" d0 d1 d2 d3
 check "replace 0 " d0 d1 d2 d3
@@ -93,7 +100,13 @@ check "del " --all 5
 check "recover " 5
 check "status --" --json --watch
 check "scrub 0 --r" --repair
-check "scrub " 0 3 scratch
+check "scrub " 0 3 r10 scratch
+check "stop " 0 3 r10 scratch
+check "stop --" --force
+check "stop --force s" scratch
+check "monitor --" --json --syslog --program --test --oneshot
+check "monitor --o" --oneshot
+check "monitor --json --program /usr/bin/whoam" /usr/bin/whoami
 check "examine b" b.txt
 echo "$fails failed"
 [ "$fails" = 0 ]

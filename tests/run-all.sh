@@ -4,7 +4,8 @@
 #  2. builds build/ (RelWithDebInfo) and build-asan/ (-DUC_SANITIZE=ON: ASan+UBSan)
 #  3. ctest in both; then the package job (tests/package.sh: the .deb, lintian, a clean install)
 #  4. the end-to-end suite (tests/e2e/run.sh, on the host or in QEMU VMs) with build/ublk-compose
-#     (lts + latest kernels), then again with build-asan/ublk-compose (lts kernel)
+#     (lts + latest kernels; per kernel a second VM boots systemd as PID 1 for systemd/service),
+#     then again with build-asan/ublk-compose (lts kernel, a subset without the systemd VM)
 #  5. prints `N passed, N failed` (ctest tests + e2e cases) and exits non-zero on any failure
 # env: SKIP_DEPS=1, SKIP_ASAN=1, SKIP_FUZZ=1 (FUZZ_SECONDS=60), SKIP_PACKAGE=1, SKIP_E2E=1, SKIP_E2E_ASAN=1, E2E_VM_TIMEOUT (per VM, default 2400 s), E2E_TIMEOUT (both VMs, 3600 s), E2E_ASAN_VM_TIMEOUT (1200 s), E2E_CASES,
 #      E2E_ASAN_CASES (the subset the sanitizer build runs; "" for all), E2E_CRASH_ROUNDS

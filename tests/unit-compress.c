@@ -18,6 +18,7 @@
 #include <zstd.h>
 #include "compress_meta.h"
 #include "crc32c.h"
+#include "events.h"
 #include "harness.h"
 #include "log.h"
 #include "mirror_meta.h"
@@ -565,19 +566,28 @@ static int test_replay_lost_data(void)
 /* A small child under a big volume: ENOSPC, data before it intact, space back after a discard. */
 static int test_enospc(void)
 {
+	struct uc_event_rec ev[64];
 	struct harness h;
-	uint64_t off, full_at;
+	uint64_t off, full_at, seq;
+	unsigned int nr, lows = 0;
 	int ret = 0;
 
 	unlink(conf("nospc.img", ""));
 	CHECK(!harness_open(&h, cz_conf("nospc.conf", "size = \"64M\"; cluster = \"64K\";",
 					 file_child("nospc.img", "4M"))), "open");
+	uc_event_set_space_warn(90);
+	uc_events_since(UINT64_MAX - 1, ev, 0, &seq);
 	for (off = 0; off < h.g.size; off += 128 * K) {
 		ret = one(&h, UC_OP_WRITE, off, 128 * K);	/* random: stored raw */
 		if (ret != 128 * K)
 			break;
 	}
 	full_at = off;
+	/* on its way: SpaceLow once the child was fuller than 90% (device.space_warn) */
+	nr = uc_events_since(seq, ev, 64, &seq);
+	for (unsigned int i = 0; i < nr; i++)
+		lows += ev[i].type == UC_EV_SPACE_LOW && !strcmp(ev[i].node, h.g.root->name);
+	CHECK(lows == 1, "%u SpaceLow events for %s, want 1", lows, h.g.root->name);
 	printf("  enospc: full after %llu bytes: %d; %s\n", (unsigned long long)full_at, ret,
 	       status(h.g.root));
 	CHECK(ret == -ENOSPC, "write past the space: %d, want -ENOSPC", ret);
@@ -643,7 +653,9 @@ static int test_corrupt(void)
 {
 	const char *cfg = cz_conf("bad.conf", "size = \"8M\"; cluster = \"16K\";",
 				  file_child("bad.img", "8M"));
+	struct uc_event_rec ev;
 	struct cz_entry e;
+	uint64_t seq;
 	struct harness h;
 	uint8_t *saved;
 	int64_t at;
@@ -662,7 +674,12 @@ static int test_corrupt(void)
 	CHECK(!corrupt(tpath("bad.img"), at), "corrupt");
 	CHECK(!harness_open(&h, cfg), "reopen");
 	memcpy(h.model, saved, 1 * M);
+	uc_events_since(UINT64_MAX - 1, &ev, 0, &seq);
 	CHECK(one(&h, UC_OP_READ, 5 * PC_CL + 4096, 4096) == -EIO, "a read of the corrupted cluster");
+	/* `ublk-compose monitor` hears of it */
+	CHECK(uc_events_since(seq, &ev, 1, &seq) == 1 && ev.type == UC_EV_CHECKSUM_ERROR &&
+	      !strcmp(ev.node, h.g.root->name) && ev.count >= 1 && strstr(ev.detail, "cluster 5 "),
+	      "no ChecksumError event: type %d node '%s' detail '%s'", ev.type, ev.node, ev.detail);
 	CHECK(one(&h, UC_OP_READ, 4 * PC_CL, PC_CL) == (int)PC_CL, "its neighbour");
 	CHECK(one(&h, UC_OP_READ, 6 * PC_CL, 2 * PC_CL) == 2 * (int)PC_CL, "its other neighbours");
 	CHECK(json_u64(h.g.root, "\"checksum_errors\"") >= 1, "%s", json(h.g.root));

@@ -9,7 +9,7 @@
 #        backing files; default /var/tmp, a tmpfs in the VM), E2E_LOGDIR (default
 #        $VMRUN_OUT/e2e-logs or build/e2e-logs), E2E_KEEP=1 keeps the work dir,
 #        E2E_VOLUMES (default "file stripe4 loop2 raid10 mirror2 mirror3 compress"), timeouts: see lib.sh,
-#        E2E_STRESS_ROUNDS (default 2): rounds of the stress case (each round: SIGTERM under I/O,
+#        E2E_STRESS_ROUNDS (default 2): rounds of the stress case (each round: stop --force under I/O,
 #        kill -9 + del, kill -9 + recover). The full count is 10:
 #          E2E_STRESS_ROUNDS=10 bash tests/e2e/run.sh 'stripe4/stress*'
 # Crash recovery / live upgrade cases (file and/or stripe4): recover-ext4-fio, upgrade-under-fio,
@@ -201,7 +201,10 @@ case_discard() {
   check_daemon_logs strict
 }
 
-# f. SIGTERM while fio runs: fio errors out (no hang), daemon exits, device node goes away
+# f. SIGTERM while fio runs: a kernel with UBLK_F_SAFE_STOP_DEV (7.0) sees the opener and the
+#    stop is refused (the daemon keeps serving, fio keeps running); `stop --force` then stops it.
+#    6.12 only refuses exclusive users (a mount): SIGTERM stops it. Either way: fio errors out
+#    (no hang), daemon exits 0, the device nodes go away
 case_sigterm_under_io() {
   local fio_pid fout=$CASE_DIR/bg.fio.log dev did frc end
   start_daemon "$(gen_conf "$VOL" 2)" daemon
@@ -214,6 +217,14 @@ case_sigterm_under_io() {
   sleep 2
   alive "$fio_pid" || fail "fio exited before SIGTERM: $(tail -n 3 "$fout" | tr '\n' ' ')"
   kill -TERM "$DPID"
+  if grep -q 'added device .*SAFE_STOP' "$DERR"; then
+    wait_until 30 grep -q "refusing to stop $dev .*in use (open)" "$DERR" ||
+      fail "SIGTERM with fio holding $dev open was not refused: $(tail -n 2 "$DERR" | tr '\n' ' ')"
+    sleep 1
+    alive "$DPID" && alive "$fio_pid" || fail "the refused SIGTERM stopped the daemon or fio"
+    uc_cli force-stop 120 stop --force "$did"
+    [ "$CRC" = 0 ] || fail "stop --force under I/O: rc $CRC: $(cat "$CASE_DIR/force-stop.err")"
+  fi
   end=$((SECONDS + 120))
   wait_until 120 exited "$fio_pid" || fail "fio still running 120s after the daemon got SIGTERM (hang)"
   wait "$fio_pid"; frc=$?
@@ -227,13 +238,23 @@ case_sigterm_under_io() {
   check_daemon_logs crash
 }
 
-# g. kill -9 the daemon, then `ublk-compose del ID` removes the device
+# g. kill -9 the daemon; a config of another name over the same (now unlocked) files is refused
+#    with one line and makes no device; then `ublk-compose del ID` removes the device
 case_kill9_del() {
-  local id
-  start_daemon "$(gen_conf "$VOL" 2)" daemon
+  local id conf other nodes rc
+  conf=$(gen_conf "$VOL" 2)
+  start_daemon "$conf" daemon
   id=$DID
   kill -KILL "$DPID"; wait "$DPID" 2>/dev/null; DPID=
   sleep 1
+  other=$(dirname "$conf")/other-name.conf nodes=$(ublk_nodes)
+  cp "$conf" "$other"
+  timeout -k 10 120 "$UC_BIN" -c "$other" > "$CASE_DIR/other.out" 2> "$CASE_DIR/other.err" </dev/null; rc=$?
+  rm -f "$other"
+  [ "$rc" = 1 ] && [ "$(wc -l < "$CASE_DIR/other.err")" = 1 ] &&
+    grep -q "a backing file of /dev/ublkb$id (q2), whose server died" "$CASE_DIR/other.err" ||
+    fail "a config over the files of a device without server: rc $rc: $(head -n 2 "$CASE_DIR/other.err" | tr '\n' ' ')"
+  [ "$(ublk_nodes)" = "$nodes" ] || fail "the refused start changed the ublk nodes: '$(ublk_nodes)'"
   timeout 30 "$UC_BIN" list > "$CASE_DIR/list-before.txt" 2>&1 || log "list rc=$? (before del)"
   [ -e "/dev/ublkc$id" ] || log "note: /dev/ublkc$id already gone before del"
   timeout 60 "$UC_BIN" del "$id" > "$CASE_DIR/del.log" 2>&1 || fail "ublk-compose del $id failed (rc $?): $(head -n1 "$CASE_DIR/del.log")"
@@ -260,7 +281,8 @@ wait_quiesced() {
 }
 
 # h. ext4 + fio verify on a file; kill -9 the daemon mid-write; `recover ID`: fio completes and
-#    verifies, e2fsck clean, SIGTERM to the recovered server removes the device
+#    verifies (a SIGHUP meanwhile reopens the server's rotated log), e2fsck clean, SIGTERM to the
+#    recovered server removes the device
 case_recover_ext4_fio() {
   local base dev id
   start_daemon "$(gen_conf "$VOL" 2)" daemon
@@ -278,6 +300,12 @@ case_recover_ext4_fio() {
   wait_quiesced
   exited "$FIO_PID" && fail "fio exited while no server ran (I/O must wait): $(grep -m1 -i err "$CASE_DIR/ext4.fio.log")"
   uc_recover recover
+  # SIGHUP: the detached server reopens its log (rotated away), the device keeps serving
+  mv "$UC_RUN_DIR/$DID.log" "$CASE_DIR/run-$DID-rotated.log"
+  echo "$CASE_DIR/run-$DID-rotated.log" >> "$CASE_DIR/daemon-logs"
+  kill -HUP "$DPID"
+  wait_until 30 grep -q 'SIGHUP: re-read' "$UC_RUN_DIR/$DID.log" || fail "no SIGHUP line in a reopened $UC_RUN_DIR/$DID.log"
+  alive "$DPID" || fail "SIGHUP stopped the server"
   wait_bg_fio "$E2E_FIO_TIMEOUT"
   fio_check ext4 "$FRC"
   rm -f "$MNT/fio.dat"
@@ -333,20 +361,28 @@ case_upgrade_under_fio() {
   check_daemon_logs strict
 }
 
-# j. backing files are locked: a second server on the same config fails (exit 1, "locked") and leaves
-#    no device; `recover` of a live device is refused; the first server keeps serving
+# j. a second server of the same config is refused (exit 1, "already running", the name is taken);
+#    one on the same backing files under another name too ("locked"); neither leaves a device;
+#    `recover` of a live device is refused; the first server keeps serving
 case_lock() {
-  local conf nodes pid1 rc
+  local conf other nodes pid1 rc
   conf=$(gen_conf "$VOL" 2)
   start_daemon "$conf" daemon
   pid1=$DPID nodes=$(ublk_nodes)
   log "second server on $conf"
   timeout -k 10 120 "$UC_BIN" -c "$conf" -v > "$CASE_DIR/second.out" 2> "$CASE_DIR/second.err" </dev/null; rc=$?
-  [ "$rc" = 1 ] || fail "second server on the same files: exit $rc, want 1: $(head -n2 "$CASE_DIR/second.err" | tr '\n' ' ')"
-  grep -q 'in use by another ublk-compose (locked)' "$CASE_DIR/second.err" ||
-    fail "second server: no 'in use by another ublk-compose (locked)' message: $(head -n2 "$CASE_DIR/second.err" | tr '\n' ' ')"
-  grep -q ublkb "$CASE_DIR/second.out" && fail "second server printed a device: $(head -n1 "$CASE_DIR/second.out")"
-  [ "$(ublk_nodes)" = "$nodes" ] || fail "second server left ublk nodes: before '$nodes', after '$(ublk_nodes)'"
+  [ "$rc" = 1 ] || fail "second server of the same config: exit $rc, want 1: $(head -n2 "$CASE_DIR/second.err" | tr '\n' ' ')"
+  grep -q "q2 is already running: $DDEV, server pid $pid1" "$CASE_DIR/second.err" ||
+    fail "second server: no 'already running' message: $(head -n2 "$CASE_DIR/second.err" | tr '\n' ' ')"
+  other=$(dirname "$conf")/other.conf
+  cp "$conf" "$other"
+  timeout -k 10 120 "$UC_BIN" -c "$other" > "$CASE_DIR/third.out" 2> "$CASE_DIR/third.err" </dev/null; rc=$?
+  [ "$rc" = 1 ] || fail "a server on the same files under another name: exit $rc, want 1: $(head -n2 "$CASE_DIR/third.err" | tr '\n' ' ')"
+  [ "$(wc -l < "$CASE_DIR/third.err")" = 1 ] && grep -q 'in use by another ublk-compose (locked)' "$CASE_DIR/third.err" ||
+    fail "another name on the same files: want one 'in use by another ublk-compose (locked)' line: $(head -n2 "$CASE_DIR/third.err" | tr '\n' ' ')"
+  rm -f "$other"
+  grep -q ublkb "$CASE_DIR/second.out" "$CASE_DIR/third.out" && fail "a refused server printed a device"
+  [ "$(ublk_nodes)" = "$nodes" ] || fail "refused servers left ublk nodes: before '$nodes', after '$(ublk_nodes)'"
   alive "$pid1" || fail "the first server died"
   uc_cli recover-live 180 recover "$DID"
   [ "$CRC" != 0 ] || fail "recover of a device whose server runs succeeded"
@@ -462,7 +498,7 @@ case_recovery_fail() {
 }
 
 # n. stress: fio at QD256 (writes with verify + reads, 2 queues x 128 tags) while, each round,
-#    (a) SIGTERM under I/O, (b) kill -9 + del, (c) kill -9 + recover (fio must then finish clean).
+#    (a) stop --force under I/O, (b) kill -9 + del, (c) kill -9 + recover (fio must then finish clean).
 #    Rounds: E2E_STRESS_ROUNDS (default 2; 10 for the full run).
 stress_fio() {
   bg_fio "$1" --filename="$DDEV" \
@@ -485,11 +521,13 @@ case_stress() {
       exited "$FIO_PID" && fail "round $r $kind: fio finished before the fault (too fast to test)"
       case $kind in
         sigterm)
-          kill -TERM "$DPID"
+          # a stop under I/O: forced (SIGTERM would be refused while fio has it open, 7.x)
+          uc_cli "r$r-stop" 120 stop --force "$id"
+          [ "$CRC" = 0 ] || fail "round $r: stop --force under I/O: rc $CRC: $(head -n1 "$CASE_DIR/r$r-stop.err")"
           wait_bg_fio 120
           [ "$FRC" != 0 ] || fail "round $r: fio exited 0 although the device was stopped under it"
           stop_daemon 60
-          [ "$DRC" = 0 ] || fail "round $r: daemon exit code $DRC after SIGTERM under I/O (want 0)" ;;
+          [ "$DRC" = 0 ] || fail "round $r: daemon exit code $DRC after stop --force under I/O (want 0)" ;;
         kill-del)
           kill9_daemon
           sleep "0.$((RANDOM % 10))"

@@ -302,12 +302,15 @@ E2E_FAILED_NAMES=()
 
 # case_selected NAME: $E2E_CASES (space/comma separated globs, empty = all)
 case_selected() {
-  local name=$1 pat skip=${E2E_SKIP_CASES:-}
-  for pat in ${skip//,/ }; do
+  local name=$1 pat skips pats skip=${E2E_SKIP_CASES:-} sel=${E2E_CASES:-}
+  # read -a: a pattern like systemd/* must not expand to files of the current directory
+  read -r -a skips <<< "${skip//,/ }"
+  read -r -a pats <<< "${sel//,/ }"
+  for pat in "${skips[@]}"; do
     [[ $name == *$pat* ]] && return 1
   done
   [ -z "${E2E_CASES:-}" ] && return 0
-  for pat in ${E2E_CASES//,/ }; do
+  for pat in "${pats[@]}"; do
     # shellcheck disable=SC2053
     [[ $name == $pat ]] && return 0
     [[ $name == *$pat* ]] && [[ $pat != *[*?]* ]] && return 0

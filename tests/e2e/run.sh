@@ -9,6 +9,8 @@
 #        the kernel run in one VM only, see cases.sh),
 #        E2E_FORCE_VM=1 (use the VM even when the host has ublk), E2E_TAG (appended to the
 #        [kernel] label, e.g. "asan" for a sanitizer build)
+# After each kernel's VM, a second VM boots systemd as PID 1 for the service cases
+# (tests/e2e/cases-systemd.sh; E2E_SYSTEMD_VM_TIMEOUT, default 900 s), when E2E_CASES selects them.
 # Prints `PASS: [KVER] NAME` / `FAIL: [KVER] NAME (reason)` and a final `N passed, N failed`.
 # Exit: 0 all passed, 1 failures, 77 skipped (neither host ublk nor qemu).
 set -u -o pipefail
@@ -44,6 +46,10 @@ filter() {
   done
 }
 
+# systemd_selected: the service cases (tests/e2e/cases-systemd.sh) are selected by E2E_CASES and
+# not skipped by E2E_SKIP_CASES (lib.sh's rules)
+systemd_selected() { (. "$REPO/tests/e2e/lib.sh" && case_selected systemd/service); }
+
 host_has_ublk() {
   [ -e /dev/ublk-control ] && return 0
   [ "$(id -u)" = 0 ] && modprobe ublk_drv 2>/dev/null
@@ -55,6 +61,7 @@ if [ -z "${E2E_FORCE_VM:-}" ] && host_has_ublk; then
   echo "e2e: host kernel $(uname -r) has ublk: running on the host" >&2
   LAST_RC=
   filter "$(uname -r | grep -oE '^[0-9]+\.[0-9]+')" < <(UC_BIN=$UC_BIN E2E_CASES=$E2E_CASES bash "$REPO/tests/e2e/cases.sh" 2>"${E2E_OUT%/}.host-stderr.log"; echo "__RC=$?")
+  systemd_selected && echo "SKIP: systemd/service (it boots systemd as PID 1 in a VM: E2E_FORCE_VM=1)"
   if [ "$SEEN_SUMMARY" = 0 ]; then echo "FAIL: [host] e2e suite (rc=$LAST_RC, no summary; see ${E2E_OUT%/}.host-stderr.log)"; FAILED=$((FAILED + 1)); fi
 elif command -v qemu-system-x86_64 >/dev/null; then
   mkdir -p "$E2E_OUT"
@@ -76,6 +83,21 @@ elif command -v qemu-system-x86_64 >/dev/null; then
     if [ "$SEEN_SUMMARY" = 0 ]; then
       echo "FAIL: [$k] e2e VM run (rc=$LAST_RC, no summary: VM timeout or crash; see $out/.vmrun-console and $out/cases-stderr.log)"
       FAILED=$((FAILED + 1))
+    fi
+    # the service cases need systemd as PID 1: a second, lean guest (tools/vmrun --systemd)
+    if systemd_selected; then
+      out=$E2E_OUT/$k-systemd
+      rm -rf "$out"; mkdir -p "$out"
+      echo "e2e: booting the $k kernel with systemd as PID 1 (logs in $out)" >&2
+      cmd="UC_BIN=$(printf %q "$UC_BIN") E2E_CASES=$(printf %q "$E2E_CASES")"
+      cmd+=" E2E_WORKDIR=/var/tmp bash $(printf %q "$REPO/tests/e2e/cases-systemd.sh") 2>/tmp/out/cases-stderr.log"
+      LAST_RC=
+      filter "$k" < <(VMRUN_OUT=$out VMRUN_KERNEL=$k VMRUN_TIMEOUT=${E2E_SYSTEMD_VM_TIMEOUT:-900} \
+        bash "$REPO/tools/vmrun" --systemd -m "${E2E_VM_MEM:-4096}" -c "${E2E_VM_CPUS:-2}" -- "$cmd"; echo "__RC=$?")
+      if [ "$SEEN_SUMMARY" = 0 ]; then
+        echo "FAIL: [$k] e2e systemd VM run (rc=$LAST_RC, no summary; see $out/.vmrun-console and $out/cases-stderr.log)"
+        FAILED=$((FAILED + 1))
+      fi
     fi
   done
 else
