@@ -11,6 +11,15 @@
 /* uc_graph_sync_io()'s queue id: layers size per-queue state UC_MAX_QUEUES + 1 */
 #define UC_MAX_QUEUES		64
 #define UC_SYNC_QUEUE_ID	UC_MAX_QUEUES
+/* sub slots of one tag: a slot number travels in 16 bits of user_data (udata.h) */
+#define UC_MAX_SUBS		(1U << 16)
+/*
+ * Per-queue cap on the request arenas (subs, iovecs, sub private data of
+ * every tag). The example configs need at most 9M (conf/compressed-raid10:
+ * 491 subs a tag, 148 tags); 64M leaves them room for a few times larger
+ * requests while 64 queues stay within 4G.
+ */
+#define UC_MAX_ARENA_BYTES	(64ULL << 20)
 
 enum uc_recovery {
 	UC_RECOVERY_REISSUE,	/* I/O waits for a new server; held requests are re-issued */
@@ -91,6 +100,8 @@ int uc_graph_load_in(struct uc_graph *g, const char *path, const char *dir);
 int uc_graph_open(struct uc_graph *g);
 /* Close what open did; free everything load did. */
 void uc_graph_free(struct uc_graph *g);
+/* Bytes of request arenas one queue of g allocates (tags x subs, iovecs, sub private data). */
+uint64_t uc_graph_arena_bytes(const struct uc_graph *g);
 /* Print the tree with sizes, one node per line. */
 void uc_graph_print(const struct uc_graph *g, FILE *out);
 /* The node with that name (or path), or NULL. */
