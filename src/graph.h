@@ -67,6 +67,9 @@ struct uc_graph {
 	int kick_fd[UC_MAX_QUEUES + 1];	/* -1: no queue with that id */
 	_Atomic uint64_t files_gen;
 	_Atomic uint64_t files_seen[UC_MAX_QUEUES + 1];
+	/* the generation a queue could not register (files_err: why), else older */
+	_Atomic uint64_t files_failed[UC_MAX_QUEUES + 1];
+	_Atomic int files_err[UC_MAX_QUEUES + 1];
 	/*
 	 * Changing the tree at runtime (a mirror's `add`): uc_graph_pause()
 	 * makes every queue hold new requests and drain; while they are
@@ -119,7 +122,8 @@ void uc_graph_kick(struct uc_graph *g);
 void uc_graph_kick_queue(struct uc_graph *g, unsigned int id);
 /*
  * After a leaf's fd changed: make every queue re-register the leaves and
- * wait (up to timeout_ms) until they have. Returns 0 or -ETIMEDOUT.
+ * wait (up to timeout_ms) until they have. Returns 0, -ETIMEDOUT, or the
+ * -errno of a queue that could not (it still uses the fds it had).
  */
 int uc_graph_files_changed(struct uc_graph *g, int timeout_ms);
 /* Drop the private ring uc_graph_sync_io() set up. */

@@ -346,15 +346,20 @@ static void files_update(struct uc_queue *q)
 {
 	struct uc_graph *g = q->g;
 	uint64_t gen = atomic_load(&g->files_gen);
-	int fds[g->nr_leaves ? g->nr_leaves : 1];
+	int fds[g->nr_leaves ? g->nr_leaves : 1], ret;
 
 	if (gen == q->files_gen)
 		return;
 	for (unsigned int i = 0; i < g->nr_leaves; i++)
 		fds[i] = g->leaves[i]->fd;
-	if (io_uring_register_files_update(&q->ring, 0, fds, g->nr_leaves) < 0)
-		uc_err("queue %u: cannot register the new files", q->id);
+	ret = io_uring_register_files_update(&q->ring, 0, fds, g->nr_leaves);
+	/* this generation is done either way: the waiter hears whether it worked */
 	q->files_gen = gen;
+	if (ret < 0) {
+		uc_err("queue %u: cannot register the new files: %s", q->id, strerror(-ret));
+		atomic_store(&g->files_err[q->id], ret);
+		atomic_store(&g->files_failed[q->id], gen);
+	}
 	atomic_store(&g->files_seen[q->id], gen);
 }
 
@@ -634,15 +639,21 @@ int uc_graph_files_changed(struct uc_graph *g, int timeout_ms)
 
 	for (int waited = 0;; waited += 5) {
 		bool all = true;
+		int err = 0;
 
 		uc_graph_kick(g);
 		pthread_mutex_lock(&g->queues_lock);
-		for (unsigned int i = 0; i <= UC_MAX_QUEUES; i++)
-			if (g->kick_fd[i] >= 0 && atomic_load(&g->files_seen[i]) < gen)
+		for (unsigned int i = 0; i <= UC_MAX_QUEUES; i++) {
+			if (g->kick_fd[i] < 0)
+				continue;
+			if (atomic_load(&g->files_seen[i]) < gen)
 				all = false;
+			else if (atomic_load(&g->files_failed[i]) >= gen && !err)
+				err = atomic_load(&g->files_err[i]);
+		}
 		pthread_mutex_unlock(&g->queues_lock);
 		if (all)
-			return 0;
+			return err;
 		if (waited >= timeout_ms)
 			return -ETIMEDOUT;
 		usleep(5000);
