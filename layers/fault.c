@@ -1105,6 +1105,8 @@ const struct uc_layer_ops fault_layer_ops = {
 	.deactivate = fault_deactivate,
 	.poll = fault_poll,
 	.ctl = fault_ctl,
+	.ctl_keys = (const char *const[]){ "errors", "ranges", "after", "delay", "reset",
+					   "lose_unflushed", "crash", NULL },
 	.status = fault_status,
 	.zero_copy = true,
 };

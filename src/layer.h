@@ -169,6 +169,13 @@ struct uc_layer_ops {
 	int (*ctl)(struct uc_node *n, const char *key, const char *value, char *reply,
 		   size_t len);
 	/*
+	 * The keys `ublk-compose ctl` may pass to ctl (NULL-terminated): the
+	 * layer's documented runtime settings. Other keys are internal (a
+	 * mirror swapping its file leg's fd, the admin's fail/replace/add)
+	 * and reach ctl only from code. NULL: none (uc_layer_ctl_keys()).
+	 */
+	const char *const *ctl_keys;
+	/*
 	 * Optional: print the on-disk metadata this layer keeps at the start of
 	 * path (`ublk-compose examine PATH`). Returns 0, or -ENOENT if path
 	 * holds none of it, or another -errno.
@@ -197,6 +204,8 @@ enum uc_health { UC_HEALTH_CLEAN, UC_HEALTH_RESYNCING, UC_HEALTH_DEGRADED, UC_HE
 const struct uc_layer_ops *uc_layer_find(const char *name);
 /* The i-th registered layer, NULL past the end. */
 const struct uc_layer_ops *uc_layer_at(unsigned int i);
+/* The keys `ublk-compose ctl` may pass to a layer (NULL-terminated; never NULL). */
+const char *const *uc_layer_ctl_keys(const struct uc_layer_ops *ops);
 /* Tests add their own leaves. Returns 0 or -ENOSPC. */
 int uc_layer_add(const struct uc_layer_ops *ops);
 
