@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The fault layer's state, shared by fault.c (error injection, delay, the
+ * config and ctl) and fault_cache.c (lose_unflushed, the power-cut emulator).
+ */
+#ifndef UC_FAULT_H
+#define UC_FAULT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include "io.h"
+#include "wcache.h"
+
+#define FAULT_MAX_RANGES	16
+#define NSEC			UINT64_C(1000000000)
+
+/* s->state */
+#define ST_DECIDED		1U	/* counted; a resubmission must not count again */
+#define ST_FAIL			2U	/* ends with -EIO (after the delay) */
+#define ST_CACHED		4U	/* a read through the cache: overlay it at the end */
+/* parked (lose_unflushed), s->mask holds the flush epoch waited for */
+#define ST_WAIT_FLUSH		8U	/* FLUSH or FUA write: until that epoch is done */
+#define ST_WAIT_ROOM		16U	/* a write the full cache cannot take yet */
+#define ST_WAIT_DIRECT		32U	/* to the child once no flush epoch runs */
+#define ST_PARKED		(ST_WAIT_FLUSH | ST_WAIT_ROOM | ST_WAIT_DIRECT)
+
+#define WB_IOS			4	/* write-back requests in flight per queue */
+#define WB_RUN			(256U << 10)	/* bytes: longest write-back request */
+
+struct fault {
+	pthread_mutex_t lock;		/* serializes ctl; range writers hold it */
+	_Atomic uint32_t errors;	/* OPBIT()s of the ops that fail */
+	_Atomic uint64_t after;
+	_Atomic uint64_t delay_ns;
+	_Atomic uint32_t seq;		/* ranges seqlock: odd while being rewritten */
+	_Atomic uint32_t nr_ranges;	/* 0: the whole device */
+	struct {
+		_Atomic uint64_t off, len;
+	} ranges[FAULT_MAX_RANGES];
+	_Atomic uint64_t seen;		/* requests since start/reset/after: for after */
+	_Atomic uint64_t injected, passed;
+	/*
+	 * What each queue's timeout SQEs point at: the kernel reads it at the
+	 * next io_uring_enter, so it must outlive the prep, and only its own
+	 * queue thread writes it (ctl only changes delay_ns).
+	 */
+	struct __kernel_timespec ts[UC_MAX_QUEUES + 1];
+
+	/*
+	 * lose_unflushed. A flush epoch snapshots the cache, writes the
+	 * snapshot to the child (from any queue's poll, on internal tags),
+	 * flushes the child, then completes every FLUSH that waited for it.
+	 * All of it under cache_lock, which is never held across an I/O start.
+	 */
+	_Atomic bool lose;		/* writes go to the cache */
+	_Atomic bool crashed;		/* power cut: every request fails */
+	_Atomic bool broken;		/* the child failed a write-back: every request fails */
+	_Atomic bool draining;		/* switching lose off: writes go direct (ST_WAIT_DIRECT) */
+	_Atomic uint64_t epochs_done;	/* read by reads racing a flush */
+	pthread_mutex_t cache_lock;
+	struct wcache cache;
+	uint64_t cache_size;		/* bytes (unflushed_max) */
+	uint64_t epoch_started, epoch_want;	/* epochs; done = epochs_done */
+	unsigned int wb_inflight;	/* write-back requests in flight */
+	bool child_flush;		/* the epoch's child FLUSH is issued */
+	/*
+	 * Reads in flight by the parity of epochs_done when they started. A
+	 * flushed snapshot stays (retired) until the reads that may have got
+	 * the child's data from before its write-back are done; the next
+	 * epoch ends only after that (end_pending).
+	 */
+	unsigned int reads[2];
+	unsigned int retired_parity;
+	bool end_pending;
+	bool full_logged;
+	uint64_t lost_bytes;		/* dropped by the last crash */
+	struct uc_sub *parked[UC_MAX_QUEUES + 1];	/* per queue: only its thread */
+};
+
+/* fault_cache.c: lose_unflushed (f->cache_lock is taken inside) */
+bool fault_cache_dead(struct fault *f);
+/* A request while the cache is on (or draining). Returns 0 or -errno. */
+int fault_cache_submit(struct uc_node *n, struct fault *f, struct uc_queue *q, struct uc_sub *s);
+/* s goes to the child as it is. */
+void fault_child_pass(struct uc_queue *q, struct uc_sub *s);
+int fault_end(struct uc_node *n, struct uc_queue *q, struct uc_sub *s);
+bool fault_poll(struct uc_node *n, struct uc_queue *q);
+int fault_activate(struct uc_node *n);
+void fault_deactivate(struct uc_node *n);
+/* ctl, with f->lock held: crash on|off, lose_unflushed on|off */
+int fault_cache_crash(struct uc_node *n, struct fault *f, bool on, char *reply, size_t len);
+int fault_cache_on(struct uc_node *n, struct fault *f, char *reply, size_t len);
+int fault_cache_off(struct uc_node *n, struct fault *f, char *reply, size_t len);
+
+#endif
