@@ -19,7 +19,7 @@
 #define ST_DECIDED		1U	/* counted; a resubmission must not count again */
 #define ST_FAIL			2U	/* ends with -EIO (after the delay) */
 #define ST_CACHED		4U	/* a read through the cache: overlay it at the end */
-/* parked (lose_unflushed), s->mask holds the flush epoch waited for */
+/* parked (lose_unflushed), s->scratch holds the flush epoch waited for */
 #define ST_WAIT_FLUSH		8U	/* FLUSH or FUA write: until that epoch is done */
 #define ST_WAIT_ROOM		16U	/* a write the full cache cannot take yet */
 #define ST_WAIT_DIRECT		32U	/* to the child once no flush epoch runs */

@@ -49,7 +49,7 @@ static void park(struct fault *f, struct uc_queue *q, struct uc_sub *s, unsigned
 		 uint64_t epoch)
 {
 	s->state = (s->state & ~ST_PARKED) | why;
-	s->mask = (uint32_t)epoch;
+	s->scratch = epoch;	/* 64 bits, like the counters it is compared with */
 	uc_sub_get(s);
 	s->next = f->parked[q->id];
 	f->parked[q->id] = s;
@@ -248,8 +248,8 @@ static void resume(struct uc_node *n, struct fault *f, struct uc_queue *q, struc
 	if (fault_cache_dead(f)) {
 		uc_sub_error(s, -EIO);
 	} else if (why == ST_WAIT_FLUSH) {
-		if (atomic_load(&f->epochs_done) < s->mask)
-			park(f, q, s, why, s->mask);
+		if (atomic_load(&f->epochs_done) < s->scratch)
+			park(f, q, s, why, s->scratch);
 	} else if (why == ST_WAIT_ROOM && !atomic_load(&f->draining)) {
 		cache_write(n, f, q, s);
 	} else if (!(direct = direct_ready(f, s))) {

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "fault.h"
 #include "graph.h"
 #include "io.h"
 #include "harness.h"
@@ -944,6 +945,67 @@ static int test_lose_unflushed_crash(void)
 	return T_PASS;
 }
 
+/*
+ * Flush epochs are 64-bit counters: a FLUSH parked for epoch 2^32 waits for
+ * epoch 2^32, not for (uint32_t)2^32 = 0, which every epoch has passed
+ * (issue 17, item 6: it completed before anything was written back). The
+ * counters start just below 2^32 here; the FLUSH must complete with the
+ * data in the file.
+ */
+static struct {
+	void (*commit)(struct uc_queue *q, struct uc_io *io, int res);
+	const char *img;
+	int flushes, durable;
+} at_flush;
+
+/* The harness's commit, after looking at the file the moment a FLUSH completes. */
+static void flush_commit(struct uc_queue *q, struct uc_io *io, int res)
+{
+	struct harness *h = q->owner;
+
+	if (h->reqs[io->tag].op == UC_OP_FLUSH) {
+		at_flush.flushes++;
+		at_flush.durable += file_equals(at_flush.img, h->model, 64 * K, true);
+	}
+	at_flush.commit(q, io, res);
+}
+
+static int test_flush_epoch_past_32_bits(void)
+{
+	const char *img = conf("epoch.img", "");
+	struct harness h;
+	struct fault *f;
+	char want[32];
+
+	unlink(img);
+	if (harness_open(&h, conf("epoch.conf",
+		"device = { max_io = \"64K\"; };\n"
+		"volume = { type = \"fault\"; lose_unflushed = true;\n"
+		"  children = ( { type = \"file\"; path = \"epoch.img\"; size = \"1M\"; } ); };\n")))
+		return T_FAIL;
+	f = h.g.root->priv;
+	pthread_mutex_lock(&f->cache_lock);
+	f->epoch_started = UINT32_MAX;	/* as after 2^32 - 1 flushes */
+	atomic_store(&f->epochs_done, UINT32_MAX);
+	pthread_mutex_unlock(&f->cache_lock);
+	at_flush.commit = h.q.commit;
+	at_flush.img = img;
+	h.q.commit = flush_commit;	/* the file is checked the moment the FLUSH completes */
+	for (int round = 0; round < 2; round++) {
+		CHECK(one(&h, UC_OP_WRITE, 0, 64 * K) == 64 * K, "write");
+		CHECK(!file_equals(img, h.model, 64 * K, true), "the write reached the file unflushed");
+		at_flush.flushes = at_flush.durable = 0;
+		CHECK(one(&h, UC_OP_FLUSH, 0, 0) == 0, "flush");
+		CHECK(at_flush.flushes == 1 && at_flush.durable == 1,
+		      "round %d: the FLUSH completed before epoch %llu wrote the data back", round,
+		      (unsigned long long)UINT32_MAX + 1 + round);
+		snprintf(want, sizeof(want), "flush_epochs=%llu", (unsigned long long)UINT32_MAX + 1 + round);
+		CHECK(strstr(status(h.g.root), want), "%s, want %s", status(h.g.root), want);
+	}
+	harness_close(&h);
+	return T_PASS;
+}
+
 int main(void)
 {
 	static const struct t_case cases[] = {
@@ -961,6 +1023,7 @@ int main(void)
 		{ "wcache", test_wcache },
 		{ "lose_unflushed_mix", test_lose_unflushed_mix },
 		{ "lose_unflushed_crash", test_lose_unflushed_crash },
+		{ "flush_epoch_past_32_bits", test_flush_epoch_past_32_bits },
 	};
 	struct io_uring ring;
 
