@@ -9,6 +9,7 @@
 #include "graph.h"
 #include "io.h"
 #include "log.h"
+#include "wait.h"
 
 const char *const uc_recovery_names[] = { "reissue", "requeue", "fail", "off", NULL };
 
@@ -104,7 +105,16 @@ static int node_parse(struct uc_graph *g, struct uc_node *parent, const config_s
 	*out = n;
 	if ((ret = node_name(g, parent, cfg, n)))
 		return ret;
-	return ops->parse(n, cfg);
+	ret = ops->parse(n, cfg);
+	if (!ret && n->qstate_size) {
+		/* one slot per queue id, each on cache lines of its own */
+		n->qstate_stride = (n->qstate_size + UC_CACHELINE - 1) / UC_CACHELINE * UC_CACHELINE;
+		n->qstate = aligned_alloc(UC_CACHELINE, n->qstate_stride * (UC_MAX_QUEUES + 1));
+		if (!n->qstate)
+			return -ENOMEM;
+		memset(n->qstate, 0, n->qstate_stride * (UC_MAX_QUEUES + 1));
+	}
+	return ret;
 }
 
 int uc_node_parse_children(struct uc_node *n, const config_setting_t *cfg, unsigned int min)
@@ -267,12 +277,15 @@ static int size_arenas(struct uc_graph *g, struct uc_node *n, unsigned int max_i
 	return 0;
 }
 
+/* Bytes of one tag's arenas. */
+static uint64_t tag_bytes(uint64_t subs, uint64_t iovs, unsigned int sub_priv)
+{
+	return subs * (sizeof(struct uc_sub) + sub_priv) + iovs * sizeof(struct iovec);
+}
+
 uint64_t uc_graph_arena_bytes(const struct uc_graph *g)
 {
-	uint64_t tag = (uint64_t)g->nr_subs * sizeof(struct uc_sub) +
-		       (uint64_t)g->nr_iovs * sizeof(struct iovec);
-
-	return tag * (g->dev.depth + g->nr_internal);
+	return tag_bytes(g->nr_subs, g->nr_iovs, g->sub_priv) * (g->dev.depth + g->nr_internal);
 }
 
 /* (Re)compute every node's max_subs/max_iov and g's arena sizes; checks the per-queue cap. */
@@ -288,8 +301,13 @@ static int size_graph(struct uc_graph *g)
 	ret = size_arenas(g, g->root, 1, &sum);
 	if (ret)
 		return ret;
-	bytes = (sum.subs * sizeof(struct uc_sub) + sum.iovs * sizeof(struct iovec)) *
-		(g->dev.depth + g->nr_internal);
+	/* every sub slot can hold any node's private data: the largest, 16-byte aligned */
+	g->sub_priv = 0;
+	for (unsigned int i = 0; i < g->nr_nodes; i++)
+		if (g->nodes[i]->sub_priv_size > g->sub_priv)
+			g->sub_priv = g->nodes[i]->sub_priv_size;
+	g->sub_priv = (g->sub_priv + 15) & ~15U;
+	bytes = tag_bytes(sum.subs, sum.iovs, g->sub_priv) * (g->dev.depth + g->nr_internal);
 	if (bytes > UC_MAX_ARENA_BYTES) {
 		const config_setting_t *d = config_lookup(&g->cfg, "device");
 		const config_setting_t *mi = d ? config_setting_get_member(d, "max_io") : NULL;
@@ -410,6 +428,7 @@ static void drop_nodes(struct uc_graph *g, unsigned int from)
 			g->nr_leaves = n->file_index;
 		if (n->ops->close)
 			n->ops->close(n);
+		free(n->qstate);
 		free(n->name);
 		free(n->children);
 		free(n);
@@ -514,6 +533,7 @@ void uc_graph_free(struct uc_graph *g)
 
 		if (n->ops->close)
 			n->ops->close(n);
+		free(n->qstate);
 		free(n->name);
 		free(n->children);
 		free(n);

@@ -55,6 +55,7 @@ struct uc_graph {
 	unsigned int nr_leaves;
 	unsigned int nr_subs;	/* per-tag sub arena */
 	unsigned int nr_iovs;	/* per-tag iovec arena */
+	unsigned int sub_priv;	/* bytes of private data per sub slot (largest sub_priv_size, 16-aligned) */
 	unsigned int nr_internal;	/* internal tags per queue (layers' own I/O) */
 	uint32_t internal_buf;	/* bytes of an internal tag's buffer beyond max_io */
 	struct uc_queue *sync_q;	/* uc_graph_sync_io()'s queue while activating */

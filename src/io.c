@@ -9,6 +9,15 @@
 #include "io.h"
 #include "log.h"
 #include "udata.h"
+#include "wait.h"
+
+/* The queue the calling thread drives: uc_wake() signals no eventfd for it. */
+static _Thread_local struct uc_queue *current_queue;
+
+struct uc_queue *uc_queue_current(void)
+{
+	return current_queue;
+}
 
 int uc_iov_slice(struct iovec *dst, unsigned int nr_dst, unsigned int max,
 		 const struct iovec *src, unsigned int nr_src, uint64_t skip, uint64_t len)
@@ -87,6 +96,8 @@ static struct uc_sub *sub_alloc(struct uc_queue *q, struct uc_io *io, struct uc_
 	*s = (struct uc_sub){ .node = n, .io = io, .idx = io->nr_subs++, .pending = 1,
 			      .iov = &io->iovs[io->nr_iovs] };
 	io->nr_iovs += n->max_iov;
+	if (n->sub_priv_size)
+		memset(io->privs + (size_t)s->idx * io->priv_stride, 0, n->sub_priv_size);
 	return s;
 }
 
@@ -434,30 +445,43 @@ static bool pause_poll(struct uc_queue *q)
 	return false;
 }
 
+/* io's share of q's arenas, sized for q->g as it is now. */
+static void arenas_assign(struct uc_queue *q, struct uc_io *io)
+{
+	const struct uc_graph *g = q->g;
+
+	io->subs = &q->sub_arena[(size_t)io->tag * g->nr_subs];
+	io->iovs = &q->iov_arena[(size_t)io->tag * g->nr_iovs];
+	io->privs = &q->priv_arena[(size_t)io->tag * g->nr_subs * g->sub_priv];
+	io->priv_stride = g->sub_priv;
+}
+
 int uc_queue_resize(struct uc_queue *q)
 {
 	struct uc_graph *g = q->g;
 	unsigned int nr_ios = q->depth + q->nr_internal;
 	struct uc_sub *subs = calloc((size_t)nr_ios * g->nr_subs, sizeof(*subs));
 	struct iovec *iovs = calloc((size_t)nr_ios * g->nr_iovs, sizeof(*iovs));
+	unsigned char *privs = calloc((size_t)nr_ios * g->nr_subs, g->sub_priv ? g->sub_priv : 1);
 	struct uc_node **pollers = calloc(g->nr_nodes, sizeof(*pollers));
 
-	if (!subs || !iovs || !pollers) {
+	if (!subs || !iovs || !privs || !pollers) {
 		free(subs);
 		free(iovs);
+		free(privs);
 		free(pollers);
 		return -ENOMEM;
 	}
 	free(q->sub_arena);
 	free(q->iov_arena);
+	free(q->priv_arena);
 	free(q->pollers);
 	q->sub_arena = subs;
 	q->iov_arena = iovs;
+	q->priv_arena = privs;
 	q->pollers = pollers;
-	for (unsigned int i = 0; i < nr_ios; i++) {
-		q->ios[i].subs = &subs[(size_t)i * g->nr_subs];
-		q->ios[i].iovs = &iovs[(size_t)i * g->nr_iovs];
-	}
+	for (unsigned int i = 0; i < nr_ios; i++)
+		arenas_assign(q, &q->ios[i]);
 	q->nr_pollers = 0;
 	for (unsigned int i = 0; i < g->nr_nodes; i++)
 		if (g->nodes[i]->ops->poll)
@@ -473,6 +497,8 @@ void uc_queue_poll(struct uc_queue *q)
 		return;
 	if (q->files_gen != atomic_load(&q->g->files_gen))
 		files_update(q);
+	if (q->waiting)
+		uc_wait_run(q);
 	for (unsigned int i = 0; i < q->nr_pollers; i++)
 		again |= q->pollers[i]->ops->poll(q->pollers[i], q);
 	if (again && !q->timer_armed) {
@@ -571,12 +597,13 @@ int uc_queue_init(struct uc_queue *q, struct uc_graph *g, unsigned int id, unsig
 	q->ios = calloc(nr_ios, sizeof(*q->ios));
 	q->sub_arena = calloc((size_t)nr_ios * g->nr_subs, sizeof(*q->sub_arena));
 	q->iov_arena = calloc((size_t)nr_ios * g->nr_iovs, sizeof(*q->iov_arena));
+	q->priv_arena = calloc((size_t)nr_ios * g->nr_subs, g->sub_priv ? g->sub_priv : 1);
 	q->bufs_len = (size_t)depth * g->dev.max_io + (size_t)g->nr_internal * ibuf;
 	q->pollers = calloc(g->nr_nodes, sizeof(*q->pollers));
 	q->bufs = mmap(NULL, q->bufs_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (q->bufs == MAP_FAILED)
 		q->bufs = NULL;
-	if (!q->ios || !q->sub_arena || !q->iov_arena || !q->bufs || !q->pollers) {
+	if (!q->ios || !q->sub_arena || !q->iov_arena || !q->priv_arena || !q->bufs || !q->pollers) {
 		uc_queue_exit(q);
 		return -ENOMEM;
 	}
@@ -584,8 +611,7 @@ int uc_queue_init(struct uc_queue *q, struct uc_graph *g, unsigned int id, unsig
 		struct uc_io *io = &q->ios[i];
 
 		io->tag = i;
-		io->subs = &q->sub_arena[(size_t)i * g->nr_subs];
-		io->iovs = &q->iov_arena[(size_t)i * g->nr_iovs];
+		arenas_assign(q, io);
 		io->internal = i >= depth;
 		io->buf = (char *)q->bufs + (io->internal ?
 			(size_t)depth * g->dev.max_io + (i - depth) * ibuf : (size_t)i * g->dev.max_io);
@@ -613,6 +639,8 @@ int uc_queue_init(struct uc_queue *q, struct uc_graph *g, unsigned int id, unsig
 	g->kick_fd[id] = q->kick_fd;
 	g->queues[id] = q;
 	pthread_mutex_unlock(&g->queues_lock);
+	q->outer = current_queue;	/* a sync queue made on a queue's thread */
+	current_queue = q;
 	return 0;
 }
 
@@ -691,6 +719,8 @@ void uc_graph_resume(struct uc_graph *g)
 
 void uc_queue_exit(struct uc_queue *q)
 {
+	if (current_queue == q)
+		current_queue = q->outer;
 	if (q->g && q->kick_fd >= 0) {
 		pthread_mutex_lock(&q->g->queues_lock);
 		if (q->g->kick_fd[q->id] == q->kick_fd)
@@ -715,6 +745,8 @@ void uc_queue_exit(struct uc_queue *q)
 	q->pollers = NULL;
 	free(q->sub_arena);
 	free(q->iov_arena);
+	free(q->priv_arena);
+	q->priv_arena = NULL;
 	q->bufs = NULL;
 	q->ios = NULL;
 	q->sub_arena = NULL;

@@ -67,11 +67,15 @@ struct uc_sub {
 	uint64_t len;		/* bytes */
 	struct iovec *iov;	/* READ/WRITE data, inside the tag buffer */
 	unsigned int nr_iov;
-	unsigned int state;	/* layer scratch, e.g. a fallback step */
-	uint32_t mask;		/* layer scratch, e.g. children that failed */
-	uint64_t scratch;	/* layer scratch, e.g. the flush a parked sub waits for */
+	/*
+	 * Untyped layer scratch, kept until mirror and compress move to the
+	 * typed private data (node->sub_priv_size, UC_SUB_PRIV()).
+	 */
+	unsigned int state;	/* e.g. a phase */
+	uint32_t mask;		/* e.g. children that failed */
+	uint64_t scratch;	/* e.g. the commit a parked sub waits for */
 	void *pctx;		/* the parent layer's note on this child sub (its cluster job) */
-	struct uc_sub *next;	/* layer's list link while it parks the sub */
+	struct uc_sub *next;	/* list link while parked: uc_park()'s, or a layer's own list */
 };
 
 struct uc_node {
@@ -99,6 +103,17 @@ struct uc_node {
 	int conf_line;
 	config_setting_t *cfg;	/* its group in graph->cfg (runtime changes edit it: uc_graph_save) */
 	void *priv;		/* layer state, freed by close/free */
+	/*
+	 * Set by parse: bytes of private data each sub of this node gets,
+	 * zeroed when the sub is made (UC_SUB_PRIV(s, type) in io.h), and
+	 * bytes of state per queue, on cache lines of its own so that queue
+	 * threads do not share them (UC_QSTATE(n, q, type); zeroed, owned by
+	 * the graph, freed with the node).
+	 */
+	unsigned int sub_priv_size;
+	size_t qstate_size;
+	void *qstate;		/* UC_MAX_QUEUES + 1 slots of qstate_stride bytes */
+	size_t qstate_stride;
 };
 
 struct uc_layer_ops {
