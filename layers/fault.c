@@ -303,6 +303,10 @@ static int fault_parse(struct uc_node *n, const config_setting_t *cfg)
 	pthread_mutex_init(&f->lock, NULL);
 	pthread_mutex_init(&f->cache_lock, NULL);
 	n->priv = f;
+	n->sub_priv_size = sizeof(struct fault_sub);
+	n->qstate_size = sizeof(struct fault_q);
+	if ((ret = uc_wait_init(&f->epoch, n, "flush epoch", fault_resume)))
+		return ret;
 
 	f->cache_size = 64ULL << 20;
 	if ((ret = uc_conf_bool(cfg, "lose_unflushed", &lose)) < 0 ||
@@ -385,6 +389,7 @@ static void fault_close(struct uc_node *n)
 	pthread_mutex_destroy(&f->lock);
 	pthread_mutex_destroy(&f->cache_lock);
 	wcache_free(&f->cache);
+	uc_wait_free(&f->epoch);
 	free(f);
 	n->priv = NULL;
 }
@@ -410,7 +415,7 @@ static int fault_pass(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
 {
 	struct fault *f = n->priv;
 
-	if (s->state & ST_FAIL)
+	if (UC_SUB_PRIV(s, struct fault_sub)->flags & FS_FAIL)
 		return -EIO;
 	if (atomic_load(&f->lose) || atomic_load(&f->draining))
 		return fault_cache_submit(n, f, q, s);
@@ -423,16 +428,16 @@ static int fault_pass(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
 static int fault_submit(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
 {
 	struct fault *f = n->priv;
+	struct fault_sub *fs = UC_SUB_PRIV(s, struct fault_sub);
 	uint64_t delay = atomic_load_explicit(&f->delay_ns, memory_order_relaxed);
 
-	if (!(s->state & ST_DECIDED))
-		s->state = ST_DECIDED | (fault_decide(f, s) ? ST_FAIL : 0);
+	if (!(fs->flags & FS_DECIDED))
+		fs->flags = FS_DECIDED | (fault_decide(f, s) ? FS_FAIL : 0);
 	if (delay) {
 		struct __kernel_timespec *ts;
 		struct io_uring_sqe *sqe;
 
-		assert(q->id <= UC_MAX_QUEUES);
-		ts = &f->ts[q->id];
+		ts = &UC_QSTATE(n, q, struct fault_q)->ts;
 		/* SQEs of this queue not submitted yet get the new value too: harmless */
 		if ((uint64_t)ts->tv_sec != delay / NSEC || (uint64_t)ts->tv_nsec != delay % NSEC)
 			*ts = (struct __kernel_timespec){ .tv_sec = delay / NSEC,

@@ -10,20 +10,34 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include "io.h"
+#include "wait.h"
 #include "wcache.h"
 
 #define FAULT_MAX_RANGES	16
 #define NSEC			UINT64_C(1000000000)
 
-/* s->state */
-#define ST_DECIDED		1U	/* counted; a resubmission must not count again */
-#define ST_FAIL			2U	/* ends with -EIO (after the delay) */
-#define ST_CACHED		4U	/* a read through the cache: overlay it at the end */
-/* parked (lose_unflushed), s->scratch holds the flush epoch waited for */
-#define ST_WAIT_FLUSH		8U	/* FLUSH or FUA write: until that epoch is done */
-#define ST_WAIT_ROOM		16U	/* a write the full cache cannot take yet */
-#define ST_WAIT_DIRECT		32U	/* to the child once no flush epoch runs */
-#define ST_PARKED		(ST_WAIT_FLUSH | ST_WAIT_ROOM | ST_WAIT_DIRECT)
+/* Each sub's private data (UC_SUB_PRIV). */
+struct fault_sub {
+	uint8_t flags;		/* FS_* */
+	uint8_t parked;		/* why it waits (lose_unflushed): FS_WAIT_* */
+	uint8_t read_parity;	/* a read through the cache: epochs_done & 1 when it started */
+	uint64_t epoch;		/* FS_WAIT_FLUSH: the flush epoch it waits for (64 bits, like the counters) */
+};
+#define FS_DECIDED		1U	/* counted; a resubmission must not count again */
+#define FS_FAIL			2U	/* ends with -EIO (after the delay) */
+#define FS_CACHED		4U	/* a read through the cache: overlay it at the end */
+#define FS_WAIT_FLUSH		1U	/* FLUSH or FUA write: until its epoch is done */
+#define FS_WAIT_ROOM		2U	/* a write the full cache cannot take yet */
+#define FS_WAIT_DIRECT		3U	/* to the child once no flush epoch runs */
+
+/* Each queue's state (UC_QSTATE): only its thread writes it. */
+struct fault_q {
+	/*
+	 * What the queue's delay SQEs point at: the kernel reads it at the
+	 * next io_uring_enter, so it must outlive the prep.
+	 */
+	struct __kernel_timespec ts;
+};
 
 #define WB_IOS			4	/* write-back requests in flight per queue */
 #define WB_RUN			(256U << 10)	/* bytes: longest write-back request */
@@ -40,12 +54,6 @@ struct fault {
 	} ranges[FAULT_MAX_RANGES];
 	_Atomic uint64_t seen;		/* requests since start/reset/after: for after */
 	_Atomic uint64_t injected, passed;
-	/*
-	 * What each queue's timeout SQEs point at: the kernel reads it at the
-	 * next io_uring_enter, so it must outlive the prep, and only its own
-	 * queue thread writes it (ctl only changes delay_ns).
-	 */
-	struct __kernel_timespec ts[UC_MAX_QUEUES + 1];
 
 	/*
 	 * lose_unflushed. A flush epoch snapshots the cache, writes the
@@ -57,11 +65,12 @@ struct fault {
 	_Atomic bool crashed;		/* power cut: every request fails */
 	_Atomic bool broken;		/* the child failed a write-back: every request fails */
 	_Atomic bool draining;		/* switching lose off: writes go direct (ST_WAIT_DIRECT) */
+	_Atomic uint64_t epoch_started;	/* written under cache_lock, read by poll without it */
 	_Atomic uint64_t epochs_done;	/* read by reads racing a flush */
 	pthread_mutex_t cache_lock;
 	struct wcache cache;
 	uint64_t cache_size;		/* bytes (unflushed_max) */
-	uint64_t epoch_started, epoch_want;	/* epochs; done = epochs_done */
+	uint64_t epoch_want;		/* the epoch a parked sub needs next */
 	unsigned int wb_inflight;	/* write-back requests in flight */
 	bool child_flush;		/* the epoch's child FLUSH is issued */
 	/*
@@ -75,7 +84,7 @@ struct fault {
 	bool end_pending;
 	bool full_logged;
 	uint64_t lost_bytes;		/* dropped by the last crash */
-	struct uc_sub *parked[UC_MAX_QUEUES + 1];	/* per queue: only its thread */
+	struct uc_wait epoch;		/* subs waiting for an epoch (or the cache to die) */
 };
 
 /* fault_cache.c: lose_unflushed (f->cache_lock is taken inside) */
@@ -85,6 +94,8 @@ int fault_cache_submit(struct uc_node *n, struct fault *f, struct uc_queue *q, s
 /* s goes to the child as it is. */
 void fault_child_pass(struct uc_queue *q, struct uc_sub *s);
 int fault_end(struct uc_node *n, struct uc_queue *q, struct uc_sub *s);
+/* f->epoch's resume: a sub parked by this layer goes on, fails or parks again. */
+void fault_resume(struct uc_node *n, struct uc_queue *q, struct uc_sub *s);
 bool fault_poll(struct uc_node *n, struct uc_queue *q);
 int fault_activate(struct uc_node *n);
 void fault_deactivate(struct uc_node *n);

@@ -21,38 +21,43 @@ bool fault_cache_dead(struct fault *f)
 	return atomic_load(&f->crashed) || atomic_load(&f->broken);
 }
 
-static bool epoch_running(const struct fault *f)
+/* No lock needed: poll looks here first. */
+static bool epoch_running(struct fault *f)
 {
-	return f->epoch_started > atomic_load(&f->epochs_done);
+	return atomic_load(&f->epoch_started) > atomic_load(&f->epochs_done);
 }
 
 static void epoch_start(struct fault *f)
 {
 	wcache_snapshot(&f->cache);
-	f->epoch_started++;
+	atomic_fetch_add(&f->epoch_started, 1);
 	f->child_flush = false;
 }
 
 /* The epoch that makes everything cached so far durable; starts one if none runs. */
 static uint64_t epoch_needed(struct fault *f)
 {
+	uint64_t started;
+
 	if (!epoch_running(f)) {
 		epoch_start(f);
-		return f->epoch_started;
+		return atomic_load(&f->epoch_started);
 	}
-	if (f->epoch_want < f->epoch_started + 1)
-		f->epoch_want = f->epoch_started + 1;
-	return f->epoch_started + 1;
+	started = atomic_load(&f->epoch_started);
+	if (f->epoch_want < started + 1)
+		f->epoch_want = started + 1;
+	return started + 1;
 }
 
+/* s waits on f->epoch (cache_lock held: every waker changes the state under it). */
 static void park(struct fault *f, struct uc_queue *q, struct uc_sub *s, unsigned int why,
 		 uint64_t epoch)
 {
-	s->state = (s->state & ~ST_PARKED) | why;
-	s->scratch = epoch;	/* 64 bits, like the counters it is compared with */
-	uc_sub_get(s);
-	s->next = f->parked[q->id];
-	f->parked[q->id] = s;
+	struct fault_sub *fs = UC_SUB_PRIV(s, struct fault_sub);
+
+	fs->parked = why;
+	fs->epoch = epoch;
+	uc_park(q, &f->epoch, s);
 }
 
 void fault_child_pass(struct uc_queue *q, struct uc_sub *s)
@@ -69,9 +74,9 @@ static void cache_write(struct uc_node *n, struct fault *f, struct uc_queue *q, 
 			uc_info("%s: %llu bytes unflushed (unflushed_max): writing back early", n->name,
 				(unsigned long long)wcache_bytes(&f->cache));
 		f->full_logged = true;
-		park(f, q, s, ST_WAIT_ROOM, epoch_needed(f));
+		park(f, q, s, FS_WAIT_ROOM, epoch_needed(f));
 	} else if (s->flags & UC_F_FUA) {
-		park(f, q, s, ST_WAIT_FLUSH, epoch_needed(f));
+		park(f, q, s, FS_WAIT_FLUSH, epoch_needed(f));
 	}
 }
 
@@ -93,9 +98,11 @@ int fault_cache_submit(struct uc_node *n, struct fault *f, struct uc_queue *q, s
 		return -EIO;	/* cannot happen: needs_data keeps the copy path */
 	pthread_mutex_lock(&f->cache_lock);
 	if (s->op == UC_OP_READ) {
-		s->state |= ST_CACHED;
-		s->mask = atomic_load(&f->epochs_done) & 1;
-		f->reads[s->mask]++;
+		struct fault_sub *fs = UC_SUB_PRIV(s, struct fault_sub);
+
+		fs->flags |= FS_CACHED;
+		fs->read_parity = atomic_load(&f->epochs_done) & 1;
+		f->reads[fs->read_parity]++;
 		pthread_mutex_unlock(&f->cache_lock);
 		fault_child_pass(q, s);
 		return 0;
@@ -115,10 +122,10 @@ int fault_cache_submit(struct uc_node *n, struct fault *f, struct uc_queue *q, s
 	case UC_OP_WRITE_ZEROES:
 		direct = direct_ready(f, s);
 		if (!direct)
-			park(f, q, s, ST_WAIT_DIRECT, 0);
+			park(f, q, s, FS_WAIT_DIRECT, 0);
 		break;
 	case UC_OP_FLUSH:
-		park(f, q, s, ST_WAIT_FLUSH, epoch_needed(f));
+		park(f, q, s, FS_WAIT_FLUSH, epoch_needed(f));
 		break;
 	default:
 		pthread_mutex_unlock(&f->cache_lock);
@@ -138,8 +145,8 @@ static void epoch_finish(struct fault *f)
 	if (!f->reads[f->retired_parity])
 		wcache_free_retired(&f->cache);
 	f->end_pending = false;
-	atomic_store(&f->epochs_done, f->epoch_started);
-	if (f->epoch_want > f->epoch_started && !fault_cache_dead(f))
+	atomic_store(&f->epochs_done, atomic_load(&f->epoch_started));
+	if (f->epoch_want > atomic_load(&f->epoch_started) && !fault_cache_dead(f))
 		epoch_start(f);
 }
 
@@ -147,27 +154,27 @@ static void epoch_finish(struct fault *f)
 int fault_end(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
 {
 	struct fault *f = n->priv;
-	bool finished = false;
+	struct fault_sub *fs = UC_SUB_PRIV(s, struct fault_sub);
+	bool freed = false;
 
 	(void)q;
-	if (!(s->state & ST_CACHED))
+	if (!(fs->flags & FS_CACHED))
 		return 0;
 	pthread_mutex_lock(&f->cache_lock);
 	if (fault_cache_dead(f))
 		uc_sub_error(s, -EIO);
 	else if (!s->result)
 		wcache_overlay(&f->cache, s->off, s->len, s->iov, s->nr_iov);
-	if (!--f->reads[s->mask] && s->mask == f->retired_parity) {
-		/* the last read that could need the retired snapshot */
+	if (!--f->reads[fs->read_parity] && fs->read_parity == f->retired_parity) {
+		/* the last read that could need the retired snapshot: room, maybe the epoch's end */
 		wcache_free_retired(&f->cache);
-		if (f->end_pending) {
+		if (f->end_pending)
 			epoch_finish(f);
-			finished = true;
-		}
+		freed = true;
 	}
 	pthread_mutex_unlock(&f->cache_lock);
-	if (finished)
-		uc_graph_kick(n->graph);	/* FLUSHes parked on other queues */
+	if (freed)
+		uc_wake(&f->epoch);
 	return 0;
 }
 
@@ -183,6 +190,8 @@ static void wb_done(struct uc_queue *q, struct uc_io *io, int res)
 		uc_err("%s: writing the cache back failed: %s; every request fails from now on",
 		       n->name, strerror(-res));
 	pthread_mutex_unlock(&f->cache_lock);
+	if (res < 0)
+		uc_wake(&f->epoch);	/* the parked fail now */
 }
 
 static void epoch_done(struct uc_queue *q, struct uc_io *io, int res)
@@ -200,7 +209,7 @@ static void epoch_done(struct uc_queue *q, struct uc_io *io, int res)
 	else
 		epoch_finish(f);
 	pthread_mutex_unlock(&f->cache_lock);
-	uc_graph_kick(n->graph);	/* FLUSHes parked on other queues */
+	uc_wake(&f->epoch);	/* FLUSHes parked on any queue */
 }
 
 /* Issue what the running epoch still needs from this queue. */
@@ -215,10 +224,12 @@ static void epoch_poll(struct uc_node *n, struct fault *f, struct uc_queue *q)
 			/* the snapshot is gone with the power: end the epoch without I/O */
 			if (f->wb_inflight)
 				break;
-			atomic_store(&f->epochs_done, f->epoch_started);
+			atomic_store(&f->epochs_done, atomic_load(&f->epoch_started));
 			f->epoch_want = 0;
 			f->end_pending = false;
-			break;
+			pthread_mutex_unlock(&f->cache_lock);
+			uc_wake(&f->epoch);
+			return;
 		}
 		len = wcache_next_run(&f->cache, &off, io->buf, WB_RUN);
 		if (!len && f->wb_inflight)
@@ -237,20 +248,21 @@ static void epoch_poll(struct uc_node *n, struct fault *f, struct uc_queue *q)
 	pthread_mutex_unlock(&f->cache_lock);
 }
 
-/* A parked sub of this queue: go on, fail, or park again. */
-static void resume(struct uc_node *n, struct fault *f, struct uc_queue *q, struct uc_sub *s)
+void fault_resume(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
 {
-	unsigned int why = s->state & ST_PARKED;
+	struct fault *f = n->priv;
+	struct fault_sub *fs = UC_SUB_PRIV(s, struct fault_sub);
+	unsigned int why = fs->parked;
 	bool direct = false;
 
-	s->state &= ~ST_PARKED;
+	fs->parked = 0;
 	pthread_mutex_lock(&f->cache_lock);
 	if (fault_cache_dead(f)) {
 		uc_sub_error(s, -EIO);
-	} else if (why == ST_WAIT_FLUSH) {
-		if (atomic_load(&f->epochs_done) < s->scratch)
-			park(f, q, s, why, s->scratch);
-	} else if (why == ST_WAIT_ROOM && !atomic_load(&f->draining)) {
+	} else if (why == FS_WAIT_FLUSH) {
+		if (atomic_load(&f->epochs_done) < fs->epoch)
+			park(f, q, s, why, fs->epoch);
+	} else if (why == FS_WAIT_ROOM && !atomic_load(&f->draining)) {
 		cache_write(n, f, q, s);
 	} else if (!(direct = direct_ready(f, s))) {
 		park(f, q, s, why, 0);
@@ -258,24 +270,20 @@ static void resume(struct uc_node *n, struct fault *f, struct uc_queue *q, struc
 	pthread_mutex_unlock(&f->cache_lock);
 	if (direct)
 		fault_child_pass(q, s);
-	uc_sub_put(q, s);	/* the parking reference */
 }
 
+/*
+ * Parked subs come back through f->epoch when an epoch ends; what is left
+ * here is to drive a running epoch's write-back. Nothing to do: no lock, and
+ * no timer (the write-back's completions and wake-ups bring the queue back).
+ */
 bool fault_poll(struct uc_node *n, struct uc_queue *q)
 {
 	struct fault *f = n->priv;
-	struct uc_sub *s = f->parked[q->id];
 
-	f->parked[q->id] = NULL;
-	while (s) {
-		struct uc_sub *next = s->next;
-
-		resume(n, f, q, s);
-		s = next;
-	}
 	if (epoch_running(f))
 		epoch_poll(n, f, q);
-	return f->parked[q->id] || epoch_running(f);
+	return false;
 }
 
 /* Allocate the cache (open or ctl; not on a queue thread). Returns 0 or -ENOMEM. */
@@ -364,7 +372,7 @@ int fault_cache_crash(struct uc_node *n, struct fault *f, bool on, char *reply, 
 	atomic_store(&f->crashed, true);
 	f->epoch_want = 0;
 	pthread_mutex_unlock(&f->cache_lock);
-	uc_graph_kick(n->graph);	/* parked requests fail now */
+	uc_wake(&f->epoch);	/* parked requests fail now */
 	uc_info("%s: power cut: %llu bytes of unflushed writes lost", n->name,
 		(unsigned long long)lost);
 	snprintf(reply, len, "crash=on: %llu bytes of unflushed writes lost; every request fails",

@@ -44,6 +44,11 @@ struct file {
 	struct uc_sub *deferred[UC_MAX_QUEUES + 1];
 };
 
+/* Each sub's private data (UC_SUB_PRIV). */
+struct file_sub {
+	uint8_t fallback;	/* DISCARD/WRITE_ZEROES: 0 the preferred way, 1 the fallback */
+};
+
 extern const struct uc_layer_ops file_layer_ops;
 
 static char *resolve(const struct uc_graph *g, const char *path)
@@ -209,6 +214,7 @@ static int file_parse(struct uc_node *n, const config_setting_t *cfg)
 	if (!n->size)
 		return uc_conf_err(ps, "%s is smaller than 4K", f->path);
 	n->can_discard = true;
+	n->sub_priv_size = sizeof(struct file_sub);
 	if ((ret = check_duplicate(n, cfg)))
 		return ret;
 	return uc_graph_add_leaf(n->graph, n);
@@ -292,19 +298,20 @@ static void file_close(struct uc_node *n)
 	n->priv = NULL;
 }
 
-/* DISCARD/WRITE_ZEROES: state 0 tries the preferred way, 1 the fallback. */
+/* DISCARD/WRITE_ZEROES: the preferred way first, then the fallback. */
 static void prep_zero(struct io_uring_sqe *sqe, const struct file *f, struct uc_sub *s, int idx)
 {
 	bool unmap = s->op == UC_OP_DISCARD || !(s->flags & UC_F_NOUNMAP);
+	bool fallback = UC_SUB_PRIV(s, struct file_sub)->fallback;
 
-	if (s->op == UC_OP_DISCARD && f->is_blk && s->state == 0) {
+	if (s->op == UC_OP_DISCARD && f->is_blk && !fallback) {
 		io_uring_prep_rw(IORING_OP_URING_CMD, sqe, idx, NULL, 0, 0);
 		sqe->cmd_op = BLOCK_URING_CMD_DISCARD;
 		sqe->addr = s->off;
 		sqe->addr3 = s->len;
 		return;
 	}
-	if (s->state == 1 && s->op == UC_OP_WRITE_ZEROES)
+	if (fallback && s->op == UC_OP_WRITE_ZEROES)
 		unmap = !unmap;
 	io_uring_prep_fallocate(sqe, idx, (unmap ? FALLOC_FL_PUNCH_HOLE : FALLOC_FL_ZERO_RANGE) |
 				FALLOC_FL_KEEP_SIZE, s->off, s->len);
@@ -388,12 +395,14 @@ static bool file_poll(struct uc_node *n, struct uc_queue *q)
 
 static int file_complete(struct uc_node *n, struct uc_queue *q, struct uc_sub *s, int res)
 {
+	struct file_sub *fs = UC_SUB_PRIV(s, struct file_sub);
+
 	(void)n;
-	if ((res == -EOPNOTSUPP || res == -EINVAL) && s->state == 0 &&
+	if ((res == -EOPNOTSUPP || res == -EINVAL) && !fs->fallback &&
 	    (s->op == UC_OP_DISCARD || s->op == UC_OP_WRITE_ZEROES)) {
 		int ret;
 
-		s->state = 1;
+		fs->fallback = 1;
 		uc_sub_get(s);
 		ret = file_submit(n, q, s);
 		uc_sub_error(s, ret);
