@@ -1006,6 +1006,39 @@ static int test_flush_epoch_past_32_bits(void)
 	return T_PASS;
 }
 
+/*
+ * A FLUSH waits for its epoch on a wait, not on the queue's 1 ms poll
+ * timer: no turn of the queue arms one, and it completes all the same.
+ */
+static int test_flush_waits_without_timer(void)
+{
+	struct harness h;
+	unsigned int turns = 0, timed = 0;
+
+	if (harness_open(&h, conf("notimer.conf",
+		"device = { max_io = \"64K\"; };\n"
+		"volume = { type = \"fault\"; lose_unflushed = true;\n"
+		"  children = ( { type = \"file\"; path = \"notimer.img\"; size = \"1M\"; } ); };\n")))
+		return T_FAIL;
+	for (int round = 0; round < 20; round++) {
+		CHECK(one(&h, UC_OP_WRITE, round * 4 * K, 64 * K) == 64 * K, "write");
+		h.reqs[0] = (struct uc_req){ .op = UC_OP_FLUSH };
+		h.done[0] = false;
+		h.inflight = 1;
+		uc_queue_start(&h.q, 0, &h.reqs[0]);
+		while (!h.done[0]) {
+			CHECK(!harness_turn(&h), "turn");
+			turns++;
+			timed += h.q.timer_armed;
+		}
+		CHECK(h.results[0] == 0, "flush: %d", h.results[0]);
+		CHECK(!harness_drain(&h), "drain");
+	}
+	CHECK(!timed, "%u of %u turns had the poll timer armed", timed, turns);
+	harness_close(&h);
+	return T_PASS;
+}
+
 int main(void)
 {
 	static const struct t_case cases[] = {
@@ -1024,6 +1057,7 @@ int main(void)
 		{ "lose_unflushed_mix", test_lose_unflushed_mix },
 		{ "lose_unflushed_crash", test_lose_unflushed_crash },
 		{ "flush_epoch_past_32_bits", test_flush_epoch_past_32_bits },
+		{ "flush_waits_without_timer", test_flush_waits_without_timer },
 	};
 	struct io_uring ring;
 
