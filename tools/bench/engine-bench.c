@@ -31,6 +31,7 @@ struct bench {
 	struct uc_queue q;
 	unsigned int *done_tags;	/* tags finished since the last restart */
 	unsigned int nr_done;
+	unsigned int *restart;		/* the tags being restarted: done_tags fills again meanwhile */
 	uint64_t ios, errors;
 	uint64_t rng;
 	uint64_t nr_blocks;
@@ -127,9 +128,13 @@ static int run(struct bench *b, unsigned int depth, uint64_t count)
 			return -1;
 		stop = count ? started >= count : now() >= b->end;	/* vDSO: a few ns */
 		if (!stop) {
-			for (unsigned int i = 0; i < b->nr_done && (!count || started < count); i++, started++)
-				start(b, b->done_tags[i]);
+			unsigned int n = b->nr_done;
+
+			/* a request may complete inside start() (a write cache): it lands in done_tags */
+			memcpy(b->restart, b->done_tags, n * sizeof(*b->restart));
 			b->nr_done = 0;
+			for (unsigned int i = 0; i < n && (!count || started < count); i++, started++)
+				start(b, b->restart[i]);
 			continue;
 		}
 		b->nr_done = 0;
@@ -181,6 +186,7 @@ int main(int argc, char **argv)
 	b.q.commit = on_commit;
 	b.nr_blocks = b.g.size / b.bs;
 	b.done_tags = calloc(depth, sizeof(*b.done_tags));
+	b.restart = calloc(depth, sizeof(*b.restart));
 
 	for (unsigned int t = 0; t < depth; t++)
 		fill(b.q.ios[t].buf, b.g.dev.max_io, half, &b);
