@@ -395,14 +395,13 @@ static bool file_poll(struct uc_node *n, struct uc_queue *q)
 
 static int file_complete(struct uc_node *n, struct uc_queue *q, struct uc_sub *s, int res)
 {
-	struct file_sub *fs = UC_SUB_PRIV(s, struct file_sub);
-
 	(void)n;
-	if ((res == -EOPNOTSUPP || res == -EINVAL) && !fs->fallback &&
-	    (s->op == UC_OP_DISCARD || s->op == UC_OP_WRITE_ZEROES)) {
+	if ((res == -EOPNOTSUPP || res == -EINVAL) &&
+	    (s->op == UC_OP_DISCARD || s->op == UC_OP_WRITE_ZEROES) &&
+	    !UC_SUB_PRIV(s, struct file_sub)->fallback) {
 		int ret;
 
-		fs->fallback = 1;
+		UC_SUB_PRIV(s, struct file_sub)->fallback = 1;
 		uc_sub_get(s);
 		ret = file_submit(n, q, s);
 		uc_sub_error(s, ret);

@@ -96,8 +96,14 @@ static struct uc_sub *sub_alloc(struct uc_queue *q, struct uc_io *io, struct uc_
 	*s = (struct uc_sub){ .node = n, .io = io, .idx = io->nr_subs++, .pending = 1,
 			      .iov = &io->iovs[io->nr_iovs] };
 	io->nr_iovs += n->max_iov;
-	if (n->sub_priv_size)
-		memset(io->privs + (size_t)s->idx * io->priv_stride, 0, n->sub_priv_size);
+	if (n->sub_priv_size) {
+		s->priv = io->privs + (size_t)s->idx * io->priv_stride;
+		/* slots are 16-aligned multiples of 16: the usual small case is two stores */
+		if (n->sub_priv_size <= 16)
+			__builtin_memset(s->priv, 0, 16);
+		else
+			memset(s->priv, 0, n->sub_priv_size);
+	}
 	return s;
 }
 

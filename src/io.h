@@ -149,7 +149,8 @@ static inline void *uc_qstate(const struct uc_node *n, const struct uc_queue *q,
 static inline void *uc_sub_priv(const struct uc_sub *s, size_t size)
 {
 	assert(size <= s->node->sub_priv_size);
-	return s->io->privs + (size_t)s->idx * s->io->priv_stride;
+	(void)size;
+	return s->priv;
 }
 #define UC_SUB_PRIV(s, type)	((type *)uc_sub_priv((s), sizeof(type)))
 

@@ -63,17 +63,18 @@ struct uc_sub {
 	uint32_t child;		/* index of node in parent->node->children */
 	int pending;		/* references: children + SQEs + submit bias */
 	int result;		/* 0 or the first -errno seen */
+	/*
+	 * Untyped layer scratch (state, mask, scratch), kept until mirror and
+	 * compress move to the typed private data (UC_SUB_PRIV()).
+	 */
+	uint32_t mask;		/* e.g. children that failed */
 	uint64_t off;		/* bytes, in node's address space */
 	uint64_t len;		/* bytes */
 	struct iovec *iov;	/* READ/WRITE data, inside the tag buffer */
 	unsigned int nr_iov;
-	/*
-	 * Untyped layer scratch, kept until mirror and compress move to the
-	 * typed private data (node->sub_priv_size, UC_SUB_PRIV()).
-	 */
 	unsigned int state;	/* e.g. a phase */
-	uint32_t mask;		/* e.g. children that failed */
 	uint64_t scratch;	/* e.g. the commit a parked sub waits for */
+	void *priv;		/* node->sub_priv_size bytes of private data: UC_SUB_PRIV() */
 	void *pctx;		/* the parent layer's note on this child sub (its cluster job) */
 	struct uc_sub *next;	/* list link while parked: uc_park()'s, or a layer's own list */
 };
