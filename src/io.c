@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 #include "io.h"
 #include "log.h"
@@ -387,9 +388,11 @@ bool uc_queue_cqe(struct uc_queue *q, const struct io_uring_cqe *cqe)
 		return true;
 	}
 	if (cqe->user_data == UC_UDATA_TIMER) {
-		q->timer_armed = false;
+		q->timer_armed = q->timer_short = false;
 		return true;
 	}
+	if (cqe->user_data == UC_UDATA_TIMER_UPDATE)
+		return true;	/* -ENOENT if the timer had fired: its own CQE says so */
 	if (cqe->user_data == UC_UDATA_KICK) {
 		arm_kick(q);
 		return true;
@@ -495,6 +498,50 @@ int uc_queue_resize(struct uc_queue *q)
 	return 0;
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void uc_queue_poll_in(struct uc_queue *q, uint64_t ns)
+{
+	uint64_t due = now_ns() + ns;
+
+	if (!q->poll_due || due < q->poll_due)
+		q->poll_due = due;
+}
+
+/* The poll timer fires at due (absolute, CLOCK_MONOTONIC): armed, or moved earlier. */
+static void arm_timer(struct uc_queue *q, uint64_t due, bool is_short)
+{
+	struct io_uring_sqe *sqe;
+
+	/* an armed timer due no later (1 ms slack) serves */
+	if (q->timer_armed && q->timer_due <= due + 1000000) {
+		q->timer_short |= is_short;
+		return;
+	}
+	if (!(sqe = get_sqe(q)))
+		return;
+	if (!q->timer_armed) {
+		q->tick = (struct __kernel_timespec){ .tv_sec = due / 1000000000,
+						      .tv_nsec = due % 1000000000 };
+		io_uring_prep_timeout(sqe, &q->tick, 0, IORING_TIMEOUT_ABS);
+		io_uring_sqe_set_data64(sqe, UC_UDATA_TIMER);
+		q->timer_armed = true;
+	} else {
+		q->tick_update = (struct __kernel_timespec){ .tv_sec = due / 1000000000,
+							     .tv_nsec = due % 1000000000 };
+		io_uring_prep_timeout_update(sqe, &q->tick_update, UC_UDATA_TIMER, IORING_TIMEOUT_ABS);
+		io_uring_sqe_set_data64(sqe, UC_UDATA_TIMER_UPDATE);
+	}
+	q->timer_due = due;
+	q->timer_short |= is_short;
+}
+
 void uc_queue_poll(struct uc_queue *q)
 {
 	bool again = false;
@@ -505,22 +552,13 @@ void uc_queue_poll(struct uc_queue *q)
 		files_update(q);
 	if (q->waiting)
 		uc_wait_run(q);
+	q->poll_due = 0;
 	for (unsigned int i = 0; i < q->nr_pollers; i++)
 		again |= q->pollers[i]->ops->poll(q->pollers[i], q);
-	if (again && !q->timer_armed) {
-		struct io_uring_sqe *sqe = io_uring_get_sqe(&q->ring);
-
-		if (!sqe) {
-			io_uring_submit(&q->ring);
-			sqe = io_uring_get_sqe(&q->ring);
-		}
-		if (sqe) {
-			q->tick = (struct __kernel_timespec){ .tv_nsec = 1000000 };
-			io_uring_prep_timeout(sqe, &q->tick, 0, 0);
-			io_uring_sqe_set_data64(sqe, UC_UDATA_TIMER);
-			q->timer_armed = true;
-		}
-	}
+	if (again)
+		arm_timer(q, now_ns() + 1000000, true);
+	else if (q->poll_due)
+		arm_timer(q, q->poll_due, false);
 }
 
 int uc_queue_turn(struct uc_queue *q)

@@ -67,11 +67,14 @@ struct uc_queue {
 	uint64_t pause_gen;	/* the pause being served */
 	unsigned int nr_held;	/* requests held while pausing */
 	unsigned int nr_files;	/* leaves registered as fixed files */
-	bool timer_armed;
+	bool timer_armed;	/* the poll timer is in flight */
+	bool timer_short;	/* ... because a poll asked to run again soon (1 ms) */
+	uint64_t timer_due;	/* its deadline, CLOCK_MONOTONIC ns */
+	uint64_t poll_due;	/* earliest uc_queue_poll_in() deadline of this poll, 0: none */
 	int kick_fd;		/* eventfd other threads write to wake the ring (uc_graph_kick) */
 	uint64_t kick_buf;
 	uint64_t files_gen;	/* graph->files_gen the registered files match */
-	struct __kernel_timespec tick;
+	struct __kernel_timespec tick, tick_update;
 	struct uc_node **pollers;	/* nodes with a poll() op */
 	unsigned int nr_pollers;
 	struct uc_wait_slot *waiting;	/* waits with subs parked here (wait.h) */
@@ -128,11 +131,21 @@ static inline bool uc_queue_may_start_work(const struct uc_queue *q)
 {
 	return !q->stopping && !q->pausing;
 }
-/* True when nothing is in flight: no request, no member I/O, no timer. */
+/*
+ * True when nothing is in flight: no request, no member I/O, no 1 ms poll
+ * timer (a timer only for uc_queue_poll_in() does not count: nothing waits
+ * for it, and exiting the ring cancels it).
+ */
 static inline bool uc_queue_idle(const struct uc_queue *q)
 {
-	return !q->nr_busy && !q->nr_member && !q->timer_armed;
+	return !q->nr_busy && !q->nr_member && !(q->timer_armed && q->timer_short);
 }
+/*
+ * From a layer's poll(): call the polls of q again within ns even if nothing
+ * happens (time-based work: a scan every few seconds, a rate limit). Unlike
+ * poll() returning true (1 ms, again and again), the queue sleeps until then.
+ */
+void uc_queue_poll_in(struct uc_queue *q, uint64_t ns);
 
 /* The queue this thread drives (uc_queue_init() ran here and it is not exited), or NULL. */
 struct uc_queue *uc_queue_current(void);

@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include "harness.h"
 #include "testlib.h"
@@ -343,6 +344,119 @@ static int test_no_lost_wakeups(void)
 	return T_PASS;
 }
 
+/* ---- uc_queue_poll_in(): a layer that wants its poll called at a time ---- */
+
+struct ticker {
+	uint64_t poll_in;	/* ns to ask for at each poll, 0: none */
+	bool again;		/* poll returns this (true: the 1 ms timer) */
+};
+
+static int ticker_parse(struct uc_node *n, const config_setting_t *cfg)
+{
+	n->priv = calloc(1, sizeof(struct ticker));
+	if (!n->priv || uc_node_parse_children(n, cfg, 1))
+		return -EINVAL;
+	n->size = n->children[0]->size;
+	return 0;
+}
+
+static void ticker_close(struct uc_node *n)
+{
+	free(n->priv);
+	n->priv = NULL;
+}
+
+static int ticker_submit(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
+{
+	(void)n;
+	uc_child_submit(q, s, 0, s->off, s->len, s->iov, s->nr_iov);
+	return 0;
+}
+
+static bool ticker_poll(struct uc_node *n, struct uc_queue *q)
+{
+	struct ticker *t = n->priv;
+
+	if (t->poll_in)
+		uc_queue_poll_in(q, t->poll_in);
+	return t->again;
+}
+
+static const struct uc_layer_ops ticker_ops = {
+	.name = "ticker", .parse = ticker_parse, .close = ticker_close, .submit = ticker_submit,
+	.poll = ticker_poll,
+};
+
+static double mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Wait (at most limit s) for the queue's poll timer; returns the seconds it took, or -1. */
+static double wait_timer(struct uc_queue *q, double limit)
+{
+	double t0 = mono();
+
+	while (q->timer_armed && mono() - t0 < limit) {
+		struct __kernel_timespec ts = { .tv_nsec = 100 * 1000000L };
+		struct io_uring_cqe *cqe;
+		unsigned int head, n = 0;
+
+		io_uring_submit_and_wait_timeout(&q->ring, &cqe, 1, &ts, NULL);
+		io_uring_for_each_cqe(&q->ring, head, cqe) {
+			uc_queue_cqe(q, cqe);
+			n++;
+		}
+		io_uring_cq_advance(&q->ring, n);
+	}
+	return q->timer_armed ? -1 : mono() - t0;
+}
+
+/*
+ * A poll that asks to run again in 200 ms sleeps that long (no 1 ms ticks
+ * meanwhile) and the queue counts as idle; a poll that wants 1 ms while such
+ * a timer is armed moves it earlier.
+ */
+static int test_poll_in(void)
+{
+	struct harness h;
+	struct ticker *t;
+	double took;
+
+	if (harness_open(&h, conf("ticker.conf",
+		"device = { max_io = \"64K\"; };\n"
+		"volume = { type = \"ticker\"; children = ( { type = \"file\"; path = \"tick.img\"; size = \"1M\"; } ); };\n")))
+		return T_FAIL;
+	t = h.g.root->priv;
+	t->poll_in = 200 * 1000000ULL;
+	uc_queue_poll(&h.q);
+	CHECK(h.q.timer_armed && uc_queue_idle(&h.q), "armed %d, idle %d", h.q.timer_armed,
+	      uc_queue_idle(&h.q));
+	took = wait_timer(&h.q, 5);
+	CHECK(took >= 0.15 && took < 2, "the timer fired after %.3f s, want 0.2", took);
+
+	/* armed for 10 s; a poll that wants 1 ms brings it forward */
+	t->poll_in = 10 * 1000000000ULL;
+	CHECK(!harness_drain(&h), "drain");
+	while (h.q.timer_armed)
+		wait_timer(&h.q, 5);
+	uc_queue_poll(&h.q);
+	CHECK(h.q.timer_armed && h.q.timer_due > 0, "armed");
+	t->again = true;
+	uc_queue_poll(&h.q);
+	CHECK(!uc_queue_idle(&h.q), "a 1 ms poll timer counts as pending");
+	took = wait_timer(&h.q, 5);
+	CHECK(took >= 0 && took < 1, "the 10 s timer was not moved earlier: %.3f s", took);
+	t->again = false;
+	t->poll_in = 0;
+	CHECK(one(&h, UC_OP_WRITE, 0, 64 * K) == 64 * K, "write through");
+	harness_close(&h);
+	return T_PASS;
+}
+
 static void on_alarm(int sig)
 {
 	(void)sig;
@@ -358,6 +472,7 @@ int main(void)
 	static const struct t_case cases[] = {
 		{ "wake_only_waiting_queues", test_wake_only_waiting_queues },
 		{ "no_lost_wakeups", test_no_lost_wakeups },
+		{ "poll_in", test_poll_in },
 	};
 	struct io_uring ring;
 
@@ -368,5 +483,6 @@ int main(void)
 	io_uring_queue_exit(&ring);
 	signal(SIGALRM, on_alarm);
 	uc_layer_add(&gate_ops);
+	uc_layer_add(&ticker_ops);
 	return t_run(cases, sizeof(cases) / sizeof(cases[0]));
 }
