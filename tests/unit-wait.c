@@ -457,6 +457,69 @@ static int test_poll_in(void)
 	return T_PASS;
 }
 
+/* Fill q's SQ with NOPs that post nothing, leaving room for `left` SQEs. */
+static unsigned int fill_sq(struct uc_queue *q, unsigned int left)
+{
+	struct io_uring_sqe *sqe;
+	unsigned int nr = 0;
+
+	while (io_uring_sq_space_left(&q->ring) > left && (sqe = io_uring_get_sqe(&q->ring))) {
+		io_uring_prep_nop(sqe);
+		sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+		nr++;
+	}
+	return nr;
+}
+
+/*
+ * A file I/O that finds the SQ full waits in the leaf's per-queue list and
+ * poll issues it again. While other member I/O is in flight its completion
+ * brings the queue back, so poll asks for no timer (it returned true, a
+ * 1 ms timer on every turn, until the ring had room); only with nothing in
+ * flight does it keep the 1 ms retry. The I/O goes through either way, in
+ * order, with the right data.
+ */
+static int test_file_full_sq(void)
+{
+	struct harness h;
+	struct uc_node *leaf;
+	int fd;
+
+	if (harness_open(&h, conf("fsq.conf",
+		"device = { max_io = \"64K\"; };\n"
+		"volume = { type = \"stripe\"; chunk = \"4K\"; children = (\n"
+		"  { type = \"file\"; name = \"a\"; path = \"fsq-a.img\"; size = \"1M\"; },\n"
+		"  { type = \"file\"; name = \"b\"; path = \"fsq-b.img\"; size = \"1M\"; } ); };\n")))
+		return T_FAIL;
+	leaf = uc_graph_find(&h.g, "b");
+	CHECK(leaf, "leaf b");
+
+	/* room for one SQE and no submission: leg a takes it, leg b waits */
+	fill_sq(&h.q, 1);
+	fd = h.q.ring.enter_ring_fd;
+	h.q.ring.enter_ring_fd = -1;
+	issue(&h, UC_OP_WRITE, 0, 0, 8 * K);
+	CHECK(h.q.nr_member == 1, "%u member SQEs, want leg a's", h.q.nr_member);
+	CHECK(!leaf->ops->poll(leaf, &h.q), "leg b waits with leg a's write in flight: "
+	      "poll asked for the 1 ms timer");
+	h.q.ring.enter_ring_fd = fd;
+	CHECK(!harness_drain(&h), "drain");
+	CHECK(h.results[0] == 8 * K, "the write: %d", h.results[0]);
+
+	/* nothing else in flight: the retry timer is all that brings the queue back */
+	fill_sq(&h.q, 0);
+	h.q.ring.enter_ring_fd = -1;
+	issue(&h, UC_OP_WRITE, 0, 4 * K, 4 * K);
+	CHECK(h.q.nr_member == 0, "%u member SQEs", h.q.nr_member);
+	CHECK(leaf->ops->poll(leaf, &h.q), "leg b waits with nothing in flight and no timer");
+	h.q.ring.enter_ring_fd = fd;
+	CHECK(!harness_drain(&h), "drain");
+	CHECK(h.results[0] == 4 * K, "the write: %d", h.results[0]);
+	CHECK(one(&h, UC_OP_READ, 0, 64 * K) == 64 * K, "read back");
+	harness_close(&h);
+	return T_PASS;
+}
+
 static void on_alarm(int sig)
 {
 	(void)sig;
@@ -473,6 +536,7 @@ int main(void)
 		{ "wake_only_waiting_queues", test_wake_only_waiting_queues },
 		{ "no_lost_wakeups", test_no_lost_wakeups },
 		{ "poll_in", test_poll_in },
+		{ "file_full_sq", test_file_full_sq },
 	};
 	struct io_uring ring;
 
