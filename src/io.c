@@ -348,7 +348,11 @@ static struct io_uring_sqe *get_sqe(struct uc_queue *q)
 	return sqe;
 }
 
-/* A read of the kick eventfd stays queued until another thread writes it. */
+/*
+ * A read of the kick eventfd stays queued until another thread writes it.
+ * Without one, uc_wake() and uc_graph_kick() cannot reach this queue: if the
+ * SQ is full and will not submit, the next poll tries again.
+ */
 static void arm_kick(struct uc_queue *q)
 {
 	struct io_uring_sqe *sqe;
@@ -357,6 +361,7 @@ static void arm_kick(struct uc_queue *q)
 		return;
 	io_uring_prep_read(sqe, q->kick_fd, &q->kick_buf, sizeof(q->kick_buf), 0);
 	io_uring_sqe_set_data64(sqe, UC_UDATA_KICK);
+	q->kick_armed = true;
 }
 
 /* Another thread swapped a leaf's fd: register the current ones. */
@@ -394,6 +399,7 @@ bool uc_queue_cqe(struct uc_queue *q, const struct io_uring_cqe *cqe)
 	if (cqe->user_data == UC_UDATA_TIMER_UPDATE)
 		return true;	/* -ENOENT if the timer had fired: its own CQE says so */
 	if (cqe->user_data == UC_UDATA_KICK) {
+		q->kick_armed = false;
 		arm_kick(q);
 		return true;
 	}
@@ -546,6 +552,8 @@ void uc_queue_poll(struct uc_queue *q)
 {
 	bool again = false;
 
+	if (!q->kick_armed)
+		arm_kick(q);
 	if (pause_poll(q))
 		return;
 	if (q->files_gen != atomic_load(&q->g->files_gen))

@@ -72,6 +72,7 @@ struct uc_queue {
 	uint64_t timer_due;	/* its deadline, CLOCK_MONOTONIC ns */
 	uint64_t poll_due;	/* earliest uc_queue_poll_in() deadline of this poll, 0: none */
 	int kick_fd;		/* eventfd other threads write to wake the ring (uc_graph_kick) */
+	bool kick_armed;	/* a read of it is queued or in flight */
 	uint64_t kick_buf;
 	uint64_t files_gen;	/* graph->files_gen the registered files match */
 	struct __kernel_timespec tick, tick_update;

@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 #include "harness.h"
@@ -520,6 +521,47 @@ static int test_file_full_sq(void)
 	return T_PASS;
 }
 
+/*
+ * The kick read is what uc_wake() reaches another queue through. When its
+ * CQE comes while the SQ is full and cannot be submitted, the read is armed
+ * again at the next poll; it was dropped for good, so every later wake-up
+ * of that queue was lost (its parked subs waited for an unrelated CQE).
+ */
+static int test_kick_rearmed(void)
+{
+	struct harness h;
+	struct io_uring_cqe *cqe;
+	struct __kernel_timespec ts = { .tv_sec = 2 };
+	int fd, ret;
+
+	if (harness_open(&h, conf("kick.conf",
+		"volume = { type = \"file\"; path = \"kick.img\"; size = \"1M\"; };\n")))
+		return T_FAIL;
+	CHECK(!harness_drain(&h) && io_uring_submit(&h.q.ring) >= 0, "drain");
+	eventfd_write(h.q.kick_fd, 1);
+	ret = io_uring_wait_cqe_timeout(&h.q.ring, &cqe, &ts);
+	CHECK(!ret && cqe->user_data == UC_UDATA_KICK, "the first kick: %d %llx", ret,
+	      ret ? 0ULL : (unsigned long long)cqe->user_data);
+	/* its CQE is handled with the SQ full and io_uring_enter failing */
+	fill_sq(&h.q, 0);
+	fd = h.q.ring.enter_ring_fd;
+	h.q.ring.enter_ring_fd = -1;
+	CHECK(uc_queue_cqe(&h.q, cqe), "kick CQE");
+	io_uring_cqe_seen(&h.q.ring, cqe);
+	h.q.ring.enter_ring_fd = fd;
+	CHECK(io_uring_submit(&h.q.ring) >= 0, "submit the NOPs");
+	uc_queue_poll(&h.q);
+	io_uring_submit(&h.q.ring);
+	eventfd_write(h.q.kick_fd, 1);
+	ret = io_uring_wait_cqe_timeout(&h.q.ring, &cqe, &ts);
+	CHECK(!ret && cqe->user_data == UC_UDATA_KICK, "the second kick was not seen: %d", ret);
+	CHECK(uc_queue_cqe(&h.q, cqe), "kick CQE");
+	io_uring_cqe_seen(&h.q.ring, cqe);
+	CHECK(one(&h, UC_OP_WRITE, 0, 4 * K) == 4 * K, "write");
+	harness_close(&h);
+	return T_PASS;
+}
+
 static void on_alarm(int sig)
 {
 	(void)sig;
@@ -537,6 +579,7 @@ int main(void)
 		{ "no_lost_wakeups", test_no_lost_wakeups },
 		{ "poll_in", test_poll_in },
 		{ "file_full_sq", test_file_full_sq },
+		{ "kick_rearmed", test_kick_rearmed },
 	};
 	struct io_uring ring;
 
