@@ -425,6 +425,15 @@ static int fault_pass(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
 	return 0;
 }
 
+/* Only a read through the cache has anything to do at its end. */
+static int fault_end(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
+{
+	(void)q;
+	if (!(UC_SUB_PRIV(s, struct fault_sub)->flags & FS_CACHED))
+		return 0;
+	return fault_cache_read_end(n->priv, s);
+}
+
 static int fault_submit(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
 {
 	struct fault *f = n->priv;

@@ -88,12 +88,21 @@ struct fault {
 };
 
 /* fault_cache.c: lose_unflushed (f->cache_lock is taken inside) */
-bool fault_cache_dead(struct fault *f);
+static inline bool fault_cache_dead(struct fault *f)
+{
+	return atomic_load(&f->crashed) || atomic_load(&f->broken);
+}
+
 /* A request while the cache is on (or draining). Returns 0 or -errno. */
 int fault_cache_submit(struct uc_node *n, struct fault *f, struct uc_queue *q, struct uc_sub *s);
 /* s goes to the child as it is. */
-void fault_child_pass(struct uc_queue *q, struct uc_sub *s);
-int fault_end(struct uc_node *n, struct uc_queue *q, struct uc_sub *s);
+static inline void fault_child_pass(struct uc_queue *q, struct uc_sub *s)
+{
+	uc_child_submit(q, s, 0, s->off, s->len, s->iov, s->nr_iov);
+}
+
+/* A read through the cache (FS_CACHED) came back from the child. Returns 0. */
+int fault_cache_read_end(struct fault *f, struct uc_sub *s);
 /* f->epoch's resume: a sub parked by this layer goes on, fails or parks again. */
 void fault_resume(struct uc_node *n, struct uc_queue *q, struct uc_sub *s);
 bool fault_poll(struct uc_node *n, struct uc_queue *q);

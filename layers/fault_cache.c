@@ -16,11 +16,6 @@
 
 /* ---- lose_unflushed: the cache (cache_lock held unless said) ---- */
 
-bool fault_cache_dead(struct fault *f)
-{
-	return atomic_load(&f->crashed) || atomic_load(&f->broken);
-}
-
 /* No lock needed: poll looks here first. */
 static bool epoch_running(struct fault *f)
 {
@@ -58,11 +53,6 @@ static void park(struct fault *f, struct uc_queue *q, struct uc_sub *s, unsigned
 	fs->parked = why;
 	fs->epoch = epoch;
 	uc_park(q, &f->epoch, s);
-}
-
-void fault_child_pass(struct uc_queue *q, struct uc_sub *s)
-{
-	uc_child_submit(q, s, 0, s->off, s->len, s->iov, s->nr_iov);
 }
 
 /* A write into the cache; parks it when the cache is full or for FUA. */
@@ -151,15 +141,11 @@ static void epoch_finish(struct fault *f)
 }
 
 /* A read through the cache came back from the child: lay the cached sectors over it. */
-int fault_end(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
+int fault_cache_read_end(struct fault *f, struct uc_sub *s)
 {
-	struct fault *f = n->priv;
 	struct fault_sub *fs = UC_SUB_PRIV(s, struct fault_sub);
 	bool freed = false;
 
-	(void)q;
-	if (!(fs->flags & FS_CACHED))
-		return 0;
 	pthread_mutex_lock(&f->cache_lock);
 	if (fault_cache_dead(f))
 		uc_sub_error(s, -EIO);
