@@ -558,11 +558,26 @@ void uc_queue_poll(struct uc_queue *q)
 		return;
 	if (q->files_gen != atomic_load(&q->g->files_gen))
 		files_update(q);
-	if (q->waiting)
-		uc_wait_run(q);
 	q->poll_due = 0;
-	for (unsigned int i = 0; i < q->nr_pollers; i++)
-		again |= q->pollers[i]->ops->poll(q->pollers[i], q);
+	for (int round = 0;; round++) {
+		if (q->waiting)
+			uc_wait_run(q);
+		for (unsigned int i = 0; i < q->nr_pollers; i++)
+			again |= q->pollers[i]->ops->poll(q->pollers[i], q);
+		/*
+		 * A poll may have woken a wait of this queue: no eventfd comes
+		 * for that (uc_wake() from the queue's own thread), so resume
+		 * now, and poll again after, as the resumed may have started
+		 * work a poll drives. A few rounds, then the kick fd.
+		 */
+		if (!q->waiting || !uc_wait_woken(q))
+			break;
+		if (round == 3) {
+			if (q->kick_fd >= 0)
+				eventfd_write(q->kick_fd, 1);
+			break;
+		}
+	}
 	if (again)
 		arm_timer(q, now_ns() + 1000000, true);
 	else if (q->poll_due)

@@ -42,6 +42,13 @@ void uc_park(struct uc_queue *q, struct uc_wait *w, struct uc_sub *s)
 		sl->head = s;
 	sl->tail = s;
 	if (!sl->listed) {
+		/*
+		 * A woken left from subs already resumed (a uc_wake() that
+		 * saw this queue's bit just before it went) would stand for
+		 * a wake-up these subs never had, and make the next waker
+		 * skip its kick: nobody waits here yet, so it is stale.
+		 */
+		atomic_store_explicit(&sl->woken, false, memory_order_relaxed);
 		sl->next = q->waiting;
 		q->waiting = sl;
 		sl->listed = true;
@@ -93,6 +100,14 @@ static struct uc_wait_slot *take_woken(struct uc_queue *q)
 	return run;
 }
 
+bool uc_wait_woken(const struct uc_queue *q)
+{
+	for (const struct uc_wait_slot *sl = q->waiting; sl; sl = sl->next)
+		if (atomic_load_explicit(&sl->woken, memory_order_relaxed))
+			return true;
+	return false;
+}
+
 void uc_wait_run(struct uc_queue *q)
 {
 	/* a resume may wake another wait of this queue: a few rounds, then the kick fd */
@@ -118,10 +133,6 @@ void uc_wait_run(struct uc_queue *q)
 			}
 		}
 	}
-	for (struct uc_wait_slot *sl = q->waiting; sl; sl = sl->next)
-		if (atomic_load(&sl->woken)) {
-			if (q->kick_fd >= 0)
-				eventfd_write(q->kick_fd, 1);	/* do not sleep on a pending wake-up */
-			break;
-		}
+	if (uc_wait_woken(q) && q->kick_fd >= 0)
+		eventfd_write(q->kick_fd, 1);	/* do not sleep on a pending wake-up */
 }

@@ -5,7 +5,9 @@
  * cache) parks it with uc_park(q, w, s); whoever makes the condition true,
  * on any thread, calls uc_wake(w). Only the queues with subs parked on w
  * are woken: a queue that is the caller's own thread is not signalled at
- * all (it polls before it waits), the others through their kick eventfd,
+ * all (it resumes them before it waits: uc_queue_poll() looks again after
+ * the poll hooks, which may be the wakers), the others through their kick
+ * eventfd,
  * at most once until they have looked. The woken queue calls w->resume for
  * each sub it had parked there, from uc_queue_poll(); resume goes on with
  * the sub, fails it, or parks it again. The parking reference is dropped
@@ -70,5 +72,7 @@ static inline unsigned int uc_wait_parked(const struct uc_wait *w, const struct 
  * (io.c, uc_queue_poll()).
  */
 void uc_wait_run(struct uc_queue *q);
+/* A wait with subs parked by q was woken since q last looked (q's thread). */
+bool uc_wait_woken(const struct uc_queue *q);
 
 #endif

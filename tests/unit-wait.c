@@ -25,6 +25,7 @@
 struct gate {
 	pthread_mutex_t lock;		/* the condition: wakers change it under this */
 	uint64_t open_below;		/* tickets below this pass */
+	_Atomic bool open_in_poll;	/* the gate's poll opens it (once) */
 	_Atomic uint64_t tickets;
 	struct uc_wait opened;
 };
@@ -124,10 +125,6 @@ static void gate_resume(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
 		pass(n, q, s);
 }
 
-static const struct uc_layer_ops gate_ops = {
-	.name = "gate", .parse = gate_parse, .close = gate_close, .submit = gate_submit,
-};
-
 /* Tickets below t pass from now on: the waker's side (any thread). */
 static void gate_open(struct gate *g, uint64_t t)
 {
@@ -136,6 +133,22 @@ static void gate_open(struct gate *g, uint64_t t)
 	pthread_mutex_unlock(&g->lock);
 	uc_wake(&g->opened);
 }
+
+/* A poll that changes the condition: the waker is the queue's own thread, inside its poll. */
+static bool gate_poll(struct uc_node *n, struct uc_queue *q)
+{
+	struct gate *g = n->priv;
+
+	(void)q;
+	if (atomic_exchange(&g->open_in_poll, false))
+		gate_open(g, UINT64_MAX);
+	return false;
+}
+
+static const struct uc_layer_ops gate_ops = {
+	.name = "gate", .parse = gate_parse, .close = gate_close, .submit = gate_submit,
+	.poll = gate_poll,
+};
 
 #define GATE_CONF \
 	"device = { max_io = \"64K\"; };\n" \
@@ -275,6 +288,40 @@ static int test_wake_only_waiting_queues(void)
 	atomic_store(&sq.state, 2);
 	pthread_join(sq.thread, NULL);
 	CHECK(one(&h, UC_OP_READ, 0, 64 * K) == 64 * K, "data through the gate");
+	harness_close(&h);
+	return T_PASS;
+}
+
+/*
+ * A poll hook that wakes a wait of its own queue (a state change found in
+ * poll: a window released, an epoch ended without I/O): the subs parked
+ * there resume in that same poll. The wake-up sends no eventfd (it is the
+ * queue's own thread) and the engine had already resumed the woken waits
+ * for this poll, so they stayed parked and the queue slept with nothing in
+ * flight to wake it.
+ */
+static int test_wake_from_own_poll(void)
+{
+	struct harness h;
+	struct gate *g;
+
+	if (harness_open(&h, conf("gate3.conf", GATE_CONF)))
+		return T_FAIL;
+	g = h.g.root->priv;
+	gate_open(g, 0);
+	for (unsigned int i = 0; i < 4; i++)
+		start_write(&h, i, i * 4096ULL);
+	uc_queue_poll(&h.q);
+	CHECK(uc_wait_parked(&g->opened, &h.q) == 4, "%u parked", uc_wait_parked(&g->opened, &h.q));
+	atomic_store(&g->open_in_poll, true);
+	uc_queue_poll(&h.q);	/* the gate's poll opens it */
+	CHECK(!uc_wait_parked(&g->opened, &h.q), "%u subs still parked after the poll that woke them",
+	      uc_wait_parked(&g->opened, &h.q));
+	CHECK(!atomic_load(&g->opened.kicks), "a kick to the queue's own thread");
+	alarm(20);
+	CHECK(!harness_reap(&h, 0), "reap");
+	alarm(0);
+	CHECK(!h.failures, "%d failures", h.failures);
 	harness_close(&h);
 	return T_PASS;
 }
@@ -577,6 +624,7 @@ int main(void)
 	static const struct t_case cases[] = {
 		{ "wake_only_waiting_queues", test_wake_only_waiting_queues },
 		{ "no_lost_wakeups", test_no_lost_wakeups },
+		{ "wake_from_own_poll", test_wake_from_own_poll },
 		{ "poll_in", test_poll_in },
 		{ "file_full_sq", test_file_full_sq },
 		{ "kick_rearmed", test_kick_rearmed },
