@@ -30,22 +30,14 @@ void uc_wait_free(struct uc_wait *w)
 	w->slots = NULL;
 }
 
-void uc_park(struct uc_queue *q, struct uc_wait *w, struct uc_sub *s)
+/* q has something waiting on sl from now: listed, and its bit published. */
+static void slot_want(struct uc_queue *q, struct uc_wait *w, struct uc_wait_slot *sl)
 {
-	struct uc_wait_slot *sl = &w->slots[q->id];
-
-	uc_sub_get(s);
-	s->next = NULL;
-	if (sl->tail)
-		sl->tail->next = s;
-	else
-		sl->head = s;
-	sl->tail = s;
 	if (!sl->listed) {
 		/*
 		 * A woken left from subs already resumed (a uc_wake() that
 		 * saw this queue's bit just before it went) would stand for
-		 * a wake-up these subs never had, and make the next waker
+		 * a wake-up these waiters never had, and make the next waker
 		 * skip its kick: nobody waits here yet, so it is stale.
 		 */
 		atomic_store_explicit(&sl->woken, false, memory_order_relaxed);
@@ -54,8 +46,31 @@ void uc_park(struct uc_queue *q, struct uc_wait *w, struct uc_sub *s)
 		sl->listed = true;
 	}
 	/* published before the caller re-checks or drops the lock the waker takes */
-	if (!sl->nr++)
+	if (!sl->nr && !sl->watched)
 		atomic_fetch_or(&w->waiters[q->id / 64], 1ULL << (q->id % 64));
+}
+
+void uc_park(struct uc_queue *q, struct uc_wait *w, struct uc_sub *s)
+{
+	struct uc_wait_slot *sl = &w->slots[q->id];
+
+	uc_sub_get(s);
+	slot_want(q, w, sl);
+	s->next = NULL;
+	if (sl->tail)
+		sl->tail->next = s;
+	else
+		sl->head = s;
+	sl->tail = s;
+	sl->nr++;
+}
+
+void uc_wait_watch(struct uc_queue *q, struct uc_wait *w)
+{
+	struct uc_wait_slot *sl = &w->slots[q->id];
+
+	slot_want(q, w, sl);
+	sl->watched = true;
 }
 
 void uc_wake(struct uc_wait *w)
@@ -123,6 +138,7 @@ void uc_wait_run(struct uc_queue *q)
 			run = sl->run_next;
 			sl->head = sl->tail = NULL;
 			sl->nr = 0;
+			sl->watched = false;	/* the poll hooks run after this */
 			atomic_fetch_and(&w->waiters[q->id / 64], ~(1ULL << (q->id % 64)));
 			while (s) {
 				struct uc_sub *next = s->next;

@@ -39,6 +39,7 @@ struct uc_wait_slot {
 	struct uc_wait_slot *run_next;	/* woken, being resumed (uc_wait_run) */
 	struct uc_wait *wait;
 	unsigned int nr;		/* subs parked here */
+	bool watched;			/* uc_wait_watch(): the queue polls after the next wake-up */
 	bool listed;			/* on the queue's list */
 	_Atomic bool woken;		/* uc_wake() since the queue last looked */
 } __attribute__((aligned(UC_CACHELINE)));
@@ -59,6 +60,13 @@ int uc_wait_init(struct uc_wait *w, struct uc_node *n, const char *name,
 void uc_wait_free(struct uc_wait *w);
 /* Park s of queue q on w: it holds a reference until resume has run. Queue thread only. */
 void uc_park(struct uc_queue *q, struct uc_wait *w, struct uc_sub *s);
+/*
+ * What waits is not a sub (a layer's own job, a background step): q's poll
+ * hooks run soon after the next uc_wake(w), once, as for a parked sub, with
+ * nothing to resume. The same rule against lost wake-ups applies (watch under
+ * the waker's lock, or check again after). Queue thread only.
+ */
+void uc_wait_watch(struct uc_queue *q, struct uc_wait *w);
 /* The condition of w may hold now: the queues with subs parked on it resume them. Any thread. */
 void uc_wake(struct uc_wait *w);
 /* Subs parked on w by queue q (its thread, or while q is quiet). */

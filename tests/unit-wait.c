@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -397,6 +398,7 @@ static int test_no_lost_wakeups(void)
 struct ticker {
 	uint64_t poll_in;	/* ns to ask for at each poll, 0: none */
 	bool again;		/* poll returns this (true: the 1 ms timer) */
+	unsigned int polls;
 };
 
 static int ticker_parse(struct uc_node *n, const config_setting_t *cfg)
@@ -425,6 +427,7 @@ static bool ticker_poll(struct uc_node *n, struct uc_queue *q)
 {
 	struct ticker *t = n->priv;
 
+	t->polls++;
 	if (t->poll_in)
 		uc_queue_poll_in(q, t->poll_in);
 	return t->again;
@@ -609,6 +612,79 @@ static int test_kick_rearmed(void)
 	return T_PASS;
 }
 
+static void no_resume(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
+{
+	(void)n, (void)q, (void)s;
+	abort();	/* nothing is parked in test_watch */
+}
+
+struct waker {
+	struct uc_wait *w;
+};
+
+static void *waker_thread(void *arg)
+{
+	uc_wake(((struct waker *)arg)->w);
+	return NULL;
+}
+
+/* Wake w from another thread, and wait (2 s at most) for q's kick CQE. Returns 0 if it came. */
+static int wake_elsewhere(struct uc_queue *q, struct uc_wait *w)
+{
+	struct __kernel_timespec ts = { .tv_sec = 2 };
+	struct waker wk = { w };
+	struct io_uring_cqe *cqe;
+	pthread_t t;
+	int ret;
+
+	io_uring_submit(&q->ring);
+	if (pthread_create(&t, NULL, waker_thread, &wk))
+		return -1;
+	pthread_join(t, NULL);
+	ret = io_uring_wait_cqe_timeout(&q->ring, &cqe, &ts);
+	if (ret)
+		return ret;
+	ret = cqe->user_data == UC_UDATA_KICK ? 0 : -EPROTO;
+	uc_queue_cqe(q, cqe);
+	io_uring_cqe_seen(&q->ring, cqe);
+	return ret;
+}
+
+/*
+ * uc_wait_watch(): what waits is not a sub (a layer's own job). The queue
+ * is kicked by the next uc_wake() from another thread and its poll hooks
+ * run; after that it is no longer watching, and a wake-up reaches nobody.
+ */
+static int test_watch(void)
+{
+	struct harness h;
+	struct ticker *t;
+	struct uc_wait w;
+	unsigned int polls;
+
+	if (harness_open(&h, conf("watch.conf",
+		"volume = { type = \"ticker\"; children = ( { type = \"file\"; path = \"watch.img\"; size = \"1M\"; } ); };\n")))
+		return T_FAIL;
+	t = h.g.root->priv;
+	CHECK(!uc_wait_init(&w, h.g.root, "test watch", no_resume), "init");
+	CHECK(!harness_drain(&h), "drain");
+	uc_wait_watch(&h.q, &w);
+	uc_wait_watch(&h.q, &w);	/* twice is once */
+	CHECK(atomic_load(&w.waiters[0]) == 1, "waiters %#llx", (unsigned long long)atomic_load(&w.waiters[0]));
+	CHECK(!wake_elsewhere(&h.q, &w), "the watching queue got no kick");
+	polls = t->polls;
+	uc_queue_poll(&h.q);
+	CHECK(t->polls > polls, "the poll hooks did not run");
+	CHECK(!atomic_load(&w.waiters[0]) && !uc_wait_woken(&h.q) && !h.q.waiting,
+	      "still watching after the poll");
+	CHECK(atomic_load(&w.kicks) == 1, "%llu kicks", (unsigned long long)atomic_load(&w.kicks));
+	CHECK(wake_elsewhere(&h.q, &w) == -ETIME, "a queue that no longer watches was kicked");
+	CHECK(atomic_load(&w.kicks) == 1, "%llu kicks", (unsigned long long)atomic_load(&w.kicks));
+	uc_wait_free(&w);
+	harness_close(&h);
+	return T_PASS;
+}
+
 static void on_alarm(int sig)
 {
 	(void)sig;
@@ -628,6 +704,7 @@ int main(void)
 		{ "poll_in", test_poll_in },
 		{ "file_full_sq", test_file_full_sq },
 		{ "kick_rearmed", test_kick_rearmed },
+		{ "watch", test_watch },
 	};
 	struct io_uring ring;
 
