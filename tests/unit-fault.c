@@ -1005,6 +1005,7 @@ static struct {
 	void (*commit)(struct uc_queue *q, struct uc_io *io, int res);
 	const char *img;
 	int flushes, durable;
+	bool was_durable[8];	/* by completion order */
 } at_flush;
 
 /* The harness's commit, after looking at the file the moment a FLUSH completes. */
@@ -1013,8 +1014,12 @@ static void flush_commit(struct uc_queue *q, struct uc_io *io, int res)
 	struct harness *h = q->owner;
 
 	if (h->reqs[io->tag].op == UC_OP_FLUSH) {
+		bool durable = file_equals(at_flush.img, h->model, 64 * K, true);
+
+		if (at_flush.flushes < 8)
+			at_flush.was_durable[at_flush.flushes] = durable;
 		at_flush.flushes++;
-		at_flush.durable += file_equals(at_flush.img, h->model, 64 * K, true);
+		at_flush.durable += durable;
 	}
 	at_flush.commit(q, io, res);
 }
@@ -1051,6 +1056,50 @@ static int test_flush_epoch_past_32_bits(void)
 		snprintf(want, sizeof(want), "flush_epochs=%llu", (unsigned long long)UINT32_MAX + 1 + round);
 		CHECK(strstr(status(h.g.root), want), "%s, want %s", status(h.g.root), want);
 	}
+	harness_close(&h);
+	return T_PASS;
+}
+
+/*
+ * The same while an epoch runs: a FLUSH then waits for the next epoch,
+ * 2^32, and is woken first when 2^32 - 1 ends. With the epoch it waits for
+ * cut to 32 bits (0) it completed at that wake-up, before the write it
+ * follows was written back. (With waits woken only when an epoch ends, the
+ * test above no longer sees the cut: its FLUSH is first woken by its own
+ * epoch's end.)
+ */
+static int test_flush_epoch_past_32_bits_running(void)
+{
+	const char *img = conf("epoch2.img", "");
+	struct harness h;
+	struct fault *f;
+
+	unlink(img);
+	if (harness_open(&h, conf("epoch2.conf",
+		"device = { max_io = \"64K\"; };\n"
+		"volume = { type = \"fault\"; lose_unflushed = true;\n"
+		"  children = ( { type = \"file\"; path = \"epoch2.img\"; size = \"1M\"; } ); };\n")))
+		return T_FAIL;
+	f = h.g.root->priv;
+	pthread_mutex_lock(&f->cache_lock);
+	f->epoch_started = UINT32_MAX - 1;
+	atomic_store(&f->epochs_done, UINT32_MAX - 1);
+	pthread_mutex_unlock(&f->cache_lock);
+	at_flush.commit = h.q.commit;
+	at_flush.img = img;
+	h.q.commit = flush_commit;
+	at_flush.flushes = at_flush.durable = 0;
+	CHECK(one(&h, UC_OP_WRITE, 0, 64 * K) == 64 * K, "write a");
+	/* no turn in between: epoch 2^32 - 1 (write a) still runs when write b and its FLUSH come */
+	issue(&h, UC_OP_FLUSH, 0, 0, 0);
+	issue(&h, UC_OP_WRITE, 0, 0, 64 * K);
+	issue(&h, UC_OP_FLUSH, 0, 0, 0);
+	CHECK(!harness_reap(&h, 0), "reap");
+	CHECK(!h.failures, "%d failures", h.failures);
+	CHECK(at_flush.flushes == 2, "%d flushes", at_flush.flushes);
+	CHECK(at_flush.was_durable[1], "the second FLUSH completed before epoch 2^32 wrote write b back");
+	CHECK(atomic_load(&f->epochs_done) == (uint64_t)UINT32_MAX + 1, "epochs done %llu",
+	      (unsigned long long)atomic_load(&f->epochs_done));
 	harness_close(&h);
 	return T_PASS;
 }
@@ -1107,6 +1156,7 @@ int main(void)
 		{ "lose_unflushed_mix", test_lose_unflushed_mix },
 		{ "lose_unflushed_crash", test_lose_unflushed_crash },
 		{ "flush_epoch_past_32_bits", test_flush_epoch_past_32_bits },
+		{ "flush_epoch_past_32_bits_running", test_flush_epoch_past_32_bits_running },
 		{ "flush_waits_without_timer", test_flush_waits_without_timer },
 	};
 	struct io_uring ring;
