@@ -40,33 +40,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "io.h"
+#include "fault.h"
 #include "log.h"
-#include "wcache.h"
 
-#define FAULT_MAX_RANGES	16
 #define RANGES_STR		(FAULT_MAX_RANGES * 44)	/* "OFF+LEN," of 20-digit numbers */
-#define NSEC			UINT64_C(1000000000)
 #define FAULT_MAX_DELAY_NS	(10 * NSEC)
-
 #define OPBIT(op)		(1U << (op))
 #define ERR_READ		OPBIT(UC_OP_READ)
 #define ERR_WRITE		(OPBIT(UC_OP_WRITE) | OPBIT(UC_OP_WRITE_ZEROES) | \
 				 OPBIT(UC_OP_DISCARD))
 #define ERR_ALL			(ERR_READ | ERR_WRITE | OPBIT(UC_OP_FLUSH))
-
-/* s->state */
-#define ST_DECIDED		1U	/* counted; a resubmission must not count again */
-#define ST_FAIL			2U	/* ends with -EIO (after the delay) */
-#define ST_CACHED		4U	/* a read through the cache: overlay it at the end */
-/* parked (lose_unflushed), s->mask holds the flush epoch waited for */
-#define ST_WAIT_FLUSH		8U	/* FLUSH or FUA write: until that epoch is done */
-#define ST_WAIT_ROOM		16U	/* a write the full cache cannot take yet */
-#define ST_WAIT_DIRECT		32U	/* to the child once no flush epoch runs */
-#define ST_PARKED		(ST_WAIT_FLUSH | ST_WAIT_ROOM | ST_WAIT_DIRECT)
-
-#define WB_IOS			4	/* write-back requests in flight per queue */
-#define WB_RUN			(256U << 10)	/* bytes: longest write-back request */
 
 static const struct {
 	const char *name;
@@ -77,56 +60,6 @@ static const struct {
 
 struct fault_range {
 	uint64_t off, len;
-};
-
-struct fault {
-	pthread_mutex_t lock;		/* serializes ctl; range writers hold it */
-	_Atomic uint32_t errors;	/* OPBIT()s of the ops that fail */
-	_Atomic uint64_t after;
-	_Atomic uint64_t delay_ns;
-	_Atomic uint32_t seq;		/* ranges seqlock: odd while being rewritten */
-	_Atomic uint32_t nr_ranges;	/* 0: the whole device */
-	struct {
-		_Atomic uint64_t off, len;
-	} ranges[FAULT_MAX_RANGES];
-	_Atomic uint64_t seen;		/* requests since start/reset/after: for after */
-	_Atomic uint64_t injected, passed;
-	/*
-	 * What each queue's timeout SQEs point at: the kernel reads it at the
-	 * next io_uring_enter, so it must outlive the prep, and only its own
-	 * queue thread writes it (ctl only changes delay_ns).
-	 */
-	struct __kernel_timespec ts[UC_MAX_QUEUES + 1];
-
-	/*
-	 * lose_unflushed. A flush epoch snapshots the cache, writes the
-	 * snapshot to the child (from any queue's poll, on internal tags),
-	 * flushes the child, then completes every FLUSH that waited for it.
-	 * All of it under cache_lock, which is never held across an I/O start.
-	 */
-	_Atomic bool lose;		/* writes go to the cache */
-	_Atomic bool crashed;		/* power cut: every request fails */
-	_Atomic bool broken;		/* the child failed a write-back: every request fails */
-	_Atomic bool draining;		/* switching lose off: writes go direct (ST_WAIT_DIRECT) */
-	_Atomic uint64_t epochs_done;	/* read by reads racing a flush */
-	pthread_mutex_t cache_lock;
-	struct wcache cache;
-	uint64_t cache_size;		/* bytes (unflushed_max) */
-	uint64_t epoch_started, epoch_want;	/* epochs; done = epochs_done */
-	unsigned int wb_inflight;	/* write-back requests in flight */
-	bool child_flush;		/* the epoch's child FLUSH is issued */
-	/*
-	 * Reads in flight by the parity of epochs_done when they started. A
-	 * flushed snapshot stays (retired) until the reads that may have got
-	 * the child's data from before its write-back are done; the next
-	 * epoch ends only after that (end_pending).
-	 */
-	unsigned int reads[2];
-	unsigned int retired_parity;
-	bool end_pending;
-	bool full_logged;
-	uint64_t lost_bytes;		/* dropped by the last crash */
-	struct uc_sub *parked[UC_MAX_QUEUES + 1];	/* per queue: only its thread */
 };
 
 /* ---- parsing, shared by the config and ctl; messages go to err ---- */
@@ -370,6 +303,10 @@ static int fault_parse(struct uc_node *n, const config_setting_t *cfg)
 	pthread_mutex_init(&f->lock, NULL);
 	pthread_mutex_init(&f->cache_lock, NULL);
 	n->priv = f;
+	n->sub_priv_size = sizeof(struct fault_sub);
+	n->qstate_size = sizeof(struct fault_q);
+	if ((ret = uc_wait_init(&f->epoch, n, "flush epoch", fault_resume)))
+		return ret;
 
 	f->cache_size = 64ULL << 20;
 	if ((ret = uc_conf_bool(cfg, "lose_unflushed", &lose)) < 0 ||
@@ -452,6 +389,7 @@ static void fault_close(struct uc_node *n)
 	pthread_mutex_destroy(&f->lock);
 	pthread_mutex_destroy(&f->cache_lock);
 	wcache_free(&f->cache);
+	uc_wait_free(&f->epoch);
 	free(f);
 	n->priv = NULL;
 }
@@ -471,299 +409,44 @@ static bool fault_decide(struct fault *f, const struct uc_sub *s)
 	return fail;
 }
 
-/* ---- lose_unflushed: the cache (cache_lock held unless said) ---- */
-
-static bool cache_dead(struct fault *f)
-{
-	return atomic_load(&f->crashed) || atomic_load(&f->broken);
-}
-
-static bool epoch_running(const struct fault *f)
-{
-	return f->epoch_started > atomic_load(&f->epochs_done);
-}
-
-static void epoch_start(struct fault *f)
-{
-	wcache_snapshot(&f->cache);
-	f->epoch_started++;
-	f->child_flush = false;
-}
-
-/* The epoch that makes everything cached so far durable; starts one if none runs. */
-static uint64_t epoch_needed(struct fault *f)
-{
-	if (!epoch_running(f)) {
-		epoch_start(f);
-		return f->epoch_started;
-	}
-	if (f->epoch_want < f->epoch_started + 1)
-		f->epoch_want = f->epoch_started + 1;
-	return f->epoch_started + 1;
-}
-
-static void park(struct fault *f, struct uc_queue *q, struct uc_sub *s, unsigned int why,
-		 uint64_t epoch)
-{
-	s->state = (s->state & ~ST_PARKED) | why;
-	s->mask = (uint32_t)epoch;
-	uc_sub_get(s);
-	s->next = f->parked[q->id];
-	f->parked[q->id] = s;
-}
-
-static void child_pass(struct uc_queue *q, struct uc_sub *s)
-{
-	uc_child_submit(q, s, 0, s->off, s->len, s->iov, s->nr_iov);
-}
-
-/* A write into the cache; parks it when the cache is full or for FUA. */
-static void cache_write(struct uc_node *n, struct fault *f, struct uc_queue *q, struct uc_sub *s)
-{
-	if (wcache_write(&f->cache, s->off, s->len, s->iov, s->nr_iov) == -ENOSPC) {
-		/* a full cache is written back early, as a disk destages its cache */
-		if (!f->full_logged)
-			uc_info("%s: %llu bytes unflushed (unflushed_max): writing back early", n->name,
-				(unsigned long long)wcache_bytes(&f->cache));
-		f->full_logged = true;
-		park(f, q, s, ST_WAIT_ROOM, epoch_needed(f));
-	} else if (s->flags & UC_F_FUA) {
-		park(f, q, s, ST_WAIT_FLUSH, epoch_needed(f));
-	}
-}
-
-/* Writes direct to the child (discard, write-zeroes, writes while draining). */
-static bool direct_ready(struct fault *f, struct uc_sub *s)
-{
-	if (epoch_running(f))
-		return false;	/* the snapshot's write-back could land on top */
-	if (s->len)
-		wcache_remove(&f->cache, s->off, s->len);
-	return true;
-}
-
-static int cache_submit(struct uc_node *n, struct fault *f, struct uc_queue *q, struct uc_sub *s)
-{
-	bool direct = false;
-
-	if (s->io->zero_copy)
-		return -EIO;	/* cannot happen: needs_data keeps the copy path */
-	pthread_mutex_lock(&f->cache_lock);
-	if (s->op == UC_OP_READ) {
-		s->state |= ST_CACHED;
-		s->mask = atomic_load(&f->epochs_done) & 1;
-		f->reads[s->mask]++;
-		pthread_mutex_unlock(&f->cache_lock);
-		child_pass(q, s);
-		return 0;
-	}
-	if (cache_dead(f)) {
-		pthread_mutex_unlock(&f->cache_lock);
-		return -EIO;
-	}
-	switch (s->op) {
-	case UC_OP_WRITE:
-		if (!atomic_load(&f->draining)) {
-			cache_write(n, f, q, s);
-			break;
-		}
-		/* fall through */
-	case UC_OP_DISCARD:
-	case UC_OP_WRITE_ZEROES:
-		direct = direct_ready(f, s);
-		if (!direct)
-			park(f, q, s, ST_WAIT_DIRECT, 0);
-		break;
-	case UC_OP_FLUSH:
-		park(f, q, s, ST_WAIT_FLUSH, epoch_needed(f));
-		break;
-	default:
-		pthread_mutex_unlock(&f->cache_lock);
-		return -EOPNOTSUPP;
-	}
-	pthread_mutex_unlock(&f->cache_lock);
-	if (direct)
-		child_pass(q, s);
-	return 0;
-}
-
-/* The epoch's child FLUSH is done: retire its snapshot, complete who waited, go on. */
-static void epoch_finish(struct fault *f)
-{
-	wcache_end_flush(&f->cache);
-	f->retired_parity = atomic_load(&f->epochs_done) & 1;
-	if (!f->reads[f->retired_parity])
-		wcache_free_retired(&f->cache);
-	f->end_pending = false;
-	atomic_store(&f->epochs_done, f->epoch_started);
-	if (f->epoch_want > f->epoch_started && !cache_dead(f))
-		epoch_start(f);
-}
-
-/* A read through the cache came back from the child: lay the cached sectors over it. */
-static int fault_end(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
-{
-	struct fault *f = n->priv;
-	bool finished = false;
-
-	(void)q;
-	if (!(s->state & ST_CACHED))
-		return 0;
-	pthread_mutex_lock(&f->cache_lock);
-	if (cache_dead(f))
-		uc_sub_error(s, -EIO);
-	else if (!s->result)
-		wcache_overlay(&f->cache, s->off, s->len, s->iov, s->nr_iov);
-	if (!--f->reads[s->mask] && s->mask == f->retired_parity) {
-		/* the last read that could need the retired snapshot */
-		wcache_free_retired(&f->cache);
-		if (f->end_pending) {
-			epoch_finish(f);
-			finished = true;
-		}
-	}
-	pthread_mutex_unlock(&f->cache_lock);
-	if (finished)
-		uc_graph_kick(n->graph);	/* FLUSHes parked on other queues */
-	return 0;
-}
-
-static void wb_done(struct uc_queue *q, struct uc_io *io, int res)
-{
-	struct uc_node *n = io->arg;
-	struct fault *f = n->priv;
-
-	(void)q;
-	pthread_mutex_lock(&f->cache_lock);
-	f->wb_inflight--;
-	if (res < 0 && !atomic_exchange(&f->broken, true))
-		uc_err("%s: writing the cache back failed: %s; every request fails from now on",
-		       n->name, strerror(-res));
-	pthread_mutex_unlock(&f->cache_lock);
-}
-
-static void epoch_done(struct uc_queue *q, struct uc_io *io, int res)
-{
-	struct uc_node *n = io->arg;
-	struct fault *f = n->priv;
-
-	(void)q;
-	pthread_mutex_lock(&f->cache_lock);
-	if (res < 0 && !atomic_exchange(&f->broken, true))
-		uc_err("%s: flushing the child failed: %s; every request fails from now on", n->name,
-		       strerror(-res));
-	if (f->cache.nr_used[WC_RETIRED])
-		f->end_pending = true;	/* the last read of the previous snapshot ends it */
-	else
-		epoch_finish(f);
-	pthread_mutex_unlock(&f->cache_lock);
-	uc_graph_kick(n->graph);	/* FLUSHes parked on other queues */
-}
-
-/* Issue what the running epoch still needs from this queue. */
-static void epoch_poll(struct uc_node *n, struct fault *f, struct uc_queue *q)
-{
-	struct uc_io *io;
-	uint64_t off, len;
-
-	pthread_mutex_lock(&f->cache_lock);
-	while (epoch_running(f) && !f->child_flush && !f->end_pending && (io = uc_internal_get(q))) {
-		if (atomic_load(&f->crashed)) {
-			/* the snapshot is gone with the power: end the epoch without I/O */
-			if (f->wb_inflight)
-				break;
-			atomic_store(&f->epochs_done, f->epoch_started);
-			f->epoch_want = 0;
-			f->end_pending = false;
-			break;
-		}
-		len = wcache_next_run(&f->cache, &off, io->buf, WB_RUN);
-		if (!len && f->wb_inflight)
-			break;	/* the child FLUSH waits for the last write-back */
-		if (len)
-			f->wb_inflight++;
-		else
-			f->child_flush = true;
-		pthread_mutex_unlock(&f->cache_lock);
-		if (len)
-			uc_internal_start(q, io, n->children[0], UC_OP_WRITE, 0, off, len, wb_done, n);
-		else
-			uc_internal_start(q, io, n->children[0], UC_OP_FLUSH, 0, 0, 0, epoch_done, n);
-		pthread_mutex_lock(&f->cache_lock);
-	}
-	pthread_mutex_unlock(&f->cache_lock);
-}
-
-/* A parked sub of this queue: go on, fail, or park again. */
-static void resume(struct uc_node *n, struct fault *f, struct uc_queue *q, struct uc_sub *s)
-{
-	unsigned int why = s->state & ST_PARKED;
-	bool direct = false;
-
-	s->state &= ~ST_PARKED;
-	pthread_mutex_lock(&f->cache_lock);
-	if (cache_dead(f)) {
-		uc_sub_error(s, -EIO);
-	} else if (why == ST_WAIT_FLUSH) {
-		if (atomic_load(&f->epochs_done) < s->mask)
-			park(f, q, s, why, s->mask);
-	} else if (why == ST_WAIT_ROOM && !atomic_load(&f->draining)) {
-		cache_write(n, f, q, s);
-	} else if (!(direct = direct_ready(f, s))) {
-		park(f, q, s, why, 0);
-	}
-	pthread_mutex_unlock(&f->cache_lock);
-	if (direct)
-		child_pass(q, s);
-	uc_sub_put(q, s);	/* the parking reference */
-}
-
-static bool fault_poll(struct uc_node *n, struct uc_queue *q)
-{
-	struct fault *f = n->priv;
-	struct uc_sub *s = f->parked[q->id];
-
-	f->parked[q->id] = NULL;
-	while (s) {
-		struct uc_sub *next = s->next;
-
-		resume(n, f, q, s);
-		s = next;
-	}
-	if (epoch_running(f))
-		epoch_poll(n, f, q);
-	return f->parked[q->id] || epoch_running(f);
-}
-
 /* ---- I/O ---- */
 
 static int fault_pass(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
 {
 	struct fault *f = n->priv;
 
-	if (s->state & ST_FAIL)
+	if (UC_SUB_PRIV(s, struct fault_sub)->flags & FS_FAIL)
 		return -EIO;
 	if (atomic_load(&f->lose) || atomic_load(&f->draining))
-		return cache_submit(n, f, q, s);
-	if (cache_dead(f))
+		return fault_cache_submit(n, f, q, s);
+	if (fault_cache_dead(f))
 		return -EIO;
-	child_pass(q, s);
+	fault_child_pass(q, s);
 	return 0;
+}
+
+/* Only a read through the cache has anything to do at its end. */
+static int fault_end(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
+{
+	(void)q;
+	if (!(UC_SUB_PRIV(s, struct fault_sub)->flags & FS_CACHED))
+		return 0;
+	return fault_cache_read_end(n->priv, s);
 }
 
 static int fault_submit(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
 {
 	struct fault *f = n->priv;
+	struct fault_sub *fs = UC_SUB_PRIV(s, struct fault_sub);
 	uint64_t delay = atomic_load_explicit(&f->delay_ns, memory_order_relaxed);
 
-	if (!(s->state & ST_DECIDED))
-		s->state = ST_DECIDED | (fault_decide(f, s) ? ST_FAIL : 0);
+	if (!(fs->flags & FS_DECIDED))
+		fs->flags = FS_DECIDED | (fault_decide(f, s) ? FS_FAIL : 0);
 	if (delay) {
 		struct __kernel_timespec *ts;
 		struct io_uring_sqe *sqe;
 
-		assert(q->id <= UC_MAX_QUEUES);
-		ts = &f->ts[q->id];
+		ts = &UC_QSTATE(n, q, struct fault_q)->ts;
 		/* SQEs of this queue not submitted yet get the new value too: harmless */
 		if ((uint64_t)ts->tv_sec != delay / NSEC || (uint64_t)ts->tv_nsec != delay % NSEC)
 			*ts = (struct __kernel_timespec){ .tv_sec = delay / NSEC,
@@ -784,68 +467,6 @@ static int fault_complete(struct uc_node *n, struct uc_queue *q, struct uc_sub *
 	if (res != -ETIME && res != 0)
 		return res < 0 ? res : -EIO;	/* cancelled (ring teardown) or refused */
 	return fault_pass(n, q, s);		/* the child holds its own reference on s */
-}
-
-/* Allocate the cache (open or ctl; not on a queue thread). Returns 0 or -ENOMEM. */
-static int cache_alloc(struct fault *f)
-{
-	if (f->cache.slots)
-		return 0;
-	return wcache_init(&f->cache, f->cache_size);
-}
-
-static int fault_activate(struct uc_node *n)
-{
-	struct fault *f = n->priv;
-	int ret = atomic_load(&f->lose) ? cache_alloc(f) : 0;
-
-	if (ret)
-		uc_err("%s: cannot allocate %llu bytes for lose_unflushed", n->name,
-		       (unsigned long long)f->cache_size);
-	return ret;
-}
-
-/*
- * Write everything cached to the child, synchronously (a clean stop, or ctl
- * lose_unflushed off with the queues' help). Returns 0 or -errno.
- */
-static int cache_write_back_sync(struct uc_node *n, struct fault *f)
-{
-	uint8_t *buf = aligned_alloc(4096, WB_RUN);
-	uint64_t off, len;
-	int ret = 0;
-
-	if (!buf)
-		return -ENOMEM;
-	pthread_mutex_lock(&f->cache_lock);
-	/* an epoch the queues left unfinished first, then the rest */
-	for (int pass = 0; !ret && pass < 2; pass++) {
-		if (!f->cache.nr_used[WC_FLUSHING])
-			wcache_snapshot(&f->cache);
-		while (!ret && (len = wcache_next_run(&f->cache, &off, buf, WB_RUN)))
-			ret = uc_graph_sync_io(n->graph, n->children[0], UC_OP_WRITE, off, buf, len);
-		wcache_free_retired(&f->cache);
-		wcache_end_flush(&f->cache);
-	}
-	wcache_free_retired(&f->cache);
-	if (!ret)
-		ret = uc_graph_sync_io(n->graph, n->children[0], UC_OP_FLUSH, 0, NULL, 0);
-	pthread_mutex_unlock(&f->cache_lock);
-	free(buf);
-	return ret;
-}
-
-/* A clean stop: the queues are gone, what is cached goes to the child (a disk's cache too). */
-static void fault_deactivate(struct uc_node *n)
-{
-	struct fault *f = n->priv;
-	int ret;
-
-	if (!f->cache.slots || cache_dead(f) || !wcache_bytes(&f->cache))
-		return;
-	ret = cache_write_back_sync(n, f);
-	if (ret)
-		uc_err("%s: writing the cache back at stop failed: %s", n->name, strerror(-ret));
 }
 
 /* ---- admin ---- */
@@ -887,99 +508,6 @@ static int parse_count(const char *str, uint64_t *out)
 	errno = 0;
 	*out = strtoull(str, &end, 10);
 	return errno || *end ? -EINVAL : 0;
-}
-
-/* ---- lose_unflushed from the admin thread (f->lock held) ---- */
-
-static int cache_crash(struct uc_node *n, struct fault *f, bool on, char *reply, size_t len)
-{
-	uint64_t lost;
-
-	if (!on) {
-		if (!atomic_exchange(&f->crashed, false)) {
-			snprintf(reply, len, "crash=off (it was not on)");
-			return 0;
-		}
-		snprintf(reply, len, "crash=off: the child's data is served again");
-		return 0;
-	}
-	if (!atomic_load(&f->lose)) {
-		snprintf(reply, len, "fault: crash needs lose_unflushed on");
-		return -EINVAL;
-	}
-	pthread_mutex_lock(&f->cache_lock);
-	lost = wcache_bytes(&f->cache);
-	wcache_drop(&f->cache);
-	atomic_store(&f->crashed, true);
-	f->epoch_want = 0;
-	pthread_mutex_unlock(&f->cache_lock);
-	uc_graph_kick(n->graph);	/* parked requests fail now */
-	uc_info("%s: power cut: %llu bytes of unflushed writes lost", n->name,
-		(unsigned long long)lost);
-	snprintf(reply, len, "crash=on: %llu bytes of unflushed writes lost; every request fails",
-		 (unsigned long long)lost);
-	return 0;
-}
-
-static int cache_on(struct uc_node *n, struct fault *f, char *reply, size_t len)
-{
-	if (atomic_load(&f->lose)) {
-		snprintf(reply, len, "lose_unflushed=on");
-		return 0;
-	}
-	if (n->graph->running_zero_copy || atomic_load(&f->draining)) {
-		snprintf(reply, len, atomic_load(&f->draining) ?
-			 "fault: lose_unflushed is being switched off" :
-			 "fault: lose_unflushed needs the copy path: this device runs zero copy "
-			 "(set it in the config, or device.zero_copy = false)");
-		return -EBUSY;
-	}
-	if (cache_alloc(f)) {
-		snprintf(reply, len, "fault: cannot allocate %llu bytes (unflushed_max)",
-			 (unsigned long long)f->cache_size);
-		return -ENOMEM;
-	}
-	atomic_store(&f->lose, true);
-	snprintf(reply, len, "lose_unflushed=on");
-	return 0;
-}
-
-/* Writes go direct from now; flush epochs empty the cache; then reads go direct too. */
-static int cache_off(struct uc_node *n, struct fault *f, char *reply, size_t len)
-{
-	uint64_t want;
-	int waited = 0;
-
-	if (!atomic_load(&f->lose)) {
-		snprintf(reply, len, "lose_unflushed=off");
-		return 0;
-	}
-	atomic_store(&f->draining, true);
-	atomic_store(&f->lose, false);
-	for (;;) {
-		pthread_mutex_lock(&f->cache_lock);
-		if (cache_dead(f) || !wcache_bytes(&f->cache)) {
-			if (cache_dead(f))
-				wcache_drop(&f->cache);
-			atomic_store(&f->draining, false);
-			pthread_mutex_unlock(&f->cache_lock);
-			break;
-		}
-		want = epoch_needed(f);
-		pthread_mutex_unlock(&f->cache_lock);
-		while (atomic_load(&f->epochs_done) < want && waited < 60000) {
-			uc_graph_kick(n->graph);
-			usleep(5000);
-			waited += 5;
-		}
-		if (waited >= 60000) {
-			snprintf(reply, len, "fault: the cache was not written back within 60 s; "
-				 "writes go direct, it is still being emptied");
-			return -ETIMEDOUT;
-		}
-	}
-	snprintf(reply, len, "lose_unflushed=off");
-	return 0;
 }
 
 static int fault_ctl_locked(struct uc_node *n, struct fault *f, const char *key,
@@ -1049,8 +577,8 @@ static int fault_ctl_locked(struct uc_node *n, struct fault *f, const char *key,
 			pthread_mutex_unlock(&f->cache_lock);
 			return 0;
 		}
-		return !strcmp(key, "crash") ? cache_crash(n, f, on, reply, len) :
-		       on ? cache_on(n, f, reply, len) : cache_off(n, f, reply, len);
+		return !strcmp(key, "crash") ? fault_cache_crash(n, f, on, reply, len) :
+		       on ? fault_cache_on(n, f, reply, len) : fault_cache_off(n, f, reply, len);
 	} else {
 		snprintf(reply, len, "fault: unknown key '%.40s' (errors, ranges, after, delay, reset, "
 			 "lose_unflushed, crash)", key);
@@ -1105,6 +633,8 @@ const struct uc_layer_ops fault_layer_ops = {
 	.deactivate = fault_deactivate,
 	.poll = fault_poll,
 	.ctl = fault_ctl,
+	.ctl_keys = (const char *const[]){ "errors", "ranges", "after", "delay", "reset",
+					   "lose_unflushed", "crash", NULL },
 	.status = fault_status,
 	.zero_copy = true,
 };

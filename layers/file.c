@@ -40,8 +40,16 @@ struct file {
 	dev_t dev;
 	ino_t ino;
 	int old_fd;		/* after a swap (file_ctl), until every queue moved over */
-	/* per queue (only its thread): subs that found the SQ full, issued again from poll */
-	struct uc_sub *deferred[UC_MAX_QUEUES + 1];
+};
+
+/* Each queue's state (UC_QSTATE): only its thread touches it. */
+struct file_q {
+	struct uc_sub *head, *tail;	/* found the SQ full: issued again from poll, in order */
+};
+
+/* Each sub's private data (UC_SUB_PRIV). */
+struct file_sub {
+	uint8_t fallback;	/* DISCARD/WRITE_ZEROES: 0 the preferred way, 1 the fallback */
 };
 
 extern const struct uc_layer_ops file_layer_ops;
@@ -209,6 +217,8 @@ static int file_parse(struct uc_node *n, const config_setting_t *cfg)
 	if (!n->size)
 		return uc_conf_err(ps, "%s is smaller than 4K", f->path);
 	n->can_discard = true;
+	n->sub_priv_size = sizeof(struct file_sub);
+	n->qstate_size = sizeof(struct file_q);
 	if ((ret = check_duplicate(n, cfg)))
 		return ret;
 	return uc_graph_add_leaf(n->graph, n);
@@ -292,19 +302,20 @@ static void file_close(struct uc_node *n)
 	n->priv = NULL;
 }
 
-/* DISCARD/WRITE_ZEROES: state 0 tries the preferred way, 1 the fallback. */
+/* DISCARD/WRITE_ZEROES: the preferred way first, then the fallback. */
 static void prep_zero(struct io_uring_sqe *sqe, const struct file *f, struct uc_sub *s, int idx)
 {
 	bool unmap = s->op == UC_OP_DISCARD || !(s->flags & UC_F_NOUNMAP);
+	bool fallback = UC_SUB_PRIV(s, struct file_sub)->fallback;
 
-	if (s->op == UC_OP_DISCARD && f->is_blk && s->state == 0) {
+	if (s->op == UC_OP_DISCARD && f->is_blk && !fallback) {
 		io_uring_prep_rw(IORING_OP_URING_CMD, sqe, idx, NULL, 0, 0);
 		sqe->cmd_op = BLOCK_URING_CMD_DISCARD;
 		sqe->addr = s->off;
 		sqe->addr3 = s->len;
 		return;
 	}
-	if (s->state == 1 && s->op == UC_OP_WRITE_ZEROES)
+	if (fallback && s->op == UC_OP_WRITE_ZEROES)
 		unmap = !unmap;
 	io_uring_prep_fallocate(sqe, idx, (unmap ? FALLOC_FL_PUNCH_HOLE : FALLOC_FL_ZERO_RANGE) |
 				FALLOC_FL_KEEP_SIZE, s->off, s->len);
@@ -334,7 +345,7 @@ static void prep_rw(struct io_uring_sqe *sqe, const struct uc_sub *s,
 
 static int file_submit(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
 {
-	struct file *f = n->priv;
+	const struct file *f = n->priv;
 	struct io_uring_sqe *sqe;
 
 	if (s->copy > 1)
@@ -346,9 +357,15 @@ static int file_submit(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
 		 * poll issues it once completions have made room. An error
 		 * here would fail a mirror leg for a busy ring.
 		 */
+		struct file_q *fq = UC_QSTATE(n, q, struct file_q);
+
 		uc_sub_get(s);
-		s->next = f->deferred[q->id];
-		f->deferred[q->id] = s;
+		s->next = NULL;
+		if (fq->tail)
+			fq->tail->next = s;
+		else
+			fq->head = s;
+		fq->tail = s;
 		return 0;
 	}
 	switch (s->op) {
@@ -367,33 +384,38 @@ static int file_submit(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
 	return 0;
 }
 
-/* Issue what found the ring full. Returns true while some still wait. */
+/*
+ * Issue what found the ring full. A CQE of the member I/O in flight brings
+ * the queue back to try again; only with none (the SQ full of entries that
+ * complete silently) is the 1 ms poll timer needed. Returns true then.
+ */
 static bool file_poll(struct uc_node *n, struct uc_queue *q)
 {
-	struct file *f = n->priv;
-	struct uc_sub *s = f->deferred[q->id];
+	struct file_q *fq = UC_QSTATE(n, q, struct file_q);
+	struct uc_sub *s = fq->head;
 
 	if (!s)
 		return false;
-	f->deferred[q->id] = NULL;
+	fq->head = fq->tail = NULL;
 	while (s) {
 		struct uc_sub *next = s->next;
 
-		uc_sub_error(s, file_submit(n, q, s));	/* may defer it again */
-		uc_sub_put(q, s);	/* the deferral's reference */
+		uc_sub_error(s, file_submit(n, q, s));	/* may wait again */
+		uc_sub_put(q, s);	/* the waiting's reference */
 		s = next;
 	}
-	return f->deferred[q->id] != NULL;
+	return fq->head && !q->nr_member;
 }
 
 static int file_complete(struct uc_node *n, struct uc_queue *q, struct uc_sub *s, int res)
 {
 	(void)n;
-	if ((res == -EOPNOTSUPP || res == -EINVAL) && s->state == 0 &&
-	    (s->op == UC_OP_DISCARD || s->op == UC_OP_WRITE_ZEROES)) {
+	if ((res == -EOPNOTSUPP || res == -EINVAL) &&
+	    (s->op == UC_OP_DISCARD || s->op == UC_OP_WRITE_ZEROES) &&
+	    !UC_SUB_PRIV(s, struct file_sub)->fallback) {
 		int ret;
 
-		s->state = 1;
+		UC_SUB_PRIV(s, struct file_sub)->fallback = 1;
 		uc_sub_get(s);
 		ret = file_submit(n, q, s);
 		uc_sub_error(s, ret);

@@ -106,6 +106,14 @@ static int stripe_submit(struct uc_node *n, struct uc_queue *q, struct uc_sub *s
 			uc_child_submit(q, s, c, 0, 0, NULL, 0);
 		return 0;
 	}
+	if (s->off >> shift == (end - 1) >> shift) {
+		/* inside one chunk (most small I/O): one child, the parent's iovecs as they are */
+		uint64_t k = s->off >> shift;
+
+		uc_child_submit(q, s, k % nr, (k / nr) << shift | (s->off & mask), s->len, s->iov,
+				s->nr_iov);
+		return 0;
+	}
 	for (unsigned int c = 0; c < nr; c++) {
 		uint64_t coff, clen, k;
 		struct uc_sub *cs;

@@ -28,6 +28,29 @@ static int32_t find(const struct wcache *c, int m, uint64_t blk)
 	return -1;
 }
 
+static void list_add(struct wcache *c, int m, int32_t i)
+{
+	struct wc_slot *s = &c->slots[i];
+
+	s->lprev = -1;
+	s->lnext = c->list[m];
+	if (s->lnext >= 0)
+		c->slots[s->lnext].lprev = i;
+	c->list[m] = i;
+}
+
+static void list_del(struct wcache *c, int m, int32_t i)
+{
+	struct wc_slot *s = &c->slots[i];
+
+	if (s->lprev >= 0)
+		c->slots[s->lprev].lnext = s->lnext;
+	else
+		c->list[m] = s->lnext;
+	if (s->lnext >= 0)
+		c->slots[s->lnext].lprev = s->lprev;
+}
+
 static int32_t insert(struct wcache *c, int m, uint64_t blk)
 {
 	int32_t i = c->free_head, *head = &c->map[m][bucket(c, blk)];
@@ -35,8 +58,9 @@ static int32_t insert(struct wcache *c, int m, uint64_t blk)
 	assert(i >= 0);
 	c->free_head = c->slots[i].next;
 	c->nr_free--;
-	c->slots[i] = (struct wc_slot){ .blk = blk, .next = *head, .wb_next = -1 };
+	c->slots[i] = (struct wc_slot){ .blk = blk, .next = *head };
 	*head = i;
+	list_add(c, m, i);
 	c->nr_used[m]++;
 	return i;
 }
@@ -55,8 +79,26 @@ static void unlink_slot(struct wcache *c, int m, int32_t idx)
 	while (*p != idx)
 		p = &c->slots[*p].next;
 	*p = c->slots[idx].next;
+	list_del(c, m, idx);
 	c->nr_used[m]--;
 	release(c, idx);
+}
+
+/* Maps m1 and m2 trade places (their buckets, lists and counts). */
+static void swap_maps(struct wcache *c, int m1, int m2)
+{
+	int32_t *map = c->map[m1], list = c->list[m1];
+	uint32_t used = c->nr_used[m1];
+	uint64_t bytes = c->bytes[m1];
+
+	c->map[m1] = c->map[m2];
+	c->list[m1] = c->list[m2];
+	c->nr_used[m1] = c->nr_used[m2];
+	c->bytes[m1] = c->bytes[m2];
+	c->map[m2] = map;
+	c->list[m2] = list;
+	c->nr_used[m2] = used;
+	c->bytes[m2] = bytes;
 }
 
 int wcache_init(struct wcache *c, uint64_t bytes)
@@ -81,6 +123,8 @@ int wcache_init(struct wcache *c, uint64_t bytes)
 	c->free_head = -1;
 	for (uint32_t i = nr; i--;)
 		release(c, i);
+	for (int m = 0; m < WC_MAPS; m++)
+		c->list[m] = -1;
 	c->wb_head = -1;
 	return 0;
 }
@@ -174,22 +218,11 @@ void wcache_remove(struct wcache *c, uint64_t off, uint64_t len)
 
 uint32_t wcache_snapshot(struct wcache *c)
 {
-	int32_t *m = c->map[WC_FLUSHING];
-
 	assert(!c->nr_used[WC_FLUSHING]);
-	c->map[WC_FLUSHING] = c->map[WC_CUR];
-	c->map[WC_CUR] = m;
-	c->nr_used[WC_FLUSHING] = c->nr_used[WC_CUR];
-	c->bytes[WC_FLUSHING] = c->bytes[WC_CUR];
-	c->nr_used[WC_CUR] = 0;
-	c->bytes[WC_CUR] = 0;
-	c->wb_head = -1;
-	for (uint32_t h = 0; c->nr_used[WC_FLUSHING] && h <= c->bucket_mask; h++)
-		for (int32_t i = c->map[WC_FLUSHING][h]; i >= 0; i = c->slots[i].next) {
-			c->slots[i].wb = c->slots[i].valid;
-			c->slots[i].wb_next = c->wb_head;
-			c->wb_head = i;
-		}
+	swap_maps(c, WC_CUR, WC_FLUSHING);
+	for (int32_t i = c->list[WC_FLUSHING]; i >= 0; i = c->slots[i].lnext)
+		c->slots[i].wb = c->slots[i].valid;
+	c->wb_head = c->list[WC_FLUSHING];
 	return c->nr_used[WC_FLUSHING];
 }
 
@@ -214,8 +247,9 @@ uint64_t wcache_next_run(struct wcache *c, uint64_t *off, void *buf, uint64_t ma
 	unsigned int end;
 	int32_t i;
 
+	/* blocks before wb_head are written back; a run may have taken some after it */
 	while (c->wb_head >= 0 && !c->slots[c->wb_head].wb)
-		c->wb_head = c->slots[c->wb_head].wb_next;
+		c->wb_head = c->slots[c->wb_head].lnext;
 	if (c->wb_head < 0)
 		return 0;
 	i = c->wb_head;
@@ -232,30 +266,23 @@ uint64_t wcache_next_run(struct wcache *c, uint64_t *off, void *buf, uint64_t ma
 	return len;
 }
 
+/* Every block of map m goes back to the free list: its buckets are the ones they were in. */
 static void drop_map(struct wcache *c, int m)
 {
-	for (uint32_t h = 0; c->nr_used[m] && h <= c->bucket_mask; h++) {
-		for (int32_t i = c->map[m][h], next; i >= 0; i = next) {
-			next = c->slots[i].next;
-			release(c, i);
-			c->nr_used[m]--;
-		}
-		c->map[m][h] = -1;
+	for (int32_t i = c->list[m], next; i >= 0; i = next) {
+		next = c->slots[i].lnext;
+		c->map[m][bucket(c, c->slots[i].blk)] = -1;
+		release(c, i);
 	}
+	c->list[m] = -1;
+	c->nr_used[m] = 0;
 	c->bytes[m] = 0;
 }
 
 void wcache_end_flush(struct wcache *c)
 {
-	int32_t *m = c->map[WC_RETIRED];
-
 	assert(!c->nr_used[WC_RETIRED]);
-	c->map[WC_RETIRED] = c->map[WC_FLUSHING];
-	c->map[WC_FLUSHING] = m;
-	c->nr_used[WC_RETIRED] = c->nr_used[WC_FLUSHING];
-	c->bytes[WC_RETIRED] = c->bytes[WC_FLUSHING];
-	c->nr_used[WC_FLUSHING] = 0;
-	c->bytes[WC_FLUSHING] = 0;
+	swap_maps(c, WC_FLUSHING, WC_RETIRED);
 	c->wb_head = -1;
 }
 

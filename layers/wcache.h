@@ -28,11 +28,16 @@ enum { WC_CUR, WC_FLUSHING, WC_RETIRED, WC_MAPS };
 struct wc_slot {
 	uint64_t blk;		/* block number (byte offset / WC_BLOCK) */
 	int32_t next;		/* bucket chain, -1 ends it; free list when unused */
-	int32_t wb_next;	/* write-back list of the flushing map */
+	int32_t lnext, lprev;	/* the list of its map's blocks (-1 ends it) */
 	uint8_t valid;		/* sectors held */
-	uint8_t wb;		/* sectors still to write back */
+	uint8_t wb;		/* flushing map: sectors still to write back */
 };
 
+/*
+ * Every map keeps a list of its blocks besides its hash buckets, so that a
+ * snapshot, a write-back pass and dropping a map cost what the map holds,
+ * not the bucket count (which grows with unflushed_max, up to 4M buckets).
+ */
 struct wcache {
 	struct wc_slot *slots;
 	uint8_t *data;		/* WC_BLOCK bytes per slot */
@@ -40,9 +45,10 @@ struct wcache {
 	int32_t free_head;
 	uint32_t bucket_mask;	/* buckets - 1 (a power of two) */
 	int32_t *map[WC_MAPS];	/* bucket heads of each map */
+	int32_t list[WC_MAPS];	/* first block of each map's list, -1: empty */
 	uint32_t nr_used[WC_MAPS];	/* slots in each map */
 	uint64_t bytes[WC_MAPS];	/* sectors held in each map, in bytes */
-	int32_t wb_head;	/* next write-back candidate, -1: none */
+	int32_t wb_head;	/* flushing map: where write-back goes on in its list, -1: done */
 };
 
 /* Room for bytes of cached data (at least 16 blocks). Returns 0 or -ENOMEM. */

@@ -206,6 +206,29 @@ static int cmd_add(struct uc_admin *a, struct reply *r, char *args)
 	return ret ? 1 : 0;
 }
 
+/* Only a layer's documented settings come from the CLI; its other keys are internal. */
+static bool ctl_key_public(const struct uc_layer_ops *ops, const char *key)
+{
+	for (const char *const *k = uc_layer_ctl_keys(ops); *k; k++)
+		if (!strcmp(*k, key))
+			return true;
+	return false;
+}
+
+/* `ctl NODE KEY VALUE` changes a setting, `ctl NODE KEY` reads it */
+static bool ctl_sets(const char *args)
+{
+	for (int words = 0; args && *args; words++) {
+		args += strspn(args, " ");
+		if (!*args)
+			break;
+		if (words == 2)
+			return true;
+		args += strcspn(args, " ");
+	}
+	return false;
+}
+
 static int cmd_ctl(struct uc_admin *a, struct reply *r, char *args)
 {
 	char *node = strtok(args, " "), *key = strtok(NULL, " "), *value = strtok(NULL, ""), msg[1024] = "";
@@ -220,8 +243,15 @@ static int cmd_ctl(struct uc_admin *a, struct reply *r, char *args)
 		out(r, "no node named '%s'\n", node);
 		return 1;
 	}
-	if (!n->ops->ctl) {
+	if (!n->ops->ctl || !*uc_layer_ctl_keys(n->ops)) {
 		out(r, "%s (%s) takes no runtime settings\n", node, n->ops->name);
+		return 1;
+	}
+	if (!ctl_key_public(n->ops, key)) {
+		out(r, "'%s' is not a runtime setting of %s (%s:", key, node, n->ops->name);
+		for (const char *const *k = uc_layer_ctl_keys(n->ops); *k; k++)
+			out(r, " %s", *k);
+		out(r, ")\n");
 		return 1;
 	}
 	ret = n->ops->ctl(n, key, value, msg, sizeof(msg));
@@ -299,8 +329,13 @@ static void *client_thread(void *arg)
 
 		if (args)
 			*args++ = 0;
-		/* commands walk the tree; add changes it */
-		bool change = !strcmp(req, "add");
+		/*
+		 * Commands walk the tree under the admin lock; the ones that
+		 * change a node (the tree, a leg's file, a setting) hold it for
+		 * writing, so that no reader sees a node mid-change.
+		 */
+		bool change = !strcmp(req, "add") || !strcmp(req, "fail") || !strcmp(req, "replace") ||
+			      (!strcmp(req, "ctl") && ctl_sets(args));
 
 		if (change)
 			pthread_rwlock_wrlock(&a->g->admin_lock);

@@ -4,22 +4,33 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include "ctrl.h"
 
-int uc_ctrl_open(struct uc_ctrl *c)
+int uc_ctrl_init(struct uc_ctrl *c, int fd)
 {
 	int ret;
 
-	c->fd = open("/dev/ublk-control", O_RDWR | O_CLOEXEC);
-	if (c->fd < 0)
-		return -errno;
+	memset(c, 0, sizeof(*c));
+	c->fd = fd;
 	ret = io_uring_queue_init(4, &c->ring, IORING_SETUP_SQE128);
 	if (ret) {
 		close(c->fd);
 		c->fd = -1;
 	}
 	return ret;
+}
+
+int uc_ctrl_open(struct uc_ctrl *c)
+{
+	int fd = open("/dev/ublk-control", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0) {
+		c->fd = -1;
+		return -errno;
+	}
+	return uc_ctrl_init(c, fd);
 }
 
 void uc_ctrl_close(struct uc_ctrl *c)
@@ -31,14 +42,22 @@ void uc_ctrl_close(struct uc_ctrl *c)
 	c->fd = -1;
 }
 
+/* Milliseconds of CLOCK_MONOTONIC. */
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int uc_ctrl_cmd(struct uc_ctrl *c, unsigned int cmd_op, unsigned int dev_id, void *buf,
 		unsigned int len, uint64_t data0, int timeout_ms)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&c->ring);
 	struct ublksrv_ctrl_cmd *cmd;
-	struct __kernel_timespec ts = { .tv_sec = timeout_ms / 1000,
-					.tv_nsec = (timeout_ms % 1000) * 1000000L };
-	struct io_uring_cqe *cqe;
+	int64_t deadline = now_ms() + timeout_ms;
+	uint64_t id;
 	int ret;
 
 	if (!sqe)
@@ -53,17 +72,33 @@ int uc_ctrl_cmd(struct uc_ctrl *c, unsigned int cmd_op, unsigned int dev_id, voi
 	cmd->addr = (uintptr_t)buf;
 	cmd->len = len;
 	cmd->data[0] = data0;
+	/* a command that timed out completes later: its CQE must not pass for this one's */
+	id = ++c->seq;
+	io_uring_sqe_set_data64(sqe, id);
 	ret = io_uring_submit(&c->ring);
 	if (ret < 0)
 		return ret;
-	ret = io_uring_wait_cqe_timeout(&c->ring, &cqe, &ts);
-	if (ret == -ETIME)
-		return -ETIMEDOUT;
-	if (ret)
-		return ret;
-	ret = cqe->res;
-	io_uring_cqe_seen(&c->ring, cqe);
-	return ret;
+	for (;;) {
+		int64_t left = deadline - now_ms();
+		struct __kernel_timespec ts = { .tv_sec = left > 0 ? left / 1000 : 0,
+						.tv_nsec = left > 0 ? left % 1000 * 1000000L : 0 };
+		struct io_uring_cqe *cqe;
+
+		ret = io_uring_wait_cqe_timeout(&c->ring, &cqe, &ts);
+		if (ret == -ETIME)
+			return -ETIMEDOUT;
+		if (ret == -EINTR)
+			continue;
+		if (ret)
+			return ret;
+		if (cqe->user_data == id) {
+			ret = cqe->res;
+			io_uring_cqe_seen(&c->ring, cqe);
+			return ret;
+		}
+		/* an earlier command's, after its caller gave up on it */
+		io_uring_cqe_seen(&c->ring, cqe);
+	}
 }
 
 int uc_ctrl_get_features(struct uc_ctrl *c, uint64_t *features)

@@ -19,14 +19,19 @@ static inline void uc_sqe128_clear(struct io_uring_sqe *sqe)
 struct uc_ctrl {
 	int fd;
 	struct io_uring ring;
+	uint64_t seq;		/* user_data of the last command sent */
 };
 
 /* Returns 0, or -errno (-ENOENT: no ublk_drv loaded). */
 int uc_ctrl_open(struct uc_ctrl *c);
+/* The same over an open fd (owned from here; tests pass stand-ins). Returns 0 or -errno. */
+int uc_ctrl_init(struct uc_ctrl *c, int fd);
 void uc_ctrl_close(struct uc_ctrl *c);
 /*
  * Send one command and wait at most timeout_ms for it. Returns the CQE's res
- * (0 or -errno), or -ETIMEDOUT.
+ * (0 or -errno), or -ETIMEDOUT: the command may still complete later, and
+ * a later call drops its CQE (the kernel runs the commands that fill buf
+ * at once; the ones that wait, START/STOP/DEL/QUIESCE, take none).
  */
 int uc_ctrl_cmd(struct uc_ctrl *c, unsigned int cmd_op, unsigned int dev_id, void *buf,
 		unsigned int len, uint64_t data0, int timeout_ms);

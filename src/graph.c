@@ -3,12 +3,14 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <libgen.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include "events.h"
 #include "graph.h"
 #include "io.h"
 #include "log.h"
+#include "wait.h"
 
 const char *const uc_recovery_names[] = { "reissue", "requeue", "fail", "off", NULL };
 
@@ -104,7 +106,16 @@ static int node_parse(struct uc_graph *g, struct uc_node *parent, const config_s
 	*out = n;
 	if ((ret = node_name(g, parent, cfg, n)))
 		return ret;
-	return ops->parse(n, cfg);
+	ret = ops->parse(n, cfg);
+	if (!ret && n->qstate_size) {
+		/* one slot per queue id, each on cache lines of its own */
+		n->qstate_stride = (n->qstate_size + UC_CACHELINE - 1) / UC_CACHELINE * UC_CACHELINE;
+		n->qstate = aligned_alloc(UC_CACHELINE, n->qstate_stride * (UC_MAX_QUEUES + 1));
+		if (!n->qstate)
+			return -ENOMEM;
+		memset(n->qstate, 0, n->qstate_stride * (UC_MAX_QUEUES + 1));
+	}
+	return ret;
 }
 
 int uc_node_parse_children(struct uc_node *n, const config_setting_t *cfg, unsigned int min)
@@ -206,37 +217,114 @@ static int dev_parse(struct uc_graph *g, const config_setting_t *d)
 	return uc_conf_bool(d, "zero_copy", &c->zero_copy) < 0 ? -EINVAL : 0;
 }
 
+/* Arena sums while size_arenas() walks the tree, in 64 bits: they are checked before use. */
+struct arena_sum {
+	uint64_t subs, iovs;
+};
+
+static int arena_err(const struct uc_graph *g, const struct uc_node *n, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int arena_err(const struct uc_graph *g, const struct uc_node *n, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s:%d: ", n->conf_file ? n->conf_file : g->conf_path, n->conf_line);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return -EINVAL;
+}
+
 /*
  * Top-down: how many iovecs each node's subs may carry and how many subs of
  * a node one request can use (a mirror sends a child up to child_subs subs
- * per sub of its own); sums: arena sizes and internal tags.
+ * per sub of its own); sums: arena sizes and internal tags. A sub's slot
+ * number must fit the 16 bits user_data has for it (UC_MAX_SUBS).
  */
-static int size_arenas(struct uc_graph *g, struct uc_node *n, unsigned int max_iov)
+static int size_arenas(struct uc_graph *g, struct uc_node *n, unsigned int max_iov,
+		       struct arena_sum *sum)
 {
+	uint64_t subs = n->parent ? (uint64_t)n->parent->max_subs * n->parent->child_subs : 1;
+	char b[32];
+
 	n->max_iov = max_iov;
-	if (n->parent)
-		n->max_subs = n->parent->max_subs * n->parent->child_subs;
 	g->nr_internal += n->internal_ios;
 	if (n->internal_buf > g->internal_buf)
 		g->internal_buf = n->internal_buf;
-	if (max_iov > UC_MAX_IOV) {
-		char b[32];
+	if (max_iov > UC_MAX_IOV)
+		return arena_err(g, n, "a %s request would need %u iovecs here (more than %d): use a larger chunk or a smaller max_io",
+				 uc_size_str(g->dev.max_io, b, sizeof(b)), max_iov, UC_MAX_IOV);
+	if (sum->subs + subs > UC_MAX_SUBS) {
+		/* point at the layer whose fan-out got there */
+		const struct uc_node *at = n->parent && n->parent->child_subs > 1 ? n->parent : n;
 
-		fprintf(stderr, "%s:%d: a %s request would need %u iovecs here (more than %d): use a larger chunk or a smaller max_io\n",
-			n->conf_file ? n->conf_file : g->conf_path, n->conf_line,
-			uc_size_str(g->dev.max_io, b, sizeof(b)), max_iov, UC_MAX_IOV);
-		return -EINVAL;
+		return arena_err(g, at, "a %s request could need more than %u sub-requests %s %s: use a smaller max_io",
+				 uc_size_str(g->dev.max_io, b, sizeof(b)), UC_MAX_SUBS,
+				 at == n ? "at this" : "below this", at->ops->name);
 	}
-	g->nr_subs += n->max_subs;
-	g->nr_iovs += n->max_subs * max_iov;
+	n->max_subs = subs;
+	sum->subs += subs;
+	sum->iovs += subs * max_iov;
 	for (unsigned int i = 0; i < n->nr_children; i++) {
 		unsigned int c = n->ops->child_max_iov ?
 			n->ops->child_max_iov(n, max_iov, g->dev.max_io) : max_iov;
-		int ret = size_arenas(g, n->children[i], c);
+		int ret = size_arenas(g, n->children[i], c, sum);
 
 		if (ret)
 			return ret;
 	}
+	return 0;
+}
+
+/* Bytes of one tag's arenas. */
+static uint64_t tag_bytes(uint64_t subs, uint64_t iovs, unsigned int sub_priv)
+{
+	return subs * (sizeof(struct uc_sub) + sub_priv) + iovs * sizeof(struct iovec);
+}
+
+uint64_t uc_graph_arena_bytes(const struct uc_graph *g)
+{
+	return tag_bytes(g->nr_subs, g->nr_iovs, g->sub_priv) * (g->dev.depth + g->nr_internal);
+}
+
+/* (Re)compute every node's max_subs/max_iov and g's arena sizes; checks the per-queue cap. */
+static int size_graph(struct uc_graph *g)
+{
+	struct arena_sum sum = { 0, 0 };
+	uint64_t bytes;
+	char b1[32], b2[32];
+	int ret;
+
+	g->nr_subs = g->nr_iovs = g->nr_internal = 0;
+	g->internal_buf = 0;
+	ret = size_arenas(g, g->root, 1, &sum);
+	if (ret)
+		return ret;
+	/* every sub slot can hold any node's private data: the largest, 16-byte aligned */
+	g->sub_priv = 0;
+	for (unsigned int i = 0; i < g->nr_nodes; i++)
+		if (g->nodes[i]->sub_priv_size > g->sub_priv)
+			g->sub_priv = g->nodes[i]->sub_priv_size;
+	g->sub_priv = (g->sub_priv + 15) & ~15U;
+	bytes = tag_bytes(sum.subs, sum.iovs, g->sub_priv) * (g->dev.depth + g->nr_internal);
+	if (bytes > UC_MAX_ARENA_BYTES) {
+		const config_setting_t *d = config_lookup(&g->cfg, "device");
+		const config_setting_t *mi = d ? config_setting_get_member(d, "max_io") : NULL;
+
+		if (mi)
+			return uc_conf_err(mi, "%u tags of %llu sub-requests and %llu iovecs need %s of arenas per queue (at most %s): use a smaller max_io or depth",
+					   g->dev.depth + g->nr_internal, (unsigned long long)sum.subs,
+					   (unsigned long long)sum.iovs, uc_size_str(bytes, b1, sizeof(b1)),
+					   uc_size_str(UC_MAX_ARENA_BYTES, b2, sizeof(b2)));
+		return arena_err(g, g->root, "%u tags of %llu sub-requests and %llu iovecs need %s of arenas per queue (at most %s): use a smaller max_io or depth",
+				 g->dev.depth + g->nr_internal, (unsigned long long)sum.subs,
+				 (unsigned long long)sum.iovs, uc_size_str(bytes, b1, sizeof(b1)),
+				 uc_size_str(UC_MAX_ARENA_BYTES, b2, sizeof(b2)));
+	}
+	g->nr_subs = sum.subs;
+	g->nr_iovs = sum.iovs;
 	return 0;
 }
 
@@ -307,7 +395,7 @@ int uc_graph_load_in(struct uc_graph *g, const char *path, const char *dir)
 		g->zero_copy &= g->nodes[i]->ops->zero_copy && !g->nodes[i]->needs_data;
 	if (!g->size)
 		return uc_conf_err(vol, "volume size is 0");
-	return size_arenas(g, g->root, 1);
+	return size_graph(g);
 }
 
 int uc_graph_open(struct uc_graph *g)
@@ -345,6 +433,7 @@ static void drop_nodes(struct uc_graph *g, unsigned int from)
 			g->nr_leaves = n->file_index;
 		if (n->ops->close)
 			n->ops->close(n);
+		free(n->qstate);
 		free(n->name);
 		free(n->children);
 		free(n);
@@ -399,9 +488,7 @@ int uc_graph_attach_child(struct uc_node *c)
 		return -ENOMEM;
 	p->children = ch;
 	ch[p->nr_children++] = c;
-	g->nr_subs = g->nr_iovs = g->nr_internal = 0;
-	g->internal_buf = 0;
-	ret = size_arenas(g, g->root, 1);
+	ret = size_graph(g);
 	/* a queue's internal tags and their buffers cannot change under it */
 	if (!ret && (g->nr_internal != internal || g->internal_buf > ibuf))
 		ret = -EINVAL;
@@ -414,8 +501,7 @@ int uc_graph_attach_child(struct uc_node *c)
 	if (ret) {
 		/* queues already resized keep their larger arenas: harmless */
 		p->nr_children--;
-		g->nr_subs = g->nr_iovs = g->nr_internal = 0;
-		size_arenas(g, g->root, 1);
+		size_graph(g);
 		g->nr_subs = subs;
 		g->nr_iovs = iovs;
 		g->nr_internal = internal;
@@ -452,6 +538,7 @@ void uc_graph_free(struct uc_graph *g)
 
 		if (n->ops->close)
 			n->ops->close(n);
+		free(n->qstate);
 		free(n->name);
 		free(n->children);
 		free(n);

@@ -12,6 +12,15 @@
 /* uc_graph_sync_io()'s queue id: layers size per-queue state UC_MAX_QUEUES + 1 */
 #define UC_MAX_QUEUES		64
 #define UC_SYNC_QUEUE_ID	UC_MAX_QUEUES
+/* sub slots of one tag: a slot number travels in 16 bits of user_data (udata.h) */
+#define UC_MAX_SUBS		(1U << 16)
+/*
+ * Per-queue cap on the request arenas (subs, iovecs, sub private data of
+ * every tag). The example configs need at most 9M (conf/compressed-raid10:
+ * 491 subs a tag, 148 tags); 64M leaves them room for a few times larger
+ * requests while 64 queues stay within 4G.
+ */
+#define UC_MAX_ARENA_BYTES	(64ULL << 20)
 
 enum uc_recovery {
 	UC_RECOVERY_REISSUE,	/* I/O waits for a new server; held requests are re-issued */
@@ -49,6 +58,7 @@ struct uc_graph {
 	unsigned int nr_leaves;
 	unsigned int nr_subs;	/* per-tag sub arena */
 	unsigned int nr_iovs;	/* per-tag iovec arena */
+	unsigned int sub_priv;	/* bytes of private data per sub slot (largest sub_priv_size, 16-aligned) */
 	unsigned int nr_internal;	/* internal tags per queue (layers' own I/O) */
 	uint32_t internal_buf;	/* bytes of an internal tag's buffer beyond max_io */
 	struct uc_queue *sync_q;	/* uc_graph_sync_io()'s queue while activating */
@@ -61,6 +71,9 @@ struct uc_graph {
 	int kick_fd[UC_MAX_QUEUES + 1];	/* -1: no queue with that id */
 	_Atomic uint64_t files_gen;
 	_Atomic uint64_t files_seen[UC_MAX_QUEUES + 1];
+	/* the generation a queue could not register (files_err: why), else older */
+	_Atomic uint64_t files_failed[UC_MAX_QUEUES + 1];
+	_Atomic int files_err[UC_MAX_QUEUES + 1];
 	/*
 	 * Changing the tree at runtime (a mirror's `add`): uc_graph_pause()
 	 * makes every queue hold new requests and drain; while they are
@@ -94,6 +107,8 @@ int uc_graph_load_in(struct uc_graph *g, const char *path, const char *dir);
 int uc_graph_open(struct uc_graph *g);
 /* Close what open did; free everything load did. */
 void uc_graph_free(struct uc_graph *g);
+/* Bytes of request arenas one queue of g allocates (tags x subs, iovecs, sub private data). */
+uint64_t uc_graph_arena_bytes(const struct uc_graph *g);
 /* Print the tree with sizes, one node per line. */
 void uc_graph_print(const struct uc_graph *g, FILE *out);
 /* The node with that name (or path), or NULL. */
@@ -111,7 +126,8 @@ void uc_graph_kick(struct uc_graph *g);
 void uc_graph_kick_queue(struct uc_graph *g, unsigned int id);
 /*
  * After a leaf's fd changed: make every queue re-register the leaves and
- * wait (up to timeout_ms) until they have. Returns 0 or -ETIMEDOUT.
+ * wait (up to timeout_ms) until they have. Returns 0, -ETIMEDOUT, or the
+ * -errno of a queue that could not (it still uses the fds it had).
  */
 int uc_graph_files_changed(struct uc_graph *g, int timeout_ms);
 /* Drop the private ring uc_graph_sync_io() set up. */

@@ -5,10 +5,20 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 #include "io.h"
 #include "log.h"
 #include "udata.h"
+#include "wait.h"
+
+/* The queue the calling thread drives: uc_wake() signals no eventfd for it. */
+static _Thread_local struct uc_queue *current_queue;
+
+struct uc_queue *uc_queue_current(void)
+{
+	return current_queue;
+}
 
 int uc_iov_slice(struct iovec *dst, unsigned int nr_dst, unsigned int max,
 		 const struct iovec *src, unsigned int nr_src, uint64_t skip, uint64_t len)
@@ -87,6 +97,14 @@ static struct uc_sub *sub_alloc(struct uc_queue *q, struct uc_io *io, struct uc_
 	*s = (struct uc_sub){ .node = n, .io = io, .idx = io->nr_subs++, .pending = 1,
 			      .iov = &io->iovs[io->nr_iovs] };
 	io->nr_iovs += n->max_iov;
+	if (n->sub_priv_size) {
+		s->priv = io->privs + (size_t)s->idx * io->priv_stride;
+		/* slots are 16-aligned multiples of 16: the usual small case is two stores */
+		if (n->sub_priv_size <= 16)
+			__builtin_memset(s->priv, 0, 16);
+		else
+			memset(s->priv, 0, n->sub_priv_size);
+	}
 	return s;
 }
 
@@ -330,7 +348,11 @@ static struct io_uring_sqe *get_sqe(struct uc_queue *q)
 	return sqe;
 }
 
-/* A read of the kick eventfd stays queued until another thread writes it. */
+/*
+ * A read of the kick eventfd stays queued until another thread writes it.
+ * Without one, uc_wake() and uc_graph_kick() cannot reach this queue: if the
+ * SQ is full and will not submit, the next poll tries again.
+ */
 static void arm_kick(struct uc_queue *q)
 {
 	struct io_uring_sqe *sqe;
@@ -339,6 +361,7 @@ static void arm_kick(struct uc_queue *q)
 		return;
 	io_uring_prep_read(sqe, q->kick_fd, &q->kick_buf, sizeof(q->kick_buf), 0);
 	io_uring_sqe_set_data64(sqe, UC_UDATA_KICK);
+	q->kick_armed = true;
 }
 
 /* Another thread swapped a leaf's fd: register the current ones. */
@@ -346,15 +369,20 @@ static void files_update(struct uc_queue *q)
 {
 	struct uc_graph *g = q->g;
 	uint64_t gen = atomic_load(&g->files_gen);
-	int fds[g->nr_leaves ? g->nr_leaves : 1];
+	int fds[g->nr_leaves ? g->nr_leaves : 1], ret;
 
 	if (gen == q->files_gen)
 		return;
 	for (unsigned int i = 0; i < g->nr_leaves; i++)
 		fds[i] = g->leaves[i]->fd;
-	if (io_uring_register_files_update(&q->ring, 0, fds, g->nr_leaves) < 0)
-		uc_err("queue %u: cannot register the new files", q->id);
+	ret = io_uring_register_files_update(&q->ring, 0, fds, g->nr_leaves);
+	/* this generation is done either way: the waiter hears whether it worked */
 	q->files_gen = gen;
+	if (ret < 0) {
+		uc_err("queue %u: cannot register the new files: %s", q->id, strerror(-ret));
+		atomic_store(&g->files_err[q->id], ret);
+		atomic_store(&g->files_failed[q->id], gen);
+	}
 	atomic_store(&g->files_seen[q->id], gen);
 }
 
@@ -365,10 +393,13 @@ bool uc_queue_cqe(struct uc_queue *q, const struct io_uring_cqe *cqe)
 		return true;
 	}
 	if (cqe->user_data == UC_UDATA_TIMER) {
-		q->timer_armed = false;
+		q->timer_armed = q->timer_short = false;
 		return true;
 	}
+	if (cqe->user_data == UC_UDATA_TIMER_UPDATE)
+		return true;	/* -ENOENT if the timer had fired: its own CQE says so */
 	if (cqe->user_data == UC_UDATA_KICK) {
+		q->kick_armed = false;
 		arm_kick(q);
 		return true;
 	}
@@ -429,30 +460,43 @@ static bool pause_poll(struct uc_queue *q)
 	return false;
 }
 
+/* io's share of q's arenas, sized for q->g as it is now. */
+static void arenas_assign(struct uc_queue *q, struct uc_io *io)
+{
+	const struct uc_graph *g = q->g;
+
+	io->subs = &q->sub_arena[(size_t)io->tag * g->nr_subs];
+	io->iovs = &q->iov_arena[(size_t)io->tag * g->nr_iovs];
+	io->privs = &q->priv_arena[(size_t)io->tag * g->nr_subs * g->sub_priv];
+	io->priv_stride = g->sub_priv;
+}
+
 int uc_queue_resize(struct uc_queue *q)
 {
 	struct uc_graph *g = q->g;
 	unsigned int nr_ios = q->depth + q->nr_internal;
 	struct uc_sub *subs = calloc((size_t)nr_ios * g->nr_subs, sizeof(*subs));
 	struct iovec *iovs = calloc((size_t)nr_ios * g->nr_iovs, sizeof(*iovs));
+	unsigned char *privs = calloc((size_t)nr_ios * g->nr_subs, g->sub_priv ? g->sub_priv : 1);
 	struct uc_node **pollers = calloc(g->nr_nodes, sizeof(*pollers));
 
-	if (!subs || !iovs || !pollers) {
+	if (!subs || !iovs || !privs || !pollers) {
 		free(subs);
 		free(iovs);
+		free(privs);
 		free(pollers);
 		return -ENOMEM;
 	}
 	free(q->sub_arena);
 	free(q->iov_arena);
+	free(q->priv_arena);
 	free(q->pollers);
 	q->sub_arena = subs;
 	q->iov_arena = iovs;
+	q->priv_arena = privs;
 	q->pollers = pollers;
-	for (unsigned int i = 0; i < nr_ios; i++) {
-		q->ios[i].subs = &subs[(size_t)i * g->nr_subs];
-		q->ios[i].iovs = &iovs[(size_t)i * g->nr_iovs];
-	}
+	for (unsigned int i = 0; i < nr_ios; i++)
+		arenas_assign(q, &q->ios[i]);
 	q->nr_pollers = 0;
 	for (unsigned int i = 0; i < g->nr_nodes; i++)
 		if (g->nodes[i]->ops->poll)
@@ -460,30 +504,84 @@ int uc_queue_resize(struct uc_queue *q)
 	return 0;
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void uc_queue_poll_in(struct uc_queue *q, uint64_t ns)
+{
+	uint64_t due = now_ns() + ns;
+
+	if (!q->poll_due || due < q->poll_due)
+		q->poll_due = due;
+}
+
+/* The poll timer fires at due (absolute, CLOCK_MONOTONIC): armed, or moved earlier. */
+static void arm_timer(struct uc_queue *q, uint64_t due, bool is_short)
+{
+	struct io_uring_sqe *sqe;
+
+	/* an armed timer due no later (1 ms slack) serves */
+	if (q->timer_armed && q->timer_due <= due + 1000000) {
+		q->timer_short |= is_short;
+		return;
+	}
+	if (!(sqe = get_sqe(q)))
+		return;
+	if (!q->timer_armed) {
+		q->tick = (struct __kernel_timespec){ .tv_sec = due / 1000000000,
+						      .tv_nsec = due % 1000000000 };
+		io_uring_prep_timeout(sqe, &q->tick, 0, IORING_TIMEOUT_ABS);
+		io_uring_sqe_set_data64(sqe, UC_UDATA_TIMER);
+		q->timer_armed = true;
+	} else {
+		q->tick_update = (struct __kernel_timespec){ .tv_sec = due / 1000000000,
+							     .tv_nsec = due % 1000000000 };
+		io_uring_prep_timeout_update(sqe, &q->tick_update, UC_UDATA_TIMER, IORING_TIMEOUT_ABS);
+		io_uring_sqe_set_data64(sqe, UC_UDATA_TIMER_UPDATE);
+	}
+	q->timer_due = due;
+	q->timer_short |= is_short;
+}
+
 void uc_queue_poll(struct uc_queue *q)
 {
 	bool again = false;
 
+	if (!q->kick_armed)
+		arm_kick(q);
 	if (pause_poll(q))
 		return;
 	if (q->files_gen != atomic_load(&q->g->files_gen))
 		files_update(q);
-	for (unsigned int i = 0; i < q->nr_pollers; i++)
-		again |= q->pollers[i]->ops->poll(q->pollers[i], q);
-	if (again && !q->timer_armed) {
-		struct io_uring_sqe *sqe = io_uring_get_sqe(&q->ring);
-
-		if (!sqe) {
-			io_uring_submit(&q->ring);
-			sqe = io_uring_get_sqe(&q->ring);
-		}
-		if (sqe) {
-			q->tick = (struct __kernel_timespec){ .tv_nsec = 1000000 };
-			io_uring_prep_timeout(sqe, &q->tick, 0, 0);
-			io_uring_sqe_set_data64(sqe, UC_UDATA_TIMER);
-			q->timer_armed = true;
+	q->poll_due = 0;
+	for (int round = 0;; round++) {
+		if (q->waiting)
+			uc_wait_run(q);
+		for (unsigned int i = 0; i < q->nr_pollers; i++)
+			again |= q->pollers[i]->ops->poll(q->pollers[i], q);
+		/*
+		 * A poll may have woken a wait of this queue: no eventfd comes
+		 * for that (uc_wake() from the queue's own thread), so resume
+		 * now, and poll again after, as the resumed may have started
+		 * work a poll drives. A few rounds, then the kick fd.
+		 */
+		if (!q->waiting || !uc_wait_woken(q))
+			break;
+		if (round == 3) {
+			if (q->kick_fd >= 0)
+				eventfd_write(q->kick_fd, 1);
+			break;
 		}
 	}
+	if (again)
+		arm_timer(q, now_ns() + 1000000, true);
+	else if (q->poll_due)
+		arm_timer(q, q->poll_due, false);
 }
 
 int uc_queue_turn(struct uc_queue *q)
@@ -566,12 +664,13 @@ int uc_queue_init(struct uc_queue *q, struct uc_graph *g, unsigned int id, unsig
 	q->ios = calloc(nr_ios, sizeof(*q->ios));
 	q->sub_arena = calloc((size_t)nr_ios * g->nr_subs, sizeof(*q->sub_arena));
 	q->iov_arena = calloc((size_t)nr_ios * g->nr_iovs, sizeof(*q->iov_arena));
+	q->priv_arena = calloc((size_t)nr_ios * g->nr_subs, g->sub_priv ? g->sub_priv : 1);
 	q->bufs_len = (size_t)depth * g->dev.max_io + (size_t)g->nr_internal * ibuf;
 	q->pollers = calloc(g->nr_nodes, sizeof(*q->pollers));
 	q->bufs = mmap(NULL, q->bufs_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (q->bufs == MAP_FAILED)
 		q->bufs = NULL;
-	if (!q->ios || !q->sub_arena || !q->iov_arena || !q->bufs || !q->pollers) {
+	if (!q->ios || !q->sub_arena || !q->iov_arena || !q->priv_arena || !q->bufs || !q->pollers) {
 		uc_queue_exit(q);
 		return -ENOMEM;
 	}
@@ -579,8 +678,7 @@ int uc_queue_init(struct uc_queue *q, struct uc_graph *g, unsigned int id, unsig
 		struct uc_io *io = &q->ios[i];
 
 		io->tag = i;
-		io->subs = &q->sub_arena[(size_t)i * g->nr_subs];
-		io->iovs = &q->iov_arena[(size_t)i * g->nr_iovs];
+		arenas_assign(q, io);
 		io->internal = i >= depth;
 		io->buf = (char *)q->bufs + (io->internal ?
 			(size_t)depth * g->dev.max_io + (i - depth) * ibuf : (size_t)i * g->dev.max_io);
@@ -608,6 +706,8 @@ int uc_queue_init(struct uc_queue *q, struct uc_graph *g, unsigned int id, unsig
 	g->kick_fd[id] = q->kick_fd;
 	g->queues[id] = q;
 	pthread_mutex_unlock(&g->queues_lock);
+	q->outer = current_queue;	/* a sync queue made on a queue's thread */
+	current_queue = q;
 	return 0;
 }
 
@@ -634,15 +734,21 @@ int uc_graph_files_changed(struct uc_graph *g, int timeout_ms)
 
 	for (int waited = 0;; waited += 5) {
 		bool all = true;
+		int err = 0;
 
 		uc_graph_kick(g);
 		pthread_mutex_lock(&g->queues_lock);
-		for (unsigned int i = 0; i <= UC_MAX_QUEUES; i++)
-			if (g->kick_fd[i] >= 0 && atomic_load(&g->files_seen[i]) < gen)
+		for (unsigned int i = 0; i <= UC_MAX_QUEUES; i++) {
+			if (g->kick_fd[i] < 0)
+				continue;
+			if (atomic_load(&g->files_seen[i]) < gen)
 				all = false;
+			else if (atomic_load(&g->files_failed[i]) >= gen && !err)
+				err = atomic_load(&g->files_err[i]);
+		}
 		pthread_mutex_unlock(&g->queues_lock);
 		if (all)
-			return 0;
+			return err;
 		if (waited >= timeout_ms)
 			return -ETIMEDOUT;
 		usleep(5000);
@@ -680,6 +786,8 @@ void uc_graph_resume(struct uc_graph *g)
 
 void uc_queue_exit(struct uc_queue *q)
 {
+	if (current_queue == q)
+		current_queue = q->outer;
 	if (q->g && q->kick_fd >= 0) {
 		pthread_mutex_lock(&q->g->queues_lock);
 		if (q->g->kick_fd[q->id] == q->kick_fd)
@@ -704,6 +812,8 @@ void uc_queue_exit(struct uc_queue *q)
 	q->pollers = NULL;
 	free(q->sub_arena);
 	free(q->iov_arena);
+	free(q->priv_arena);
+	q->priv_arena = NULL;
 	q->bufs = NULL;
 	q->ios = NULL;
 	q->sub_arena = NULL;

@@ -12,6 +12,8 @@
 #include <liburing.h>
 #include "graph.h"
 
+struct uc_wait_slot;
+
 /* Vectored I/O on a registered buffer (Linux 6.15); liburing 2.3 predates them. */
 #define UC_IORING_OP_READV_FIXED	60
 #define UC_IORING_OP_WRITEV_FIXED	61
@@ -26,6 +28,8 @@ struct uc_req {
 struct uc_io {			/* one per tag, preallocated */
 	struct uc_sub *subs;	/* arena: graph->nr_subs slots */
 	struct iovec *iovs;	/* arena: graph->nr_iovs entries */
+	unsigned char *privs;	/* arena: the subs' private data, priv_stride bytes each */
+	unsigned int priv_stride;
 	unsigned int nr_subs;	/* slots in use by the current request */
 	unsigned int nr_iovs;
 	void *buf;		/* max_io bytes, page aligned */
@@ -48,6 +52,7 @@ struct uc_queue {
 	struct uc_io *ios;
 	struct uc_sub *sub_arena;
 	struct iovec *iov_arena;
+	unsigned char *priv_arena;
 	void *bufs;
 	size_t bufs_len;
 	unsigned int nr_internal;	/* internal tags, after the depth ublk tags */
@@ -62,13 +67,19 @@ struct uc_queue {
 	uint64_t pause_gen;	/* the pause being served */
 	unsigned int nr_held;	/* requests held while pausing */
 	unsigned int nr_files;	/* leaves registered as fixed files */
-	bool timer_armed;
+	bool timer_armed;	/* the poll timer is in flight */
+	bool timer_short;	/* ... because a poll asked to run again soon (1 ms) */
+	uint64_t timer_due;	/* its deadline, CLOCK_MONOTONIC ns */
+	uint64_t poll_due;	/* earliest uc_queue_poll_in() deadline of this poll, 0: none */
 	int kick_fd;		/* eventfd other threads write to wake the ring (uc_graph_kick) */
+	bool kick_armed;	/* a read of it is queued or in flight */
 	uint64_t kick_buf;
 	uint64_t files_gen;	/* graph->files_gen the registered files match */
-	struct __kernel_timespec tick;
+	struct __kernel_timespec tick, tick_update;
 	struct uc_node **pollers;	/* nodes with a poll() op */
 	unsigned int nr_pollers;
+	struct uc_wait_slot *waiting;	/* waits with subs parked here (wait.h) */
+	struct uc_queue *outer;		/* uc_queue_current() of this thread before this queue */
 	/* a request finished: res is bytes (READ/WRITE), 0, or -errno */
 	void (*commit)(struct uc_queue *q, struct uc_io *io, int res);
 	void *owner;
@@ -121,11 +132,41 @@ static inline bool uc_queue_may_start_work(const struct uc_queue *q)
 {
 	return !q->stopping && !q->pausing;
 }
-/* True when nothing is in flight: no request, no member I/O, no timer. */
+/*
+ * True when nothing is in flight: no request, no member I/O, no 1 ms poll
+ * timer (a timer only for uc_queue_poll_in() does not count: nothing waits
+ * for it, and exiting the ring cancels it).
+ */
 static inline bool uc_queue_idle(const struct uc_queue *q)
 {
-	return !q->nr_busy && !q->nr_member && !q->timer_armed;
+	return !q->nr_busy && !q->nr_member && !(q->timer_armed && q->timer_short);
 }
+/*
+ * From a layer's poll(): call the polls of q again within ns even if nothing
+ * happens (time-based work: a scan every few seconds, a rate limit). Unlike
+ * poll() returning true (1 ms, again and again), the queue sleeps until then.
+ */
+void uc_queue_poll_in(struct uc_queue *q, uint64_t ns);
+
+/* The queue this thread drives (uc_queue_init() ran here and it is not exited), or NULL. */
+struct uc_queue *uc_queue_current(void);
+
+/* n's per-queue state for q (node->qstate_size bytes, its own cache lines). */
+static inline void *uc_qstate(const struct uc_node *n, const struct uc_queue *q, size_t size)
+{
+	assert(n->qstate && size <= n->qstate_size && q->id <= UC_MAX_QUEUES);
+	return (char *)n->qstate + (size_t)q->id * n->qstate_stride;
+}
+#define UC_QSTATE(n, q, type)	((type *)uc_qstate((n), (q), sizeof(type)))
+
+/* s's private data (s->node->sub_priv_size bytes, zeroed when s was made). */
+static inline void *uc_sub_priv(const struct uc_sub *s, size_t size)
+{
+	assert(size <= s->node->sub_priv_size);
+	(void)size;
+	return s->priv;
+}
+#define UC_SUB_PRIV(s, type)	((type *)uc_sub_priv((s), sizeof(type)))
 
 /*
  * Internal requests: a layer's own I/O (metadata, resync) through the

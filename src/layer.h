@@ -63,15 +63,20 @@ struct uc_sub {
 	uint32_t child;		/* index of node in parent->node->children */
 	int pending;		/* references: children + SQEs + submit bias */
 	int result;		/* 0 or the first -errno seen */
+	/*
+	 * Untyped layer scratch (state, mask, scratch), kept until mirror and
+	 * compress move to the typed private data (UC_SUB_PRIV()).
+	 */
+	uint32_t mask;		/* e.g. children that failed */
 	uint64_t off;		/* bytes, in node's address space */
 	uint64_t len;		/* bytes */
 	struct iovec *iov;	/* READ/WRITE data, inside the tag buffer */
 	unsigned int nr_iov;
-	unsigned int state;	/* layer scratch, e.g. a fallback step */
-	uint32_t mask;		/* layer scratch, e.g. children that failed */
-	uint64_t scratch;	/* layer scratch, e.g. the flush a parked sub waits for */
+	unsigned int state;	/* e.g. a phase */
+	uint64_t scratch;	/* e.g. the commit a parked sub waits for */
+	void *priv;		/* node->sub_priv_size bytes of private data: UC_SUB_PRIV() */
 	void *pctx;		/* the parent layer's note on this child sub (its cluster job) */
-	struct uc_sub *next;	/* layer's list link while it parks the sub */
+	struct uc_sub *next;	/* list link while parked: uc_park()'s, or a layer's own list */
 };
 
 struct uc_node {
@@ -99,6 +104,17 @@ struct uc_node {
 	int conf_line;
 	config_setting_t *cfg;	/* its group in graph->cfg (runtime changes edit it: uc_graph_save) */
 	void *priv;		/* layer state, freed by close/free */
+	/*
+	 * Set by parse: bytes of private data each sub of this node gets,
+	 * zeroed when the sub is made (UC_SUB_PRIV(s, type) in io.h), and
+	 * bytes of state per queue, on cache lines of its own so that queue
+	 * threads do not share them (UC_QSTATE(n, q, type); zeroed, owned by
+	 * the graph, freed with the node).
+	 */
+	unsigned int sub_priv_size;
+	size_t qstate_size;
+	void *qstate;		/* UC_MAX_QUEUES + 1 slots of qstate_stride bytes */
+	size_t qstate_stride;
 };
 
 struct uc_layer_ops {
@@ -169,6 +185,13 @@ struct uc_layer_ops {
 	int (*ctl)(struct uc_node *n, const char *key, const char *value, char *reply,
 		   size_t len);
 	/*
+	 * The keys `ublk-compose ctl` may pass to ctl (NULL-terminated): the
+	 * layer's documented runtime settings. Other keys are internal (a
+	 * mirror swapping its file leg's fd, the admin's fail/replace/add)
+	 * and reach ctl only from code. NULL: none (uc_layer_ctl_keys()).
+	 */
+	const char *const *ctl_keys;
+	/*
 	 * Optional: print the on-disk metadata this layer keeps at the start of
 	 * path (`ublk-compose examine PATH`). Returns 0, or -ENOENT if path
 	 * holds none of it, or another -errno.
@@ -197,6 +220,8 @@ enum uc_health { UC_HEALTH_CLEAN, UC_HEALTH_RESYNCING, UC_HEALTH_DEGRADED, UC_HE
 const struct uc_layer_ops *uc_layer_find(const char *name);
 /* The i-th registered layer, NULL past the end. */
 const struct uc_layer_ops *uc_layer_at(unsigned int i);
+/* The keys `ublk-compose ctl` may pass to a layer (NULL-terminated; never NULL). */
+const char *const *uc_layer_ctl_keys(const struct uc_layer_ops *ops);
 /* Tests add their own leaves. Returns 0 or -ENOSPC. */
 int uc_layer_add(const struct uc_layer_ops *ops);
 

@@ -34,3 +34,27 @@ int uc_layer_add(const struct uc_layer_ops *ops)
 		}
 	return -ENOSPC;
 }
+
+/*
+ * Until mirror and compress declare their ctl_keys: the settings their
+ * documentation gives for `ctl` (README: scrub/scrub-repair, locate).
+ */
+static const struct {
+	const char *layer;
+	const char *const keys[3];
+} undeclared_keys[] = {
+	{ "mirror", { "scrub", "scrub-repair", NULL } },
+	{ "compress", { "locate", NULL } },
+};
+
+const char *const *uc_layer_ctl_keys(const struct uc_layer_ops *ops)
+{
+	static const char *const none[] = { NULL };
+
+	if (ops->ctl_keys)
+		return ops->ctl_keys;
+	for (unsigned int i = 0; i < sizeof(undeclared_keys) / sizeof(undeclared_keys[0]); i++)
+		if (!strcmp(ops->name, undeclared_keys[i].layer))
+			return undeclared_keys[i].keys;
+	return none;
+}

@@ -17,6 +17,7 @@
 #define UC_UDATA_EVENT	(1ULL << 62)
 #define UC_UDATA_TIMER	(UC_UDATA_EVENT | 1)	/* the engine's poll timer */
 #define UC_UDATA_KICK	(UC_UDATA_EVENT | 2)	/* another thread woke the queue */
+#define UC_UDATA_TIMER_UPDATE	(UC_UDATA_EVENT | 3)	/* the poll timer moved earlier */
 
 static inline uint64_t uc_udata_member(unsigned int tag, unsigned int sub)
 {

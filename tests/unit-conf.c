@@ -577,6 +577,62 @@ static int test_nesting_at_limit(void)
 	return T_PASS;
 }
 
+/*
+ * Per-tag arenas: a sub's slot number travels in 16 bits of the CQE's
+ * user_data, and the arenas of one queue are capped. A mirror of two
+ * compress volumes with 4K clusters and 32M requests (issue 17) needs about
+ * 196K subs per request and GiBs of arenas per queue: refused at the layer
+ * that fans out.
+ */
+BAD(subs_over_16_bits, "sub-requests",
+    "device = { queues = 1; depth = 128; max_io = \"32M\"; block_size = 4096; };\n"
+    "volume = { type = \"mirror\"; children = (\n"
+    "  { type = \"compress\"; cluster = \"4K\"; size = \"1G\"; #<\n"
+    "    children = ( { type = \"file\"; path = \"a.img\"; size = \"1G\"; } ); },\n"
+    "  { type = \"compress\"; cluster = \"4K\"; size = \"1G\";\n"
+    "    children = ( { type = \"file\"; path = \"b.img\"; size = \"1G\"; } ); } ); };\n")
+
+/* few subs, but 8K iovecs a tag at depth 4096: over the per-queue cap, at max_io */
+BAD(arenas_over_cap, "per queue",
+    "device = { depth = 4096;\n"
+    "  max_io = \"32M\"; #<\n"
+    "};\n"
+    "volume = { type = \"stripe\"; chunk = \"8K\"; children = (\n"
+    "  { type = \"file\"; path = \"a.img\"; size = \"1M\"; }, { type = \"file\"; path = \"b.img\"; size = \"1M\"; },\n"
+    "  { type = \"file\"; path = \"c.img\"; size = \"1M\"; }, { type = \"file\"; path = \"d.img\"; size = \"1M\"; },\n"
+    "  { type = \"file\"; path = \"e.img\"; size = \"1M\"; }, { type = \"file\"; path = \"f.img\"; size = \"1M\"; },\n"
+    "  { type = \"file\"; path = \"g.img\"; size = \"1M\"; }, { type = \"file\"; path = \"h.img\"; size = \"1M\"; } ); };\n")
+
+/* without a max_io key the error points at the volume */
+BAD(arenas_over_cap_default_max_io, "per queue",
+    "device = { depth = 4096; };\n"
+    "volume = { type = \"stripe\"; chunk = \"4K\"; children = ( #<\n"
+    "  { type = \"compress\"; cluster = \"4K\"; size = \"16M\";\n"
+    "    children = ( { type = \"file\"; path = \"a.img\"; size = \"64M\"; } ); },\n"
+    "  { type = \"compress\"; cluster = \"4K\"; size = \"16M\";\n"
+    "    children = ( { type = \"file\"; path = \"b.img\"; size = \"64M\"; } ); } ); };\n")
+
+/* the arena sizes of a config that fits: what uc_queue_init will allocate */
+static int test_arenas_fit(void)
+{
+	struct uc_graph g;
+
+	/* 1.5M requests, 4K clusters: 386 sub-requests below each compress */
+	if (load_good(&g, case_dir("arenas_fit"),
+		      "device = { depth = 16; max_io = \"1536K\"; };\n"
+		      "volume = { type = \"mirror\"; children = (\n"
+		      "  { type = \"compress\"; cluster = \"4K\"; size = \"16M\";\n"
+		      "    children = ( { type = \"file\"; path = \"a.img\"; size = \"16M\"; } ); },\n"
+		      "  { type = \"compress\"; cluster = \"4K\"; size = \"16M\";\n"
+		      "    children = ( { type = \"file\"; path = \"b.img\"; size = \"16M\"; } ); } ); };\n"))
+		return T_FAIL;
+	CHECK(g.nr_subs <= UC_MAX_SUBS, "nr_subs %u", g.nr_subs);
+	CHECK(uc_graph_arena_bytes(&g) <= UC_MAX_ARENA_BYTES, "%llu bytes",
+	      (unsigned long long)uc_graph_arena_bytes(&g));
+	uc_graph_free(&g);
+	return T_PASS;
+}
+
 /* good configs */
 
 static int test_example_schema(void)
@@ -664,6 +720,46 @@ static int test_repo_example_confs(void)
 		CHECK(g.size == sizes[i], "%s: size %llu", path, (unsigned long long)g.size);
 		uc_graph_free(&g);
 	}
+	return found ? T_PASS : T_SKIP;
+}
+
+/* every config in conf/ fits the per-queue arena cap with room (a quarter of it) */
+static int test_repo_confs_fit_arenas(void)
+{
+	const char *tdir = getenv("UC_TEST_CONF_DIR");	/* SRC/tests/conf */
+	char dir[PATH_MAX];
+	struct dirent *e;
+	int found = 0;
+	DIR *d;
+
+	size_t tl = tdir ? strlen(tdir) : 0;
+
+	if (tl < 11 || strcmp(tdir + tl - 11, "/tests/conf"))
+		return T_SKIP;
+	snprintf(dir, sizeof(dir), "%.*s/conf", (int)(tl - 11), tdir);
+	if (!(d = opendir(dir)))
+		return T_SKIP;
+	while ((e = readdir(d))) {
+		char path[2 * PATH_MAX], err[4096];
+		size_t l = strlen(e->d_name);
+		struct uc_graph g;
+		int ret;
+
+		if (l < 6 || strcmp(e->d_name + l - 5, ".conf"))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		ret = load_capture(&g, path, err, sizeof(err));
+		if (!ret)
+			fprintf(stderr, "  %s: %u subs, %u iovecs a tag, %llu K of arenas per queue\n",
+				e->d_name, g.nr_subs, g.nr_iovs,
+				(unsigned long long)uc_graph_arena_bytes(&g) >> 10);
+		CHECK(!ret && !err[0], "%s: %d %s", path, ret, err);
+		CHECK(uc_graph_arena_bytes(&g) <= UC_MAX_ARENA_BYTES / 4, "%s: %llu bytes", path,
+		      (unsigned long long)uc_graph_arena_bytes(&g));
+		uc_graph_free(&g);
+		found++;
+	}
+	closedir(d);
 	return found ? T_PASS : T_SKIP;
 }
 
@@ -1160,6 +1256,8 @@ static const struct t_case cases[] = {
 	C(duplicate_new_file_two_spellings), C(duplicate_new_file_dotdot),
 	C(missing_file_without_size), C(existing_file_smaller_than_size), C(existing_file_below_4k),
 	C(path_is_directory), C(nesting_too_deep), C(nesting_at_limit),
+	C(subs_over_16_bits), C(arenas_over_cap), C(arenas_over_cap_default_max_io),
+	C(arenas_fit), C(repo_confs_fit_arenas),
 	C(example_schema), C(repo_example_confs), C(defaults), C(device_limits), C(sizes),
 	C(parse_size), C(stripe_size), C(concat_size), C(nested_sizes), C(relative_paths),
 	C(open_creates_sparse), C(open_failure_cleans_up), C(load_twice_no_leak_state),

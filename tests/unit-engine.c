@@ -8,6 +8,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -458,6 +460,68 @@ static int test_bad_requests(void)
 	return T_PASS;
 }
 
+/* ---- a leaf's fd swapped at runtime (a mirror's replace) ---- */
+
+struct files_change {
+	struct uc_graph *g;
+	int ret;
+	_Atomic bool done;
+};
+
+static void *files_change_thread(void *arg)
+{
+	struct files_change *fc = arg;
+
+	fc->ret = uc_graph_files_changed(fc->g, 5000);
+	atomic_store(&fc->done, true);
+	return NULL;
+}
+
+/* uc_graph_files_changed() on another thread while this one turns the queue. */
+static int files_changed_while_serving(struct harness *h)
+{
+	struct files_change fc = { .g = &h->g };
+	pthread_t t;
+
+	if (pthread_create(&t, NULL, files_change_thread, &fc))
+		return -ENOMEM;
+	while (!atomic_load(&fc.done)) {
+		if (uc_queue_turn(&h->q))
+			break;
+		usleep(1000);
+	}
+	pthread_join(t, NULL);
+	return fc.ret;
+}
+
+/*
+ * The queues could not register the new fd: the admin must hear it, not see
+ * success while the queue goes on writing the old file (issue 17, item 8).
+ * A later change with a good fd goes through.
+ */
+static int test_files_update_failure(void)
+{
+	struct harness h;
+	int fd, bad, ret;
+
+	if (harness_open(&h, conf("files.conf",
+		"device = { max_io = \"64K\"; };\n"
+		"volume = { type = \"file\"; path = \"files.img\"; size = \"1M\"; };\n")))
+		return T_FAIL;
+	fd = h.g.leaves[0]->fd;
+	bad = dup(fd);
+	close(bad);
+	h.g.leaves[0]->fd = bad;	/* no such file: registering it fails with -EBADF */
+	ret = files_changed_while_serving(&h);
+	h.g.leaves[0]->fd = fd;
+	CHECK(ret < 0, "a queue failed to register the new file, yet files_changed returned %d", ret);
+	ret = files_changed_while_serving(&h);
+	CHECK(!ret, "a good fd after a failed one: %d", ret);
+	CHECK(run_mix(&h, 200, true) == 0, "I/O after the swap");
+	harness_close(&h);
+	return T_PASS;
+}
+
 int main(void)
 {
 	static const struct t_case cases[] = {
@@ -470,6 +534,7 @@ int main(void)
 		{ "stripe_layout", test_stripe_layout },
 		{ "member_error", test_member_error },
 		{ "bad_requests", test_bad_requests },
+		{ "files_update_failure", test_files_update_failure },
 	};
 	struct io_uring ring;
 

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "fault.h"
 #include "graph.h"
 #include "io.h"
 #include "harness.h"
@@ -679,6 +680,8 @@ static int test_nested(void)
 
 #include "wcache.h"
 
+#define WB_RUN_TEST	(256U << 10)
+
 /* wcache against a model: writes, removes, snapshots written back in pieces, drops. */
 static int test_wcache(void)
 {
@@ -793,6 +796,53 @@ write_back:
 	CHECK(nr_full > 10 && nr_runs > 100, "the mix did not exercise the cache");
 	wcache_free(&c);
 	free(disk); free(model); free(durable); free(in_cur); free(in_fl); free(wrote); free(buf); free(run);
+	return T_PASS;
+}
+
+/*
+ * A flush epoch costs what the cache holds, not what it could hold: a
+ * snapshot, its write-back and the retired map's release walk the blocks
+ * in the map. They scanned every hash bucket, so a FLUSH after one 4K write
+ * on a 256M cache visited 65536 buckets twice, under the cache lock, on a
+ * queue thread (16G, the largest unflushed_max: 4M of them).
+ */
+static int test_wcache_epoch_cost(void)
+{
+	enum { EPOCHS = 20000 };
+	uint64_t sizes[] = { 1 << 20, 256 << 20 }, off, len;
+	double ms[2];
+	uint8_t *buf = malloc(WB_RUN_TEST);
+	struct timespec t0, t1;
+
+	CHECK(buf, "alloc");
+	memset(buf, 0x6b, WB_RUN_TEST);
+	for (int k = 0; k < 2; k++) {
+		struct wcache c;
+		struct iovec iov = { buf, 4096 };
+
+		CHECK(!wcache_init(&c, sizes[k]), "init %llu", (unsigned long long)sizes[k]);
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		for (unsigned int i = 0; i < EPOCHS; i++) {
+			/* one block written, then what a FLUSH does with it */
+			CHECK(!wcache_write(&c, (uint64_t)(i * 7919 % 256) * 4096, 4096, &iov, 1), "write");
+			CHECK(wcache_snapshot(&c) == 1, "snapshot");
+			CHECK((len = wcache_next_run(&c, &off, buf, WB_RUN_TEST)) == 4096, "run %llu",
+			      (unsigned long long)len);
+			CHECK(!wcache_next_run(&c, &off, buf, WB_RUN_TEST), "a second run");
+			wcache_free_retired(&c);
+			wcache_end_flush(&c);
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		ms[k] = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
+		wcache_drop(&c);
+		CHECK(c.nr_free == c.nr_slots, "blocks lost: %u of %u free", c.nr_free, c.nr_slots);
+		wcache_free(&c);
+	}
+	printf("  %d one-block epochs: %.1f ms with a 1M cache, %.1f ms with 256M\n", EPOCHS,
+	       ms[0], ms[1]);
+	/* ~1 us an epoch either way; the bucket scans took seconds at 256M */
+	CHECK(ms[1] < 400, "one-block epochs on a 256M cache took %.0f ms", ms[1]);
+	free(buf);
 	return T_PASS;
 }
 
@@ -944,6 +994,149 @@ static int test_lose_unflushed_crash(void)
 	return T_PASS;
 }
 
+/*
+ * Flush epochs are 64-bit counters: a FLUSH parked for epoch 2^32 waits for
+ * epoch 2^32, not for (uint32_t)2^32 = 0, which every epoch has passed
+ * (issue 17, item 6: it completed before anything was written back). The
+ * counters start just below 2^32 here; the FLUSH must complete with the
+ * data in the file.
+ */
+static struct {
+	void (*commit)(struct uc_queue *q, struct uc_io *io, int res);
+	const char *img;
+	int flushes, durable;
+	bool was_durable[8];	/* by completion order */
+} at_flush;
+
+/* The harness's commit, after looking at the file the moment a FLUSH completes. */
+static void flush_commit(struct uc_queue *q, struct uc_io *io, int res)
+{
+	struct harness *h = q->owner;
+
+	if (h->reqs[io->tag].op == UC_OP_FLUSH) {
+		bool durable = file_equals(at_flush.img, h->model, 64 * K, true);
+
+		if (at_flush.flushes < 8)
+			at_flush.was_durable[at_flush.flushes] = durable;
+		at_flush.flushes++;
+		at_flush.durable += durable;
+	}
+	at_flush.commit(q, io, res);
+}
+
+static int test_flush_epoch_past_32_bits(void)
+{
+	const char *img = conf("epoch.img", "");
+	struct harness h;
+	struct fault *f;
+	char want[32];
+
+	unlink(img);
+	if (harness_open(&h, conf("epoch.conf",
+		"device = { max_io = \"64K\"; };\n"
+		"volume = { type = \"fault\"; lose_unflushed = true;\n"
+		"  children = ( { type = \"file\"; path = \"epoch.img\"; size = \"1M\"; } ); };\n")))
+		return T_FAIL;
+	f = h.g.root->priv;
+	pthread_mutex_lock(&f->cache_lock);
+	f->epoch_started = UINT32_MAX;	/* as after 2^32 - 1 flushes */
+	atomic_store(&f->epochs_done, UINT32_MAX);
+	pthread_mutex_unlock(&f->cache_lock);
+	at_flush.commit = h.q.commit;
+	at_flush.img = img;
+	h.q.commit = flush_commit;	/* the file is checked the moment the FLUSH completes */
+	for (int round = 0; round < 2; round++) {
+		CHECK(one(&h, UC_OP_WRITE, 0, 64 * K) == 64 * K, "write");
+		CHECK(!file_equals(img, h.model, 64 * K, true), "the write reached the file unflushed");
+		at_flush.flushes = at_flush.durable = 0;
+		CHECK(one(&h, UC_OP_FLUSH, 0, 0) == 0, "flush");
+		CHECK(at_flush.flushes == 1 && at_flush.durable == 1,
+		      "round %d: the FLUSH completed before epoch %llu wrote the data back", round,
+		      (unsigned long long)UINT32_MAX + 1 + round);
+		snprintf(want, sizeof(want), "flush_epochs=%llu", (unsigned long long)UINT32_MAX + 1 + round);
+		CHECK(strstr(status(h.g.root), want), "%s, want %s", status(h.g.root), want);
+	}
+	harness_close(&h);
+	return T_PASS;
+}
+
+/*
+ * The same while an epoch runs: a FLUSH then waits for the next epoch,
+ * 2^32, and is woken first when 2^32 - 1 ends. With the epoch it waits for
+ * cut to 32 bits (0) it completed at that wake-up, before the write it
+ * follows was written back. (With waits woken only when an epoch ends, the
+ * test above no longer sees the cut: its FLUSH is first woken by its own
+ * epoch's end.)
+ */
+static int test_flush_epoch_past_32_bits_running(void)
+{
+	const char *img = conf("epoch2.img", "");
+	struct harness h;
+	struct fault *f;
+
+	unlink(img);
+	if (harness_open(&h, conf("epoch2.conf",
+		"device = { max_io = \"64K\"; };\n"
+		"volume = { type = \"fault\"; lose_unflushed = true;\n"
+		"  children = ( { type = \"file\"; path = \"epoch2.img\"; size = \"1M\"; } ); };\n")))
+		return T_FAIL;
+	f = h.g.root->priv;
+	pthread_mutex_lock(&f->cache_lock);
+	f->epoch_started = UINT32_MAX - 1;
+	atomic_store(&f->epochs_done, UINT32_MAX - 1);
+	pthread_mutex_unlock(&f->cache_lock);
+	at_flush.commit = h.q.commit;
+	at_flush.img = img;
+	h.q.commit = flush_commit;
+	at_flush.flushes = at_flush.durable = 0;
+	CHECK(one(&h, UC_OP_WRITE, 0, 64 * K) == 64 * K, "write a");
+	/* no turn in between: epoch 2^32 - 1 (write a) still runs when write b and its FLUSH come */
+	issue(&h, UC_OP_FLUSH, 0, 0, 0);
+	issue(&h, UC_OP_WRITE, 0, 0, 64 * K);
+	issue(&h, UC_OP_FLUSH, 0, 0, 0);
+	CHECK(!harness_reap(&h, 0), "reap");
+	CHECK(!h.failures, "%d failures", h.failures);
+	CHECK(at_flush.flushes == 2, "%d flushes", at_flush.flushes);
+	CHECK(at_flush.was_durable[1], "the second FLUSH completed before epoch 2^32 wrote write b back");
+	CHECK(atomic_load(&f->epochs_done) == (uint64_t)UINT32_MAX + 1, "epochs done %llu",
+	      (unsigned long long)atomic_load(&f->epochs_done));
+	harness_close(&h);
+	return T_PASS;
+}
+
+/*
+ * A FLUSH waits for its epoch on a wait, not on the queue's 1 ms poll
+ * timer: no turn of the queue arms one, and it completes all the same.
+ */
+static int test_flush_waits_without_timer(void)
+{
+	struct harness h;
+	unsigned int turns = 0, timed = 0;
+
+	if (harness_open(&h, conf("notimer.conf",
+		"device = { max_io = \"64K\"; };\n"
+		"volume = { type = \"fault\"; lose_unflushed = true;\n"
+		"  children = ( { type = \"file\"; path = \"notimer.img\"; size = \"1M\"; } ); };\n")))
+		return T_FAIL;
+	for (int round = 0; round < 20; round++) {
+		CHECK(one(&h, UC_OP_WRITE, round * 4 * K, 64 * K) == 64 * K, "write");
+		h.reqs[0] = (struct uc_req){ .op = UC_OP_FLUSH };
+		h.done[0] = false;
+		h.inflight = 1;
+		uc_queue_start(&h.q, 0, &h.reqs[0]);
+		while (!h.done[0]) {
+			CHECK(!harness_turn(&h), "turn");
+			turns++;
+			timed += h.q.timer_armed;
+		}
+		CHECK(h.results[0] == 0, "flush: %d", h.results[0]);
+		CHECK(!harness_drain(&h), "drain");
+	}
+	CHECK(!timed, "%u of %u turns had the poll timer armed", timed, turns);
+	harness_close(&h);
+	return T_PASS;
+}
+
 int main(void)
 {
 	static const struct t_case cases[] = {
@@ -959,8 +1152,12 @@ int main(void)
 		{ "ctl_concurrent", test_ctl_concurrent },
 		{ "nested", test_nested },
 		{ "wcache", test_wcache },
+		{ "wcache_epoch_cost", test_wcache_epoch_cost },
 		{ "lose_unflushed_mix", test_lose_unflushed_mix },
 		{ "lose_unflushed_crash", test_lose_unflushed_crash },
+		{ "flush_epoch_past_32_bits", test_flush_epoch_past_32_bits },
+		{ "flush_epoch_past_32_bits_running", test_flush_epoch_past_32_bits_running },
+		{ "flush_waits_without_timer", test_flush_waits_without_timer },
 	};
 	struct io_uring ring;
 
