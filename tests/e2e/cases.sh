@@ -316,7 +316,8 @@ case_upgrade_under_fio() {
     check_daemon_logs strict
     return
   fi
-  bg_fio upg --name=upg --filename="$DDEV" --rw=randwrite --bs=8k --iodepth=32 --numjobs=2 --size=64M \
+  # 2 x 128M: with BATCH_IO on 7.x 2 x 64M were written before the second upgrade came
+  bg_fio upg --name=upg --filename="$DDEV" --rw=randwrite --bs=8k --iodepth=32 --numjobs=2 --size=128M \
     --offset_increment=128M --verify=crc32c --verify_fatal=1 --do_verify=1 --verify_backlog=512
   for n in 1 2; do
     wait_until 180 writes_ge "$DID" $((base + n * 2500)) || fail "fio: fewer than $((n * 2500)) writes in 180s"
