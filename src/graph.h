@@ -32,6 +32,7 @@ struct uc_dev_conf {
 	int id;			/* /dev/ublkbN number, -1: kernel picks */
 	enum uc_recovery recovery;	/* what the kernel does when this daemon dies */
 	bool zero_copy;		/* use zero copy where the kernel and every layer can */
+	bool batch;		/* use UBLK_F_BATCH_IO where the kernel has it */
 };
 
 struct uc_graph {
@@ -74,6 +75,7 @@ struct uc_graph {
 	bool opened;
 	bool zero_copy;		/* every layer can run on the kernel's pages (and the config allows it) */
 	bool running_zero_copy;	/* the device does (dev.c, before the queues start) */
+	bool running_batch;	/* the device uses UBLK_F_BATCH_IO (dev.c, likewise) */
 };
 
 /*
