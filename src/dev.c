@@ -122,7 +122,12 @@ static bool zero_copy_possible(const struct uc_dev *dev)
 /* BATCH_IO (7.x) unless the config says batch = false. */
 static bool batch_possible(const struct uc_dev *dev)
 {
-	return dev->g->dev.batch && (dev->features & UBLK_F_BATCH_IO);
+	if (!dev->g->dev.batch || !(dev->features & UBLK_F_BATCH_IO))
+		return false;
+	if (dev->g->dev.recovery == UC_RECOVERY_REQUEUE)
+		uc_warn("batch = true with recovery = \"requeue\": an upgrade fails the requests "
+			"the kernel holds at the hand-over");
+	return true;
 }
 
 /* The I/O path the device was made with; the queues follow it. */

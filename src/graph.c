@@ -204,7 +204,12 @@ static int dev_parse(struct uc_graph *g, const config_setting_t *d)
 		c->recovery = UC_RECOVERY_REISSUE;
 	if (uc_conf_bool(d, "zero_copy", &c->zero_copy) < 0)
 		return -EINVAL;
-	return uc_conf_bool(d, "batch", &c->batch) < 0 ? -EINVAL : 0;
+	if ((ret = uc_conf_bool(d, "batch", &c->batch)) < 0)
+		return -EINVAL;
+	/* a batched hand-over leaves requests to the next server, which "requeue" fails */
+	if (!ret)
+		c->batch = c->recovery != UC_RECOVERY_REQUEUE;
+	return 0;
 }
 
 /*

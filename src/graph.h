@@ -32,7 +32,7 @@ struct uc_dev_conf {
 	int id;			/* /dev/ublkbN number, -1: kernel picks */
 	enum uc_recovery recovery;	/* what the kernel does when this daemon dies */
 	bool zero_copy;		/* use zero copy where the kernel and every layer can */
-	bool batch;		/* use UBLK_F_BATCH_IO where the kernel has it */
+	bool batch;		/* use UBLK_F_BATCH_IO where the kernel has it (default: unless "requeue") */
 };
 
 struct uc_graph {

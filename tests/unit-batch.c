@@ -347,6 +347,36 @@ static int test_stopping(void)
 	return T_PASS;
 }
 
+/* device.batch: default true, false with recovery = "requeue" unless set; a bool only. */
+static int test_conf(void)
+{
+	static const struct { const char *dev; int want; } cases[] = {
+		{ "", 1 },
+		{ "batch = false;", 0 },
+		{ "recovery = \"requeue\";", 0 },
+		{ "recovery = \"requeue\"; batch = true;", 1 },
+		{ "recovery = \"fail\";", 1 },
+		{ "batch = 1;", -1 },
+	};
+
+	for (unsigned int i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char text[256];
+		struct uc_graph g;
+		int ret;
+
+		snprintf(text, sizeof(text), "device = { %s };\nvolume = { type = \"instant\"; size = \"1M\"; };\n",
+			 cases[i].dev);
+		ret = uc_graph_load(&g, t_write_file(t_tmpdir(), "c.conf", text));
+		if (cases[i].want < 0)
+			CHECK(ret == -EINVAL, "\"%s\" loaded (%d)", cases[i].dev, ret);
+		else
+			CHECK(!ret && g.dev.batch == cases[i].want, "\"%s\": ret %d batch %d", cases[i].dev,
+			      ret, g.dev.batch);
+		uc_graph_free(&g);
+	}
+	return T_PASS;
+}
+
 int main(void)
 {
 	static const struct t_case cases[] = {
@@ -357,6 +387,7 @@ int main(void)
 		{ "commit_buffers_busy", test_commit_buffers_busy },
 		{ "fetch_end", test_fetch_end },
 		{ "stopping", test_stopping },
+		{ "conf", test_conf },
 	};
 	struct io_uring ring;
 	struct io_uring_buf_reg reg = { 0 };

@@ -39,11 +39,13 @@ MIB=$((1 << 20))
 # gen_conf VOL QUEUES [RECOVERY] -> prints the config path; backing files live next to it (one set
 # per VOL); RECOVERY sets device.recovery (reissue, requeue, fail, off; default: the daemon's)
 gen_conf() {
-  local vol=$1 q=$2 rec=${3:-} dir=$E2E_WORK/$1
+  local vol=$1 q=$2 rec=${3:-} dir=$E2E_WORK/$1 batch=${E2E_BATCH:-}
   local conf=$dir/q$q${rec:+-$rec}.conf
+  # "requeue" is per-tag by default (the @nobatch pass runs that): here it runs batched
+  [ "$rec" = requeue ] && [ -z "$batch" ] && batch=true
   mkdir -p "$dir"
   {
-    echo "device = { queues = $q; depth = 128; max_io = \"512K\"; block_size = 4096; id = -1;${rec:+ recovery = \"$rec\";}${E2E_BATCH:+ batch = $E2E_BATCH;} };"
+    echo "device = { queues = $q; depth = 128; max_io = \"512K\"; block_size = 4096; id = -1;${rec:+ recovery = \"$rec\";}${batch:+ batch = $batch;} };"
     case $vol in
       file)
         echo 'volume = { type = "file"; path = "f0.img"; size = "256M"; };' ;;
