@@ -362,6 +362,7 @@ void uc_batch_finish(struct uc_ublk_queue *uq)
 	struct uc_batch *b = uq->batch;
 	struct io_uring *ring = &uq->q.ring;
 
+	uq->stopping = true;	/* tags fetched from here on are left to the kernel */
 	/* 200 x 10 ms: commit CQEs are posted when the kernel takes the command */
 	for (int i = 0; i < 200 && (b->nr_pending || commits_in_flight(b)); i++) {
 		struct __kernel_timespec ts = { .tv_nsec = 10 * 1000000L };
@@ -371,15 +372,9 @@ void uc_batch_finish(struct uc_ublk_queue *uq)
 		flush_commits(uq);
 		io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL);
 		io_uring_for_each_cqe(ring, head, cqe) {
-			unsigned int op = uc_udata_cmd_op(cqe->user_data);
-
-			/* nothing else matters now: the queue is idle and leaving */
-			if (!uc_udata_is_member(cqe->user_data) && !(cqe->user_data & UC_UDATA_EVENT) &&
-			    (op == UBLK_IO_PREP_IO_CMDS || op == UBLK_IO_COMMIT_IO_CMDS))
-				commit_cqe(uq, uc_udata_tag(cqe->user_data), cqe);
-			else if (!uc_udata_is_member(cqe->user_data) && op == UBLK_IO_FETCH_IO_CMDS)
-				uc_warn("queue %u: fetch CQE %d (flags %#x) while leaving", uq->id,
-					cqe->res, cqe->flags);
+			/* the queue is idle and leaving: only the ublk commands matter */
+			if (!uc_udata_is_member(cqe->user_data) && !(cqe->user_data & UC_UDATA_EVENT))
+				uc_batch_cqe(uq, cqe);
 			n++;
 		}
 		io_uring_cq_advance(ring, n);
