@@ -223,9 +223,11 @@ void uc_batch_free(struct uc_ublk_queue *uq)
 	uq->batch = NULL;
 }
 
-uint16_t *uc_batch_tag_buf(struct uc_ublk_queue *uq, unsigned int bid)
+const struct io_uring_buf_ring *uc_batch_fetch_ring(const struct uc_ublk_queue *uq,
+						    unsigned int *entries)
 {
-	return &uq->batch->tags[(size_t)bid * uq->batch->buf_tags];
+	*entries = uq->batch->nr_bufs;
+	return uq->batch->br;
 }
 
 void uc_batch_commit(struct uc_queue *q, struct uc_io *io, int res)

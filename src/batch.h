@@ -29,8 +29,12 @@ void uc_batch_flush(struct uc_ublk_queue *uq);
  */
 void uc_batch_finish(struct uc_ublk_queue *uq);
 
-/* Where the kernel writes the tags of fetch buffer bid (tests/unit-batch.c fakes the kernel). */
-uint16_t *uc_batch_tag_buf(struct uc_ublk_queue *uq, unsigned int bid);
+/*
+ * The fetch's provided buffer ring and its entries, as registered with the
+ * kernel (tests/unit-batch.c plays the kernel's side of it).
+ */
+const struct io_uring_buf_ring *uc_batch_fetch_ring(const struct uc_ublk_queue *uq,
+						    unsigned int *entries);
 
 /* src/queue.c, for batch.c */
 /* A request for tag arrived: its descriptor goes into the engine. */

@@ -3,9 +3,10 @@
  * UBLK_F_BATCH_IO's bookkeeping (src/batch.c) without a kernel that has
  * it: a queue on a real io_uring whose ublk commands are read back from
  * the SQ ring (never submitted), and CQEs made up the way 7.3 posts them
- * (docs/ublk-batch-io.md): fetch CQEs whose tags sit in the provided
- * buffer named in cqe->flags, commit CQEs that took all, some or none of
- * the elements. Requests go through a graph of one test leaf ("instant")
+ * (docs/ublk-batch-io.md): fetch CQEs whose tags the fake kernel wrote
+ * into the next buffer of the provided buffer ring, as the kernel takes
+ * them (-ENOBUFS when the ring is empty), commit CQEs that took all, some
+ * or none of the elements. Requests go through a graph of one test leaf ("instant")
  * that completes every request at once, so each delivered tag is
  * committed in the same turn.
  */
@@ -48,6 +49,7 @@ struct fixture {
 	struct uc_dev dev;
 	struct uc_ublk_queue uq;
 	struct ublksrv_io_desc descs[DEPTH];
+	uint16_t khead;		/* the kernel's head in the fetch buffer ring */
 };
 
 /* A queued SQE of the SQE128 ring, copied out. */
@@ -110,19 +112,48 @@ static int setup(struct fixture *f, bool zero_copy)
 	return uc_batch_setup(&f->uq);
 }
 
-/* The kernel hands tags over in fetch buffer bid (more: the fetch goes on). */
-static void deliver(struct fixture *f, unsigned int bid, const uint16_t *tags, unsigned int nr,
-		    bool more)
+/* Buffers of the fetch ring the kernel may take: added by the daemon, not yet used. */
+static unsigned int ring_avail(const struct fixture *f)
 {
-	struct io_uring_cqe cqe = {
-		.user_data = uc_udata_cmd(0, UBLK_IO_FETCH_IO_CMDS),
-		.res = nr * 2,
-		.flags = IORING_CQE_F_BUFFER | (more ? IORING_CQE_F_MORE : 0) |
-			 bid << IORING_CQE_BUFFER_SHIFT,
-	};
+	unsigned int entries;
+	const struct io_uring_buf_ring *br = uc_batch_fetch_ring(&f->uq, &entries);
 
-	memcpy(uc_batch_tag_buf(&f->uq, bid), tags, nr * sizeof(*tags));
+	return (uint16_t)(io_uring_smp_load_acquire(&br->tail) - f->khead);
+}
+
+/*
+ * The kernel hands tags over (more: the fetch goes on): it takes the buffer
+ * at its head of the ring, writes the tags at that buffer's address and
+ * names its bid in the CQE; an empty ring ends the fetch with -ENOBUFS.
+ * Returns the bid, -ENOBUFS, or -1 (the buffer is too small: a bug).
+ */
+static int deliver(struct fixture *f, const uint16_t *tags, unsigned int nr, bool more)
+{
+	unsigned int entries;
+	const struct io_uring_buf_ring *br = uc_batch_fetch_ring(&f->uq, &entries);
+	const struct io_uring_buf *buf;
+	struct io_uring_cqe cqe = { .user_data = uc_udata_cmd(0, UBLK_IO_FETCH_IO_CMDS) };
+	uint16_t bid;
+
+	if (!ring_avail(f)) {
+		cqe.res = -ENOBUFS;
+		uc_batch_cqe(&f->uq, &cqe);
+		return -ENOBUFS;
+	}
+	buf = &br->bufs[f->khead++ & (entries - 1)];
+	if (buf->len < nr * sizeof(*tags)) {
+		fprintf(stderr, "fetch buffer %u holds %u bytes, %u tags delivered\n", buf->bid,
+			buf->len, nr);
+		return -1;
+	}
+	/* the entry is the daemon's again once the CQE is posted: read it before */
+	bid = buf->bid;
+	memcpy((void *)(uintptr_t)buf->addr, tags, nr * sizeof(*tags));
+	cqe.res = nr * sizeof(*tags);
+	cqe.flags = IORING_CQE_F_BUFFER | (more ? IORING_CQE_F_MORE : 0) |
+		    (unsigned int)bid << IORING_CQE_BUFFER_SHIFT;
 	uc_batch_cqe(&f->uq, &cqe);
+	return bid;
 }
 
 static void cqe_for(struct fixture *f, const struct sqe128 *s, int res, unsigned int flags)
@@ -203,8 +234,8 @@ static int test_commit_per_turn(void)
 	cqe_for(&f, &s[0], 0, 0);
 	uc_batch_flush(&f.uq);
 	CHECK(take_sqes(&f, s, 4) == 0, "a flush without requests queued a command");
-	deliver(&f, 2, t1, 3, true);
-	deliver(&f, 9, t2, 2, true);
+	CHECK(deliver(&f, t1, 3, true) >= 0, "delivery");
+	CHECK(deliver(&f, t2, 2, true) >= 0, "delivery");
 	uc_batch_flush(&f.uq);
 	n = take_sqes(&f, s, 4);
 	CHECK(n == 1 && s[0].sqe.cmd_op == UBLK_U_IO_COMMIT_IO_CMDS, "%u SQEs, cmd_op %#x", n,
@@ -238,10 +269,10 @@ static int test_partial_commit(void)
 	CHECK(!setup(&f, true), "setup");
 	take_sqes(&f, s, 4);
 	cqe_for(&f, &s[0], 0, 0);
-	deliver(&f, 0, t1, 4, true);
+	CHECK(deliver(&f, t1, 4, true) >= 0, "delivery");
 	uc_batch_flush(&f.uq);
 	CHECK(take_sqes(&f, s, 4) == 1, "no COMMIT");
-	deliver(&f, 1, t2, 1, true);
+	CHECK(deliver(&f, t2, 1, true) >= 0, "delivery");
 	cqe_for(&f, &s[0], 8, 0);	/* took tag 1, stopped at tag 2 */
 	uc_batch_flush(&f.uq);
 	n = take_sqes(&f, s, 4);
@@ -274,7 +305,7 @@ static int test_commit_buffers_busy(void)
 	take_sqes(&f, s, 4);
 	cqe_for(&f, &s[0], 0, 0);
 	for (uint16_t t = 0; t < 6; t++) {
-		deliver(&f, t, &t, 1, true);
+		CHECK(deliver(&f, &t, 1, true) >= 0, "delivery");
 		uc_batch_flush(&f.uq);
 		n = take_sqes(&f, s, 8);
 		if (n)
@@ -286,6 +317,74 @@ static int test_commit_buffers_busy(void)
 	n = take_sqes(&f, s, 8);
 	CHECK(n == 1 && batch_cmd(&s[0])->nr_elem == 2 && elem(&s[0], 0).tag == 4 &&
 	      elem(&s[0], 1).tag == 5, "after a CQE: %u SQEs", n);
+	teardown(&f);
+	return T_PASS;
+}
+
+/*
+ * The fetch's provided buffer ring: full at start (distinct buffers, each
+ * big enough for the tags a CQE may carry here), and each buffer goes back
+ * (same bid, same address) as soon as its tags are read, so the kernel
+ * never finds the ring empty: four rounds of the ring, one tag a CQE, then
+ * every tag in one CQE, and the tags committed are the ones the kernel
+ * wrote.
+ */
+static int test_fetch_ring(void)
+{
+	struct fixture f;
+	struct sqe128 s[4];
+	const struct io_uring_buf_ring *br;
+	unsigned int entries, n;
+	uint64_t addr[64] = { 0 };
+	uint16_t all[DEPTH];
+
+	CHECK(!setup(&f, true), "setup");
+	take_sqes(&f, s, 4);
+	cqe_for(&f, &s[0], 0, 0);
+	br = uc_batch_fetch_ring(&f.uq, &entries);
+	CHECK(entries >= DEPTH && entries <= 64 && !(entries & (entries - 1)),
+	      "%u entries in the fetch ring", entries);
+	CHECK(ring_avail(&f) == entries, "%u of %u buffers in the ring at start", ring_avail(&f),
+	      entries);
+	for (unsigned int i = 0; i < entries; i++) {
+		const struct io_uring_buf *b = &br->bufs[i];
+
+		CHECK(b->bid < entries && !addr[b->bid] && b->len >= DEPTH * 2,
+		      "entry %u: bid %u len %u (bid seen before: %d)", i, b->bid, b->len,
+		      b->bid < entries && addr[b->bid]);
+		addr[b->bid] = b->addr;
+		for (unsigned int k = 0; k < i; k++)
+			CHECK(b->addr >= br->bufs[k].addr + br->bufs[k].len ||
+			      br->bufs[k].addr >= b->addr + b->len, "buffers %u and %u overlap", i, k);
+	}
+	for (unsigned int i = 0; i < 4 * entries; i++) {
+		uint16_t tag = (i * 7) % DEPTH;
+		const struct io_uring_buf *back;
+		int bid = deliver(&f, &tag, 1, true);
+
+		CHECK(bid >= 0, "CQE %u: the kernel found the ring empty (%d)", i, bid);
+		CHECK(ring_avail(&f) == entries, "CQE %u: %u of %u buffers in the ring", i,
+		      ring_avail(&f), entries);
+		back = &br->bufs[(uint16_t)(br->tail - 1) & (entries - 1)];
+		CHECK(back->bid == bid && back->addr == addr[bid] && back->len >= DEPTH * 2,
+		      "CQE %u used bid %d, bid %u (len %u) went back", i, bid, back->bid, back->len);
+		uc_batch_flush(&f.uq);
+		n = take_sqes(&f, s, 4);
+		CHECK(n == 1 && batch_cmd(&s[0])->nr_elem == 1 && elem(&s[0], 0).tag == tag,
+		      "CQE %u: %u SQEs, committed tag %u, want %u", i, n, n ? elem(&s[0], 0).tag : 0,
+		      tag);
+		cqe_for(&f, &s[0], 8, 0);
+	}
+	for (uint16_t t = 0; t < DEPTH; t++)
+		all[t] = DEPTH - 1 - t;
+	CHECK(deliver(&f, all, DEPTH, true) >= 0, "every tag in one CQE");
+	uc_batch_flush(&f.uq);
+	n = take_sqes(&f, s, 4);
+	CHECK(n == 1 && batch_cmd(&s[0])->nr_elem == DEPTH, "%u SQEs for %u tags", n, DEPTH);
+	for (unsigned int i = 0; i < DEPTH; i++)
+		CHECK(elem(&s[0], i).tag == all[i], "element %u: tag %u, want %u", i,
+		      elem(&s[0], i).tag, all[i]);
+	CHECK(ring_avail(&f) == entries, "%u of %u buffers in the ring", ring_avail(&f), entries);
 	teardown(&f);
 	return T_PASS;
 }
@@ -306,7 +405,7 @@ static int test_fetch_end(void)
 	uc_batch_flush(&f.uq);
 	n = take_sqes(&f, s, 4);
 	CHECK(n == 1 && s[0].sqe.cmd_op == UBLK_U_IO_FETCH_IO_CMDS, "not armed again after -ENOBUFS");
-	deliver(&f, 3, t1, 1, false);	/* tags in its last CQE */
+	CHECK(deliver(&f, t1, 1, false) >= 0, "delivery");	/* tags in its last CQE */
 	uc_batch_flush(&f.uq);
 	n = take_sqes(&f, s, 4);
 	CHECK(n == 2 && s[0].sqe.cmd_op == UBLK_U_IO_COMMIT_IO_CMDS &&
@@ -339,7 +438,7 @@ static int test_stopping(void)
 	take_sqes(&f, s, 4);
 	cqe_for(&f, &s[0], 0, 0);
 	f.uq.stopping = true;
-	deliver(&f, 4, t1, 2, true);
+	CHECK(deliver(&f, t1, 2, true) >= 0, "delivery");
 	CHECK(!f.uq.q.nr_busy && !f.uq.q.ios[2].busy, "a request started while leaving");
 	uc_batch_flush(&f.uq);
 	CHECK(take_sqes(&f, s, 4) == 0, "a commit for requests never started");
@@ -385,6 +484,7 @@ int main(void)
 		{ "commit_per_turn", test_commit_per_turn },
 		{ "partial_commit", test_partial_commit },
 		{ "commit_buffers_busy", test_commit_buffers_busy },
+		{ "fetch_ring", test_fetch_ring },
 		{ "fetch_end", test_fetch_end },
 		{ "stopping", test_stopping },
 		{ "conf", test_conf },
