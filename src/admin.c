@@ -122,16 +122,18 @@ static int cmd_status(struct uc_admin *a, struct reply *r, bool json)
 		out(r, ", \"device\": \"/dev/ublkb%u\", \"size\": %" PRIu64 ", \"config\": ", a->id,
 		    g->size);
 		json_str(r, a->conf);
-		out(r, ", \"queues\": %u, \"depth\": %u, \"io_path\": \"%s\", \"health\": \"%s\", \"volume\": ",
-		    g->dev.queues, g->dev.depth, a->zero_copy ? "zero copy" : "copy", health_names[h]);
+		out(r, ", \"queues\": %u, \"depth\": %u, \"io_path\": \"%s\", \"batch\": %s"
+		    ", \"health\": \"%s\", \"volume\": ", g->dev.queues, g->dev.depth,
+		    a->zero_copy ? "zero copy" : "copy", g->running_batch ? "true" : "false",
+		    health_names[h]);
 		status_node(r, g->root, 0, true);
 		out(r, "}\n");
 		return 0;
 	}
-	out(r, "/dev/ublkb%u: %s, %s, %u queue%s x %u, %s I/O, config %s\n", a->id,
+	out(r, "/dev/ublkb%u: %s, %s, %u queue%s x %u, %s I/O%s, config %s\n", a->id,
 	    uc_size_str(g->size, size, sizeof(size)), health_names[h], g->dev.queues,
 	    g->dev.queues > 1 ? "s" : "", g->dev.depth, a->zero_copy ? "zero copy" : "copy",
-	    a->conf);
+	    g->running_batch ? ", batch" : "", a->conf);
 	status_node(r, g->root, 0, false);
 	return 0;
 }

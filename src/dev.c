@@ -126,6 +126,28 @@ static bool zero_copy_possible(const struct uc_dev *dev)
 	return ok;
 }
 
+/* BATCH_IO (7.x) unless the config says batch = false. */
+static bool batch_possible(const struct uc_dev *dev)
+{
+	if (!dev->g->dev.batch || !(dev->features & UBLK_F_BATCH_IO))
+		return false;
+	if (dev->g->dev.recovery == UC_RECOVERY_REQUEUE)
+		uc_warn("batch = true with recovery = \"requeue\": an upgrade fails the requests "
+			"the kernel holds at the hand-over");
+	return true;
+}
+
+/* The I/O path the device was made with; the queues follow it. */
+static void io_path_from_flags(struct uc_dev *dev)
+{
+	dev->zero_copy = dev->info.flags & UBLK_F_AUTO_BUF_REG;
+	dev->batch = dev->info.flags & UBLK_F_BATCH_IO;
+	dev->g->running_zero_copy = dev->zero_copy;
+	dev->g->running_batch = dev->batch;
+	uc_info("I/O path: %s, %s", dev->zero_copy ? "zero copy (AUTO_BUF_REG)" : "copy",
+		dev->batch ? "batched commands (BATCH_IO)" : "per-tag commands");
+}
+
 static int add_dev(struct uc_dev *dev)
 {
 	const struct uc_graph *g = dev->g;
@@ -141,6 +163,8 @@ static int add_dev(struct uc_dev *dev)
 	/* a stop checks for openers in the kernel where it can (7.0; src/stop.c) */
 	if (dev->features & UBLK_F_SAFE_STOP_DEV)
 		want |= UBLK_F_SAFE_STOP_DEV;
+	if (batch_possible(dev))
+		want |= UBLK_F_BATCH_IO;
 	dev->info = (struct ublksrv_ctrl_dev_info){
 		.nr_hw_queues = g->dev.queues,
 		.queue_depth = g->dev.depth,
@@ -160,10 +184,9 @@ static int add_dev(struct uc_dev *dev)
 	}
 	uc_info("added device %u, flags 0x%" PRIx64 ": %s", dev->info.dev_id,
 		(uint64_t)dev->info.flags, uc_ctrl_flags_str(dev->info.flags, b, sizeof(b)));
-	dev->zero_copy = dev->info.flags & UBLK_F_AUTO_BUF_REG;
-	dev->g->running_zero_copy = dev->zero_copy;
-	want &= ~UBLK_F_AUTO_BUF_REG;	/* optional: without it, the copy path */
-	uc_info("I/O path: %s", dev->zero_copy ? "zero copy (AUTO_BUF_REG)" : "copy");
+	io_path_from_flags(dev);
+	/* optional: without them, the copy path and per-tag commands */
+	want &= ~(UBLK_F_AUTO_BUF_REG | UBLK_F_BATCH_IO);
 	/* the kernel drops flags it does not know and adds some of its own */
 	if ((dev->info.flags & want) != want) {
 		uc_err("kernel refused flags 0x%" PRIx64 " (ioctl encoding needs Linux >= 6.4)",
@@ -351,8 +374,7 @@ static int recover_prepare(struct uc_dev *dev, unsigned int id)
 		return -EINVAL;
 	}
 	/* the I/O path is fixed at ADD_DEV: a zero-copy device needs zero-copy layers */
-	dev->zero_copy = dev->info.flags & UBLK_F_AUTO_BUF_REG;
-	dev->g->running_zero_copy = dev->zero_copy;
+	io_path_from_flags(dev);
 	if (dev->zero_copy && !zero_copy_possible(dev)) {
 		uc_err("device %u uses zero copy, which this config or kernel cannot serve", id);
 		return -EINVAL;
@@ -432,9 +454,18 @@ static int dev_up(struct uc_dev *dev, const struct uc_serve_opts *opts, bool *ad
  */
 static void dev_handover(struct uc_dev *dev)
 {
-	int r = uc_ctrl_cmd(&dev->ctrl, UBLK_U_CMD_QUIESCE_DEV, dev->info.dev_id, NULL, 0, 10000,
-			    CTRL_TIMEOUT_MS);
+	int r;
 
+	/*
+	 * Not with BATCH_IO: on 7.3 QUIESCE_DEV then fails every new request
+	 * with EIO until the next server is up (its cancel sets force_abort).
+	 * Leave as a restart does: the queues finish what they started, the
+	 * kernel re-issues the rest to the next server (src/batch.c).
+	 */
+	if (dev->batch)
+		return;
+	r = uc_ctrl_cmd(&dev->ctrl, UBLK_U_CMD_QUIESCE_DEV, dev->info.dev_id, NULL, 0, 10000,
+			CTRL_TIMEOUT_MS);
 	if (r)
 		uc_warn("QUIESCE_DEV failed: %s; leaving without it", strerror(-r));
 }

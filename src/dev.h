@@ -10,6 +10,7 @@
 #include "io.h"
 
 struct uc_dev;
+struct uc_batch;
 
 struct uc_ublk_queue {		/* one thread, one ring */
 	struct uc_queue q;	/* the engine */
@@ -24,6 +25,7 @@ struct uc_ublk_queue {		/* one thread, one ring */
 	cpu_set_t affinity;	/* CPUs whose requests land on this queue */
 	bool stopping;
 	unsigned int nr_cmds;	/* FETCH/COMMIT commands held by the kernel */
+	struct uc_batch *batch;	/* UBLK_F_BATCH_IO state (src/batch.c); NULL: per-tag commands */
 };
 
 struct uc_dev {
@@ -40,6 +42,7 @@ struct uc_dev {
 	atomic_int failed;	/* a queue thread died: the daemon must stop */
 	uint64_t features;	/* GET_FEATURES, 0 if the kernel lacks it */
 	bool zero_copy;		/* UBLK_F_AUTO_BUF_REG granted: requests' pages go into the rings */
+	bool batch;		/* UBLK_F_BATCH_IO granted: PREP/FETCH/COMMIT_IO_CMDS (src/batch.c) */
 };
 
 struct uc_serve_opts {

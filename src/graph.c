@@ -157,7 +157,7 @@ int uc_graph_add_leaf(struct uc_graph *g, struct uc_node *n)
 }
 
 const char *const uc_device_keys[] = { "queues", "depth", "max_io", "block_size", "id",
-				       "recovery", "zero_copy", "name", "space_warn", NULL };
+				       "recovery", "zero_copy", "name", "space_warn", "batch", NULL };
 const char *const uc_top_keys[] = { "device", "volume", NULL };
 
 static int dev_parse(struct uc_graph *g, const config_setting_t *d)
@@ -214,7 +214,14 @@ static int dev_parse(struct uc_graph *g, const config_setting_t *d)
 				   "recovery must be \"reissue\", \"requeue\", \"fail\" or \"off\"");
 	if (!ret)
 		c->recovery = UC_RECOVERY_REISSUE;
-	return uc_conf_bool(d, "zero_copy", &c->zero_copy) < 0 ? -EINVAL : 0;
+	if (uc_conf_bool(d, "zero_copy", &c->zero_copy) < 0)
+		return -EINVAL;
+	if ((ret = uc_conf_bool(d, "batch", &c->batch)) < 0)
+		return -EINVAL;
+	/* a batched hand-over leaves requests to the next server, which "requeue" fails */
+	if (!ret)
+		c->batch = c->recovery != UC_RECOVERY_REQUEUE;
+	return 0;
 }
 
 /* Arena sums while size_arenas() walks the tree, in 64 bits: they are checked before use. */
@@ -357,7 +364,8 @@ int uc_graph_load_in(struct uc_graph *g, const char *path, const char *dir)
 		g->kick_fd[i] = -1;
 	config_init(&g->cfg);
 	g->dev = (struct uc_dev_conf){ .queues = 1, .depth = 128, .max_io = 512 << 10,
-				       .block_size = 512, .id = -1, .zero_copy = true };
+				       .block_size = 512, .id = -1, .zero_copy = true,
+				       .batch = true };
 	g->conf_path = strdup(path);
 	g->conf_dir = dir ? strdup(dir) : dir_of(path);
 	if (!g->conf_path || !g->conf_dir)

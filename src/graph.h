@@ -44,6 +44,7 @@ struct uc_dev_conf {
 	bool zero_copy;		/* use zero copy where the kernel and every layer can */
 	char name[UC_NAME_MAX + 1];	/* device.name, default the config's base name (names.h) */
 	unsigned int space_warn;	/* percent: SpaceLow above it (events.h) */
+	bool batch;		/* use UBLK_F_BATCH_IO where the kernel has it (default: unless "requeue") */
 };
 
 struct uc_graph {
@@ -90,6 +91,7 @@ struct uc_graph {
 	bool opened;
 	bool zero_copy;		/* every layer can run on the kernel's pages (and the config allows it) */
 	bool running_zero_copy;	/* the device does (dev.c, before the queues start) */
+	bool running_batch;	/* the device uses UBLK_F_BATCH_IO (dev.c, likewise) */
 };
 
 /*

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A ublk queue thread: its own ring (SQE128) carries the FETCH and
- * COMMIT_AND_FETCH commands and every member I/O of the queue's requests.
- * One io_uring_enter per loop turn submits everything queued and waits.
+ * A ublk queue thread: its own ring (SQE128) carries the ublk commands and
+ * every member I/O of the queue's requests. The commands are a FETCH per tag
+ * and a COMMIT_AND_FETCH per request, or with UBLK_F_BATCH_IO one PREP, one
+ * multishot FETCH and a COMMIT per loop turn (src/batch.c). One
+ * io_uring_enter per loop turn submits everything queued and waits.
  */
 #include <errno.h>
 #include <poll.h>
@@ -10,7 +12,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
-#include "dev.h"
+#include "batch.h"
 #include "log.h"
 #include "udata.h"
 
@@ -21,22 +23,35 @@ static size_t page_round(size_t v)
 	return (v + ps - 1) / ps * ps;
 }
 
-/* Queue a FETCH (first time) or COMMIT_AND_FETCH for tag. */
-static void queue_cmd(struct uc_ublk_queue *uq, unsigned int tag, unsigned int cmd, int result)
+struct io_uring_sqe *uc_ublk_cmd_sqe(struct uc_ublk_queue *uq, unsigned int cmd_op,
+				     uint64_t user_data)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&uq->q.ring);
-	struct ublksrv_io_cmd *io_cmd;
 
 	if (!sqe) {
 		io_uring_submit(&uq->q.ring);
 		sqe = io_uring_get_sqe(&uq->q.ring);
+		if (!sqe)
+			return NULL;
 	}
-	/* the ring has room for depth commands plus member I/O; if not, it is a bug */
-	assert(sqe);
 	uc_sqe128_clear(sqe);
 	sqe->opcode = IORING_OP_URING_CMD;
 	sqe->fd = uq->dev->char_fd;
-	sqe->cmd_op = cmd == UBLK_IO_FETCH_REQ ? UBLK_U_IO_FETCH_REQ : UBLK_U_IO_COMMIT_AND_FETCH_REQ;
+	sqe->cmd_op = cmd_op;
+	io_uring_sqe_set_data64(sqe, user_data);
+	return sqe;
+}
+
+/* Queue a FETCH (first time) or COMMIT_AND_FETCH for tag. */
+static void queue_cmd(struct uc_ublk_queue *uq, unsigned int tag, unsigned int cmd, int result)
+{
+	struct io_uring_sqe *sqe;
+	struct ublksrv_io_cmd *io_cmd;
+
+	sqe = uc_ublk_cmd_sqe(uq, cmd == UBLK_IO_FETCH_REQ ? UBLK_U_IO_FETCH_REQ :
+			      UBLK_U_IO_COMMIT_AND_FETCH_REQ, uc_udata_cmd(tag, cmd));
+	/* the ring has room for depth commands plus member I/O; if not, it is a bug */
+	assert(sqe);
 	io_cmd = (struct ublksrv_io_cmd *)sqe->cmd;
 	io_cmd->q_id = uq->id;
 	io_cmd->tag = tag;
@@ -45,7 +60,6 @@ static void queue_cmd(struct uc_ublk_queue *uq, unsigned int tag, unsigned int c
 		sqe->addr = tag;	/* struct ublk_auto_buf_reg: register as buffer `tag` */
 	else
 		io_cmd->addr = (uintptr_t)uq->q.ios[tag].buf;
-	io_uring_sqe_set_data64(sqe, uc_udata_cmd(tag, cmd));
 	uq->nr_cmds++;
 }
 
@@ -54,7 +68,7 @@ static void queue_commit(struct uc_queue *q, struct uc_io *io, int res)
 	queue_cmd(q->owner, io->tag, UBLK_IO_COMMIT_AND_FETCH_REQ, res);
 }
 
-static void queue_request(struct uc_ublk_queue *uq, unsigned int tag)
+void uc_ublk_queue_request(struct uc_ublk_queue *uq, unsigned int tag)
 {
 	const struct ublksrv_io_desc *d = &uq->descs[tag];
 	unsigned int op = d->op_flags & 0xff, flags = d->op_flags >> 8;
@@ -79,7 +93,7 @@ static void queue_cmd_cqe(struct uc_ublk_queue *uq, const struct io_uring_cqe *c
 	if (cqe->res == UBLK_IO_RES_OK) {
 		if (uq->stopping)
 			uc_dbg("queue %u: request on tag %u while stopping", uq->id, tag);
-		queue_request(uq, tag);
+		uc_ublk_queue_request(uq, tag);
 	} else if (cqe->res != UBLK_IO_RES_ABORT) {
 		/* the tag is no longer armed; the kernel fails what it held */
 		uc_err("queue %u tag %u: ublk command failed: %s", uq->id, tag, strerror(-cqe->res));
@@ -106,7 +120,7 @@ static int queue_setup(struct uc_ublk_queue *uq)
 		return ret;
 	}
 	uq->q.owner = uq;
-	uq->q.commit = queue_commit;
+	uq->q.commit = dev->batch ? uc_batch_commit : queue_commit;
 	uq->q.zero_copy = dev->zero_copy;
 	/* AUTO_BUF_REG puts each request's pages at index tag of this sparse table */
 	if (uq->q.zero_copy && (ret = io_uring_register_buffers_sparse(&uq->q.ring, uq->q.depth))) {
@@ -123,8 +137,16 @@ static int queue_setup(struct uc_ublk_queue *uq)
 		return ret;
 	}
 	arm_stop_poll(uq);
-	for (unsigned int t = 0; t < uq->q.depth; t++)
-		queue_cmd(uq, t, UBLK_IO_FETCH_REQ, 0);
+	if (dev->batch) {
+		ret = uc_batch_setup(uq);
+		if (ret) {
+			uc_err("queue %u: batch I/O setup failed: %s", uq->id, strerror(-ret));
+			return ret;
+		}
+	} else {
+		for (unsigned int t = 0; t < uq->q.depth; t++)
+			queue_cmd(uq, t, UBLK_IO_FETCH_REQ, 0);
+	}
 	ret = io_uring_submit(&uq->q.ring);
 	return ret < 0 ? ret : 0;
 }
@@ -143,7 +165,11 @@ static void queue_serve(struct uc_ublk_queue *uq)
 	while (!queue_done(uq)) {
 		struct io_uring_cqe *cqe;
 		unsigned int head, n = 0;
-		int ret = uc_queue_enter(&uq->q);
+		int ret;
+
+		if (uq->batch)
+			uc_batch_flush(uq);
+		ret = uc_queue_enter(&uq->q);
 
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
 			uc_err("queue %u: io_uring_enter: %s", uq->id, strerror(-ret));
@@ -155,6 +181,8 @@ static void queue_serve(struct uc_ublk_queue *uq)
 				;
 			else if (cqe->user_data == UC_UDATA_EVENT)
 				uq->stopping = uq->q.stopping = true;
+			else if (uq->batch)
+				uc_batch_cqe(uq, cqe);
 			else
 				queue_cmd_cqe(uq, cqe);
 			n++;
@@ -162,7 +190,11 @@ static void queue_serve(struct uc_ublk_queue *uq)
 		io_uring_cq_advance(ring, n);
 		uc_queue_poll(&uq->q);
 	}
-	io_uring_submit(ring);	/* commits of the last requests */
+	/* commits of the last requests */
+	if (uq->batch)
+		uc_batch_finish(uq);
+	else
+		io_uring_submit(ring);
 }
 
 void *uc_ublk_queue_thread(void *arg)
@@ -191,5 +223,6 @@ void *uc_ublk_queue_thread(void *arg)
 	if (uq->descs)
 		munmap(uq->descs, uq->descs_len);
 	uq->descs = NULL;
+	uc_batch_free(uq);
 	return NULL;
 }

@@ -63,6 +63,45 @@ struct ublksrv_io_cmd {
 #define UBLK_U_IO_FETCH_REQ		_IOWR('u', UBLK_IO_FETCH_REQ, struct ublksrv_io_cmd)
 #define UBLK_U_IO_COMMIT_AND_FETCH_REQ	_IOWR('u', UBLK_IO_COMMIT_AND_FETCH_REQ, struct ublksrv_io_cmd)
 
+/*
+ * UBLK_F_BATCH_IO (7.x): PREP_IO_CMDS hands the kernel every tag once;
+ * FETCH_IO_CMDS is multishot and writes 2-byte tags of new requests into a
+ * provided buffer; COMMIT_IO_CMDS completes many requests in one command.
+ * PREP and COMMIT: sqe->addr points at nr_elem elements of elem_bytes each
+ * (struct ublk_elem_header, + __u64 buffer address with HAS_BUF_ADDR).
+ * See docs/ublk-batch-io.md for what was checked on 7.3.
+ */
+#define UBLK_IO_PREP_IO_CMDS		0x25
+#define UBLK_IO_COMMIT_IO_CMDS		0x26
+#define UBLK_IO_FETCH_IO_CMDS		0x27
+
+struct ublk_batch_io {		/* at sqe->cmd */
+	__u16	q_id;
+#define UBLK_BATCH_F_HAS_ZONE_LBA		(1 << 0)
+#define UBLK_BATCH_F_HAS_BUF_ADDR		(1 << 1)
+#define UBLK_BATCH_F_AUTO_BUF_REG_FALLBACK	(1 << 2)
+	__u16	flags;
+	__u16	nr_elem;
+	__u8	elem_bytes;
+	__u8	reserved;
+	__u64	reserved2;
+};
+
+struct ublk_elem_header {
+	__u16	tag;
+	__u16	buf_index;	/* AUTO_BUF_REG: register the request's pages here */
+	__s32	result;		/* COMMIT: bytes done or -errno */
+};
+
+#define UBLK_U_IO_PREP_IO_CMDS		_IOWR('u', UBLK_IO_PREP_IO_CMDS, struct ublk_batch_io)
+#define UBLK_U_IO_COMMIT_IO_CMDS	_IOWR('u', UBLK_IO_COMMIT_IO_CMDS, struct ublk_batch_io)
+#define UBLK_U_IO_FETCH_IO_CMDS		_IOWR('u', UBLK_IO_FETCH_IO_CMDS, struct ublk_batch_io)
+
+/* io_uring pieces FETCH_IO_CMDS needs that liburing 2.3's headers lack */
+#ifndef IORING_URING_CMD_MULTISHOT
+#define IORING_URING_CMD_MULTISHOT	(1U << 1)	/* sqe->uring_cmd_flags */
+#endif
+
 #define UBLK_IO_RES_OK			0
 #define UBLK_IO_RES_ABORT		(-ENODEV)
 

@@ -9,6 +9,9 @@
 #        backing files; default /var/tmp, a tmpfs in the VM), E2E_LOGDIR (default
 #        $VMRUN_OUT/e2e-logs or build/e2e-logs), E2E_KEEP=1 keeps the work dir,
 #        E2E_VOLUMES (default "file stripe4 loop2 raid10 mirror2 mirror3 compress"), timeouts: see lib.sh,
+#        E2E_BATCH (true|false: device.batch in the generated configs; default: the daemon's),
+#        E2E_NOBATCH_CASES (the cases run again with batch = false where the kernel batches, see
+#        below; "" for none),
 #        E2E_STRESS_ROUNDS (default 2): rounds of the stress case (each round: stop --force under I/O,
 #        kill -9 + del, kill -9 + recover). The full count is 10:
 #          E2E_STRESS_ROUNDS=10 bash tests/e2e/run.sh 'stripe4/stress*'
@@ -36,11 +39,13 @@ MIB=$((1 << 20))
 # gen_conf VOL QUEUES [RECOVERY] -> prints the config path; backing files live next to it (one set
 # per VOL); RECOVERY sets device.recovery (reissue, requeue, fail, off; default: the daemon's)
 gen_conf() {
-  local vol=$1 q=$2 rec=${3:-} dir=$E2E_WORK/$1
+  local vol=$1 q=$2 rec=${3:-} dir=$E2E_WORK/$1 batch=${E2E_BATCH:-}
   local conf=$dir/q$q${rec:+-$rec}.conf
+  # "requeue" is per-tag by default (the @nobatch pass runs that): here it runs batched
+  [ "$rec" = requeue ] && [ -z "$batch" ] && batch=true
   mkdir -p "$dir"
   {
-    echo "device = { queues = $q; depth = 128; max_io = \"512K\"; block_size = 4096; id = -1;${rec:+ recovery = \"$rec\";} };"
+    echo "device = { queues = $q; depth = 128; max_io = \"512K\"; block_size = 4096; id = -1;${rec:+ recovery = \"$rec\";}${batch:+ batch = $batch;} };"
     case $vol in
       file)
         echo 'volume = { type = "file"; path = "f0.img"; size = "256M"; };' ;;
@@ -344,7 +349,8 @@ case_upgrade_under_fio() {
     check_daemon_logs strict
     return
   fi
-  bg_fio upg --name=upg --filename="$DDEV" --rw=randwrite --bs=8k --iodepth=32 --numjobs=2 --size=64M \
+  # 2 x 128M: with BATCH_IO on 7.x 2 x 64M were written before the second upgrade came
+  bg_fio upg --name=upg --filename="$DDEV" --rw=randwrite --bs=8k --iodepth=32 --numjobs=2 --size=128M \
     --offset_increment=128M --verify=crc32c --verify_fatal=1 --do_verify=1 --verify_backlog=512
   for n in 1 2; do
     wait_until 180 writes_ge "$DID" $((base + n * 2500)) || fail "fio: fewer than $((n * 2500)) writes in 180s"
@@ -623,6 +629,24 @@ LATEST_ONLY="compress/compress-powercut compress/recover-ext4-fio raid10/admin-s
   mirror2/legs-identical mirror2/kill9-dirty-resync mirror2/dm-flakey mirror2/assembly mirror3/legs-identical
   mirror2/nodiscard-leg"
 
+# kernel_batches: the daemon uses UBLK_F_BATCH_IO on this kernel (it says so at -v)
+kernel_batches() {
+  local d=$E2E_WORK/probe pid rc=1
+  mkdir -p "$d"
+  printf 'device = { queues = 1; };\nvolume = { type = "file"; path = "p.img"; size = "16M"; };\n' > "$d/p.conf"
+  "$UC_BIN" -c "$d/p.conf" -v > "$d/out" 2> "$d/err" </dev/null &
+  pid=$!
+  echo "$pid" >> "$E2E_PIDFILE"
+  wait_until 60 grep -q ublkb "$d/out"
+  grep -q 'batched commands' "$d/err" && rc=0
+  kill -TERM "$pid" 2>/dev/null
+  wait_until 60 exited "$pid" || kill -KILL "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  log "probe: $(grep -m1 'I/O path' "$d/err")"
+  rm -rf "$d"
+  return $rc
+}
+
 # kernel_split: this VM runs only its share (a VM run, no E2E_ALL_KERNELS, no cases named)
 kernel_split() { [ -n "${E2E_KERNEL:-}" ] && [ -z "${E2E_ALL_KERNELS:-}" ] && [ -z "${E2E_CASES:-}" ]; }
 
@@ -716,5 +740,26 @@ for VOL in ${E2E_VOLUMES:-file stripe4 loop2 raid10 mirror2 mirror3 compress}; d
   drop_loops "$E2E_WORK/$VOL"
   rm -rf "${E2E_WORK:?}/$VOL"   # free the backing files (tmpfs in the VM)
 done
+
+# The control path of the per-tag commands where the kernel batches (UBLK_F_BATCH_IO, 7.x: the
+# daemon's default there): the cases that stop, kill, recover and hand over a device under I/O run
+# again with batch = false. The data path runs once (batched on 7.x, per-tag on 6.12).
+NOBATCH_CASES=${E2E_NOBATCH_CASES-"file/sigterm-under-io file/kill9-del raid10/recover-ext4-fio
+  stripe4/recovery-reissue stripe4/recovery-requeue stripe4/recovery-off stripe4/recovery-fail
+  raid10/stress file/upgrade-under-fio stripe4/upgrade-under-fio"}
+nobatch=()
+for n in $NOBATCH_CASES; do case_selected "$n@nobatch" && nobatch+=("$n"); done
+if [ ${#nobatch[@]} -gt 0 ] && kernel_batches; then
+  log "the kernel batches: ${#nobatch[@]} cases again with batch = false"
+  for n in "${nobatch[@]}"; do
+    for c in "${CASES[@]}"; do
+      read -r cname cfunc _ <<< "$c"
+      [ "$cname" = "${n#*/}" ] && case_on "$c" "${n%%/*}" || continue
+      E2E_BATCH=false run_case "$n@nobatch" "$cfunc" "$(case_secs "$cfunc")"
+      drop_loops "$E2E_WORK/${n%%/*}"
+      rm -rf "${E2E_WORK:?}/${n%%/*}"
+    done
+  done
+fi
 
 suite_summary

@@ -73,8 +73,8 @@ elif command -v qemu-system-x86_64 >/dev/null; then
     cmd="UC_BIN=$(printf %q "$UC_BIN") E2E_CASES=$(printf %q "$E2E_CASES")"
     # E2E_KERNEL: which share of the kernel-independent cases this VM runs (see cases.sh)
     cmd+=" E2E_KERNEL=$k"
-    for v in ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS E2E_VOLUMES E2E_DAEMON_ARGS E2E_FIO_TIMEOUT E2E_CASE_TIMEOUT E2E_START_TIMEOUT E2E_STOP_TIMEOUT E2E_KEEP E2E_STRESS_ROUNDS E2E_CRASH_ROUNDS E2E_SKIP_CASES E2E_ALL_KERNELS; do
-      [ -n "${!v:-}" ] && cmd+=" $v=$(printf %q "${!v}")"
+    for v in ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS E2E_BATCH E2E_NOBATCH_CASES E2E_VOLUMES E2E_DAEMON_ARGS E2E_FIO_TIMEOUT E2E_CASE_TIMEOUT E2E_START_TIMEOUT E2E_STOP_TIMEOUT E2E_KEEP E2E_STRESS_ROUNDS E2E_CRASH_ROUNDS E2E_SKIP_CASES E2E_ALL_KERNELS; do
+      [ -n "${!v+set}" ] && cmd+=" $v=$(printf %q "${!v}")"
     done
     cmd+=" E2E_WORKDIR=/var/tmp bash $(printf %q "$REPO/tests/e2e/cases.sh") 2>/tmp/out/cases-stderr.log"
     LAST_RC=

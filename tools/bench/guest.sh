@@ -4,16 +4,23 @@
 # each ublk-compose volume and its kernel reference (loop / md over loop) on the same files, and
 # runs the same fio jobs against both, interleaved (ours, reference, ours, ...) REPS times.
 # Raw fio JSON goes to $OUT/raw/ROW.SIDE.JOB.REP.json; run.sh (report.py) turns it into tables.
-# env: OUT (required), UC_BIN, BENCH_WORK (default /var/tmp/ucbench), QUEUES, NUMJOBS, RUNTIME,
-#      REPS, JOBS (names, see job_args), ROWS (file stripe4 raid10 mirror2 compress), SCALING (1/0)
+# env: OUT (required), UC_BIN, UC_NULL_BIN (the do-nothing target, build/ucbench-null), BENCH_WORK
+#      (default /var/tmp/ucbench), QUEUES, NUMJOBS, RUNTIME, REPS, JOBS (names, see job_args), ROWS
+#      (file stripe4 raid10 mirror2 compress compress_rand null_file null_stripe4 batch_off),
+#      NULL_JOBS, BATCH_JOBS (the jobs of the null_* and batch_off rows), SCALING (1/0)
 set -u -o pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 UC_BIN=${UC_BIN:-$REPO/build/ublk-compose}
+UC_NULL_BIN=${UC_NULL_BIN:-$REPO/build/ucbench-null}
 W=${BENCH_WORK:-/var/tmp/ucbench}
 QUEUES=${QUEUES:-1} NUMJOBS=${NUMJOBS:-1} RUNTIME=${RUNTIME:-4} REPS=${REPS:-3}
 JOBS=${JOBS:-"randread4k_qd32 randwrite4k_qd32 randread4k_qd1 read1m_qd8 write1m_qd8 randrw70_4k_qd32"}
-ROWS=${ROWS:-"file stripe4 raid10 mirror2 compress compress_rand"}
+ROWS=${ROWS:-"file stripe4 raid10 mirror2 compress compress_rand null_file null_stripe4 batch_off"}
+# file and stripe against the do-nothing ublk target (what the round trip alone allows), and the
+# file volume with UBLK_F_BATCH_IO against itself with per-tag commands (kernels that batch)
+NULL_JOBS=${NULL_JOBS:-"randread4k_qd32 randwrite4k_qd32 randread4k_qd1"}
+BATCH_JOBS=${BATCH_JOBS:-"randread4k_qd32 randwrite4k_qd32 randread4k_qd1 read1m_qd8 write1m_qd8"}
 # the compress rows: jobs, and the data fio writes (2:1 compressible, or random every time)
 CZ_JOBS=${CZ_JOBS:-"write1m_qd8 read1m_qd8 randread4k_qd32 randwrite4k_qd32"}
 FIO_EXTRA=
@@ -51,9 +58,9 @@ run_fio() {
 
 # ------------------------------------------------------------------ devices
 DPID='' DDEV=''
-start_uc() {   # start_uc CONF TAG: sets DPID DDEV; returns 1 on failure
-  local conf=$1 tag=$2 out=$OUT/daemon-$2.out i
-  "$UC_BIN" -c "$conf" >"$out" 2>"$OUT/daemon-$tag.err" </dev/null &
+start_uc() {   # start_uc CONF TAG [BINARY]: sets DPID DDEV; returns 1 on failure
+  local conf=$1 tag=$2 bin=${3:-$UC_BIN} out=$OUT/daemon-$2.out i
+  "$bin" -c "$conf" >"$out" 2>"$OUT/daemon-$tag.err" </dev/null &
   DPID=$!
   for i in $(seq 1 300); do
     DDEV=$(grep -m1 -oE '^/dev/ublkb[0-9]+' "$out" 2>/dev/null || true)
@@ -113,6 +120,8 @@ conf_raid10()  { devconf; echo "volume = { type = \"stripe\"; chunk = \"64K\"; c
 # file of its own: both get the same data written in full first
 conf_compress() { devconf; echo "volume = { type = \"compress\"; level = 1; cluster = \"64K\"; size = \"${CZ_MB}M\"; children = ( { type = \"file\"; path = \"c0.img\"; size = \"$((CZ_MB + 32))M\"; } ); };"; }
 conf_compress_rand() { conf_compress; }
+conf_null() { devconf; echo 'volume = { type = "null"; size = "512M"; };'; }
+conf_batch_off() { conf_file | sed 's/block_size = 4096;/block_size = 4096; batch = false;/; s/f0.img/b1.img/'; }
 
 # layer_ok ROW: 0 if ublk-compose accepts the row's config; else writes the reason to $OUT/status-ROW
 layer_ok() {
@@ -200,6 +209,44 @@ for row in $ROWS; do
       MDARGS="--assume-clean --bitmap=none" md_create 1 2 s0.img s1.img
       bench_pair mirror2 "$DDEV" "$MD"
       stop_uc; md_stop ;;
+    null_file|null_stripe4)
+      # ours against the do-nothing target (ucbench-null) on the same ublk path, interleaved
+      legs_ready
+      "conf_${row#null_}" > "$W/$row.conf"; conf_null > "$W/null.conf"; echo ok > "$OUT/status-$row"
+      if [ ! -x "$UC_NULL_BIN" ]; then
+        echo "n/a (no $UC_NULL_BIN)" > "$OUT/status-$row"
+      elif start_uc "$W/$row.conf" "$row"; then
+        OURS_DEV=$DDEV OURS_PID=$DPID DPID=''
+        if start_uc "$W/null.conf" "$row-null" "$UC_NULL_BIN"; then
+          bench_pair "$row" "$OURS_DEV" "$DDEV" "$NULL_JOBS"
+          stop_uc
+        else
+          echo "n/a (null target failed)" > "$OUT/status-$row"
+        fi
+        DPID=$OURS_PID; stop_uc
+      else
+        echo "n/a (daemon failed)" > "$OUT/status-$row"
+      fi ;;
+    batch_off)
+      # the same file volume (a copy) with batch = false: what UBLK_F_BATCH_IO brings here
+      conf_file > "$W/batch_on.conf"; conf_batch_off > "$W/batch_off.conf"
+      cp f0.img b1.img
+      if start_uc "$W/batch_on.conf" batch_on; then
+        OURS_DEV=$DDEV OURS_PID=$DPID DPID=''
+        if ! "$UC_BIN" status --json 2>/dev/null | grep -q '"batch": true'; then
+          echo "n/a (no UBLK_F_BATCH_IO on $(uname -r))" > "$OUT/status-$row"
+        elif start_uc "$W/batch_off.conf" batch_off; then
+          echo ok > "$OUT/status-$row"
+          bench_pair "$row" "$OURS_DEV" "$DDEV" "$BATCH_JOBS"
+          stop_uc
+        else
+          echo "n/a (daemon with batch = false failed)" > "$OUT/status-$row"
+        fi
+        DPID=$OURS_PID; stop_uc
+      else
+        echo "n/a (daemon failed)" > "$OUT/status-$row"
+      fi
+      rm -f b1.img ;;
     compress|compress_rand)
       # 2:1 data (half of every 512 bytes zero) or random data, refilled for every write
       if [ "$row" = compress ]; then FIO_EXTRA="--buffer_compress_percentage=50 --refill_buffers"

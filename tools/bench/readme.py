@@ -16,7 +16,16 @@ JOBS = [("randread4k_qd32", "4k rr QD32"), ("randwrite4k_qd32", "4k rw QD32"), (
         ("read1m_qd8", "1M read QD8"), ("write1m_qd8", "1M write QD8"), ("randrw70_4k_qd32", "4k 70/30 QD32")]
 NAMES = {"file": "single file vs loop", "stripe4": "stripe x4 vs md raid0", "raid10": "raid10 x4 vs md raid10",
          "mirror2": "mirror x2 vs md raid1", "compress": "compress (2:1 data) vs uncompressed file",
-         "compress_rand": "compress (random data) vs uncompressed file"}
+         "compress_rand": "compress (random data) vs uncompressed file",
+         "null_file": "single file vs do-nothing ublk target", "null_stripe4": "stripe x4 vs do-nothing ublk target",
+         "batch_off": "single file, BATCH_IO vs per-tag commands"}
+
+
+def layer_reads(d, row, job):
+    for r in d.get("layer_reads") or []:
+        if r["row"] == row and r["job"] == job:
+            return f"{r['ratio']:.2f}x" + (" ✓" if r["met"] else " ✗")
+    return None
 
 
 def cell(d, row, job):
@@ -57,6 +66,12 @@ def targets(lts, new, eng):
             out.append(f"| {name}, {jn} | {tgt} | {a or '–'} | {b or '–'} |")
         if row == "file":
             out.append(f"| single file vs loop, 4k QD1 p50 latency | <= 1.2x | {latency(lts)} | {latency(new)} |")
+    for row in ("stripe4", "raid10", "mirror2"):
+        for job, jn in JOBS:
+            a, b = layer_reads(lts, row, job), layer_reads(new, row, job)
+            if a or b:
+                out.append(f"| {NAMES[row].split(' vs ')[0]} vs single file (same run), {jn} | >= 0.95x | "
+                           f"{a or '–'} | {b or '–'} |")
     out.append(f"| 2 queues / 1 queue (4k rr QD32, 2 jobs) | >= 1.6 | {scaling(lts)} | {scaling(new)} |")
     if eng:
         out.append(f"| engine CPU/IO vs fio direct (host {eng['kernel']}) | <= 1.2 | {eng['ratio']:.2f}x "

@@ -33,12 +33,12 @@ done
 ENVS=(QUEUES="$QUEUES" NUMJOBS="$NUMJOBS" RUNTIME="$RUNTIME" REPS="$REPS")
 if [ "$QUICK" = 1 ]; then
   RUNTIME=2 REPS=1
-  ENVS=(QUEUES="$QUEUES" NUMJOBS="$NUMJOBS" RUNTIME=2 REPS=1 JOBS="randread4k_qd32 randread4k_qd1" ROWS="file stripe4 raid10 mirror2 compress" SCALING=1)
+  ENVS=(QUEUES="$QUEUES" NUMJOBS="$NUMJOBS" RUNTIME=2 REPS=1 JOBS="randread4k_qd32 randread4k_qd1" ROWS="file stripe4 raid10 mirror2 compress null_file batch_off" NULL_JOBS="randread4k_qd32" BATCH_JOBS="randread4k_qd32" SCALING=1)
 fi
 log() { echo "[bench $(date +%T)] $*" >&2; }
 
 # ---- prerequisites: build, gnuplot, fio, mdadm
-if [ ! -x build/ublk-compose ] || [ ! -f build/libuc.a ]; then
+if [ ! -x build/ublk-compose ] || [ ! -f build/libuc.a ] || [ ! -x build/ucbench-null ]; then
   log "building"
   { cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null && cmake --build build -j"$(nproc)" >/dev/null; } || { log "build failed"; exit 1; }
 fi
@@ -54,6 +54,11 @@ for t in fio mdadm losetup python3; do command -v $t >/dev/null || { log "$t mis
 mkdir -p build/bench
 cp build/ublk-compose build/bench/ublk-compose
 ENVS+=(UC_BIN="$REPO/build/bench/ublk-compose")
+# the do-nothing ublk target of the null_* rows (the same engine with a `null` layer)
+if [ -x build/ucbench-null ]; then
+  cp build/ucbench-null build/bench/ucbench-null
+  ENVS+=(UC_NULL_BIN="$REPO/build/bench/ucbench-null")
+fi
 BUILD_INFO="head=$(git rev-parse --short HEAD 2>/dev/null) built=$(date -u -r build/ublk-compose +%Y-%m-%dT%H:%M:%SZ) sha256=$(sha256sum build/ublk-compose | cut -c1-12)$(git diff --quiet HEAD -- src layers CMakeLists.txt 2>/dev/null || echo ' (src/ or layers/ had uncommitted changes)')"
 ENVS+=(BUILD_INFO="$BUILD_INFO")
 log "measuring build/ublk-compose: $BUILD_INFO"
