@@ -47,6 +47,8 @@ struct nbd_handle *nbd_leaf_handle(void)
 	nbd_set_uri_allow_local_file(h, true);
 	/* reads land in the request's buffer; a failed read fails the request anyway */
 	nbd_set_pread_initialize(h, false);
+	/* block status at start: an export that reads as zeroes is a new leg (export_is_zero) */
+	nbd_add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION);
 	return h;
 }
 
@@ -307,6 +309,52 @@ static int leaf_parse(struct uc_node *n, const config_setting_t *cfg)
 	return export_probe(n, us, h, has_size);
 }
 
+struct zero_scan {
+	uint64_t next;		/* bytes known to read as zeroes from 0 */
+	bool data;		/* an extent that is not known to be zero */
+};
+
+static int zero_extent(void *arg, const char *ctx, uint64_t off, uint32_t *e, size_t nr, int *error)
+{
+	struct zero_scan *z = arg;
+
+	(void)error;
+	if (strcmp(ctx, LIBNBD_CONTEXT_BASE_ALLOCATION))
+		return 0;
+	for (size_t i = 0; i + 1 < nr; i += 2) {
+		if (!(e[i + 1] & LIBNBD_STATE_ZERO) || off != z->next) {
+			z->data = true;
+			return 0;
+		}
+		z->next += e[i];
+		off += e[i];
+	}
+	return 0;
+}
+
+/*
+ * The export reads as zeroes from 0 to size (block status, main thread):
+ * like a file this start created, it holds no data yet, and a new mirror
+ * over it needs no initial copy (n->created).
+ */
+static bool export_is_zero(struct nbd_handle *h, uint64_t size)
+{
+	struct zero_scan z = { 0 };
+
+	if (nbd_can_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) != 1)
+		return false;
+	while (z.next < size && !z.data) {
+		uint64_t before = z.next, len = size - z.next;
+
+		if (len > (1ULL << 31))
+			len = 1ULL << 31;
+		if (nbd_block_status(h, len, z.next, (nbd_extent_callback){ .callback = zero_extent,
+				     .user_data = &z }, 0) == -1 || z.next == before)
+			return false;
+	}
+	return !z.data && z.next >= size;
+}
+
 /* The other connections, on the main thread before any queue runs. */
 static int leaf_open(struct uc_node *n)
 {
@@ -317,6 +365,7 @@ static int leaf_open(struct uc_node *n)
 	nl->connect_uri = uri_resolved(nl->uri);
 	if (!nl->connect_uri)
 		return -ENOMEM;
+	n->created = export_is_zero(nl->conns[0].h, n->size);
 	for (unsigned int i = 0; i < nl->nr_queues * nl->nr_conns; i++) {
 		struct nbd_conn *c = &nl->conns[i];
 

@@ -328,6 +328,33 @@ static int test_mirror(void)
 	return ret;
 }
 
+/*
+ * An export that reads as zeroes is a new leg (created), like a file this
+ * start made: a new mirror over it and a new file needs no initial copy.
+ * Once written, it is not.
+ */
+static int test_created(void)
+{
+	struct server s = { 0 };
+	struct harness h;
+	char text[2048];
+
+	if (server_start(&s, "created", 0, "memory 8M"))
+		return T_FAIL;
+	snprintf(text, sizeof(text), NBD_CONF("", "uri = \"%s\";"), s.uri);
+	if (harness_open(&h, conf("created.conf", text)))
+		return T_FAIL;
+	CHECK(h.g.root->created, "a zero export is not new");
+	CHECK(one(&h, UC_OP_WRITE, 5 << 20, 4096) == 4096, "write");
+	harness_close(&h);
+	if (harness_open(&h, conf("created.conf", text)))
+		return T_FAIL;
+	CHECK(!h.g.root->created, "an export with data is new");
+	harness_close(&h);
+	server_kill(&s);
+	return T_PASS;
+}
+
 /* the export takes at most 64K per command: larger pieces are split */
 static int test_max_block(void)
 {
@@ -621,6 +648,7 @@ int main(void)
 		{ "stripe", test_stripe },
 		{ "mirror", test_mirror },
 		{ "max_block", test_max_block },
+		{ "created", test_created },
 		{ "fua_emulated", test_fua_emulated },
 		{ "reconnect", test_reconnect },
 		{ "tls", test_tls },

@@ -8,7 +8,7 @@
 # env:   UC_BIN (default build/ublk-compose), E2E_WORKDIR (parent of the tmp dir holding configs and
 #        backing files; default /var/tmp, a tmpfs in the VM), E2E_LOGDIR (default
 #        $VMRUN_OUT/e2e-logs or build/e2e-logs), E2E_KEEP=1 keeps the work dir,
-#        E2E_VOLUMES (default "file stripe4 loop2 raid10 mirror2 mirror3 compress"), timeouts: see lib.sh,
+#        E2E_VOLUMES (default "file stripe4 loop2 raid10 mirror2 mirror3 compress nbd"), timeouts: see lib.sh,
 #        E2E_STRESS_ROUNDS (default 2): rounds of the stress case (each round: SIGTERM under I/O,
 #        kill -9 + del, kill -9 + recover). The full count is 10:
 #          E2E_STRESS_ROUNDS=10 bash tests/e2e/run.sh 'stripe4/stress*'
@@ -16,6 +16,7 @@
 # lock, recovery-{reissue,requeue,off,fail}, stress. Servers started by `recover`/`upgrade` run
 # detached (not our children): they are tracked through /run/ublk-compose/ID.pid (see lib.sh).
 # Mirror (RAID1) cases: cases-mirror.sh (mirror2, mirror3 run only those and fio-randwrite-verify).
+# nbd cases: cases-nbd.sh (the nbd "volume" runs only those; each starts its own nbdkit servers).
 # Output: one `PASS: NAME` / `FAIL: NAME (reason)` line per case, then `N passed, N failed`.
 set -u -o pipefail
 E2E_CASES_SH=$(readlink -f "${BASH_SOURCE[0]}")
@@ -29,6 +30,8 @@ E2E_CASES_SH=$(readlink -f "${BASH_SOURCE[0]}")
 . "$(dirname "$E2E_CASES_SH")/cases-fault.sh"
 # shellcheck source=tests/e2e/cases-compress.sh
 . "$(dirname "$E2E_CASES_SH")/cases-compress.sh"
+# shellcheck source=tests/e2e/cases-nbd.sh
+. "$(dirname "$E2E_CASES_SH")/cases-nbd.sh"
 
 MIB=$((1 << 20))
 
@@ -556,6 +559,7 @@ CASES=(
   "${ADMIN_CASES[@]}"
   "${FAULT_CASES[@]}"
   "${COMPRESS_CASES[@]}"
+  "${NBD_CASES[@]}"
   "recover-ext4-fio case_recover_ext4_fio raid10,compress"
   "lock case_lock stripe4"
   "recovery-reissue case_recovery_reissue stripe4"
@@ -617,7 +621,7 @@ case_secs() {
 all_names() {
   local v c
   echo "config/check"
-  for v in ${E2E_VOLUMES:-file stripe4 loop2 raid10 mirror2 mirror3 compress}; do
+  for v in ${E2E_VOLUMES:-file stripe4 loop2 raid10 mirror2 mirror3 compress nbd}; do
     for c in "${CASES[@]}"; do case_on "$c" "$v" && echo "$v/${c%% *}"; done
   done
 }
@@ -668,7 +672,7 @@ if [ -n "$split_bad" ]; then
 fi
 kernel_split && log "the $E2E_KERNEL VM: cases that depend on the kernel, and its share of the others (E2E_ALL_KERNELS=1: all)"
 case_kernel_on config/check && run_case config/check case_check_config
-for VOL in ${E2E_VOLUMES:-file stripe4 loop2 raid10 mirror2 mirror3 compress}; do
+for VOL in ${E2E_VOLUMES:-file stripe4 loop2 raid10 mirror2 mirror3 compress nbd}; do
   for c in "${CASES[@]}"; do
     case_on "$c" "$VOL" || continue
     read -r cname cfunc _ <<< "$c"
