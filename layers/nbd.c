@@ -369,7 +369,8 @@ static int leaf_open(struct uc_node *n)
 	for (unsigned int i = 0; i < nl->nr_queues * nl->nr_conns; i++) {
 		struct nbd_conn *c = &nl->conns[i];
 
-		if ((ret = nbd_leaf_conn_init(c)))
+		/* a parent that hands down several pieces per request (a stripe) */
+		if ((ret = nbd_leaf_conn_init(c, n->max_iov > 1)))
 			return ret;
 		if (c->h)
 			continue;
@@ -405,7 +406,7 @@ static void leaf_close(struct uc_node *n)
 
 struct nbd_totals {
 	unsigned int up, connecting;
-	uint64_t inflight, requests, lat_ns, lat_max_ns, reconnects, timeouts;
+	uint64_t inflight, requests, lat_ns, lat_max_ns, reconnects, timeouts, bounced;
 	int last_err;
 	uint64_t down_ns;
 };
@@ -425,6 +426,7 @@ static void totals(const struct nbd_leaf *nl, struct nbd_totals *t)
 		t->lat_ns += atomic_load_explicit(&c->lat_ns, memory_order_relaxed);
 		t->reconnects += atomic_load_explicit(&c->reconnects, memory_order_relaxed);
 		t->timeouts += atomic_load_explicit(&c->timeouts, memory_order_relaxed);
+		t->bounced += atomic_load_explicit(&c->bounced, memory_order_relaxed);
 		if (max > t->lat_max_ns)
 			t->lat_max_ns = max;
 		if (st != CONN_UP && !t->last_err)
@@ -486,12 +488,13 @@ static int leaf_json(const struct uc_node *n, char *buf, size_t len)
 		 "\"uri\": \"%s\", \"state\": \"%s\", \"connections\": %u, \"connections_up\": %u, "
 		 "\"last_error\": \"%s\", \"in_flight\": %" PRIu64 ", \"requests\": %" PRIu64
 		 ", \"latency_avg_us\": %" PRIu64 ", \"latency_max_us\": %" PRIu64
-		 ", \"reconnects\": %" PRIu64 ", \"timeouts\": %" PRIu64 ", \"export_size\": %" PRIu64
+		 ", \"reconnects\": %" PRIu64 ", \"timeouts\": %" PRIu64 ", \"bounced\": %" PRIu64
+		 ", \"export_size\": %" PRIu64
 		 ", \"multi_conn\": %s, \"tls\": %s, \"flush\": %s, \"fua\": %s, \"write_zeroes\": %s",
 		 uri, state_name(nl, &t), nl->nr_queues * nl->nr_conns, t.up,
 		 t.last_err == ETIMEDOUT ? "request timed out" : t.last_err ? strerror(t.last_err) : "",
 		 t.inflight, t.requests, t.requests ? t.lat_ns / t.requests / 1000 : 0,
-		 t.lat_max_ns / 1000, t.reconnects, t.timeouts, nl->export_size,
+		 t.lat_max_ns / 1000, t.reconnects, t.timeouts, t.bounced, nl->export_size,
 		 nl->multi_conn ? "true" : "false", nl->tls ? "true" : "false",
 		 nl->can_flush ? "true" : "false", nl->can_fua ? "true" : "false",
 		 nl->can_zero ? "true" : "false");

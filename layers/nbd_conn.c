@@ -23,14 +23,15 @@
  *   after 100 ms, 200 ms, ... up to every 5 s.
  *
  * s->state of an nbd sub: commands in flight (low 16 bits), ST_FLUSH_AFTER,
- * the issue epoch (bits 24..26); s->mask: the connection; s->scratch: when
- * it was submitted (ns).
+ * its bounce buffer + 1 (bits 17..21), the issue epoch (bits 24..26);
+ * s->mask: the connection; s->scratch: when it was submitted (ns).
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 #include "nbd.h"
@@ -38,11 +39,18 @@
 
 #define CMDS(s)		((s)->state & 0xffff)
 #define ST_FLUSH_AFTER	(1U << 16)	/* a FUA write on an export without FUA: flush when written */
+#define BOUNCE_SHIFT	17
 #define EPOCH_SHIFT	24
 #define EPOCH_OF(s)	(((s)->state >> EPOCH_SHIFT) & (NBD_EPOCHS - 1))
 
 /* nbd_close() at teardown: the subs of commands it frees are gone with their queue */
 static _Thread_local bool tearing_down;
+
+/* s's bounce buffer, -1 if its pieces go in place */
+static int bounce_of(const struct uc_sub *s)
+{
+	return (int)((s->state >> BOUNCE_SHIFT) & 31) - 1;
+}
 
 static struct nbd_conn *conn_of(const struct uc_sub *s)
 {
@@ -146,6 +154,36 @@ static void conn_arm(struct nbd_conn *c)
 	uc_watch_arm(&c->sock, ev);	/* -EBUSY: armed again by nbd_leaf_poll */
 }
 
+static char *bounce_buf(const struct nbd_conn *c, const struct uc_sub *s)
+{
+	return c->bounce + (size_t)bounce_of(s) * c->nl->node->graph->dev.max_io;
+}
+
+/* s's pieces go through a bounce buffer as one command (a write's data copied in). */
+static void bounce_take(struct nbd_conn *c, struct uc_sub *s, unsigned int op)
+{
+	unsigned int b = __builtin_ctz(c->bounce_free);
+
+	c->bounce_free &= ~(1U << b);
+	s->state |= (b + 1) << BOUNCE_SHIFT;
+	if (op == UC_OP_WRITE)
+		uc_iov_copy(s->iov, s->nr_iov, 0, bounce_buf(c, s), s->len, false);
+	nbd_leaf_stat_add(&c->bounced, 1);
+}
+
+/* s's data is in: a read's goes out to its pieces; the buffer is free again. */
+static void bounce_give(struct nbd_conn *c, struct uc_sub *s)
+{
+	int b = bounce_of(s);
+
+	if (b < 0)
+		return;
+	if (s->op == UC_OP_READ && !s->result)
+		uc_iov_copy(s->iov, s->nr_iov, 0, bounce_buf(c, s), s->len, true);
+	c->bounce_free |= 1U << b;
+	s->state &= ~(31U << BOUNCE_SHIFT);
+}
+
 /*
  * Send s (op: its own, or the FLUSH after a FUA write) as commands on c.
  * Returns 0 or -errno if not all could be sent (those sent still end).
@@ -160,6 +198,9 @@ static int sub_issue(struct nbd_conn *c, struct uc_sub *s, unsigned int op)
 
 	assert(!CMDS(s) && !s->io->zero_copy);
 	s->state = (s->state & ST_FLUSH_AFTER) | epoch << EPOCH_SHIFT | 1;	/* 1: a bias */
+	if ((op == UC_OP_READ || op == UC_OP_WRITE) && s->nr_iov > 1 &&
+	    s->len / s->nr_iov < NBD_BOUNCE_BELOW && c->bounce_free)
+		bounce_take(c, s, op);
 	c->epochs[epoch]++;
 	nbd_leaf_stat_add(&c->inflight, 1);
 	if ((s->flags & UC_F_FUA) && op != UC_OP_READ && op != UC_OP_FLUSH) {
@@ -173,8 +214,13 @@ static int sub_issue(struct nbd_conn *c, struct uc_sub *s, unsigned int op)
 	case UC_OP_WRITE:
 		for (unsigned int i = 0; i < s->nr_iov && !ret; i++) {
 			char *p = s->iov[i].iov_base;
+			uint64_t left = s->iov[i].iov_len;
 
-			for (uint64_t left = s->iov[i].iov_len; left && !ret;) {
+			if (bounce_of(s) >= 0) {
+				p = bounce_buf(c, s);
+				left = i ? 0 : s->len;
+			}
+			while (left && !ret) {
 				uint64_t len = left < nl->max_cmd ? left : nl->max_cmd;
 
 				ret = cmd(c, s, op, p, len, off, flags);
@@ -219,6 +265,7 @@ static void sub_finish(struct uc_queue *q, struct nbd_conn *c, struct uc_sub *s)
 
 	c->epochs[EPOCH_OF(s)]--;
 	nbd_leaf_stat_add(&c->inflight, -1);
+	bounce_give(c, s);
 	if (s->state & ST_FLUSH_AFTER) {
 		s->state &= ~ST_FLUSH_AFTER;
 		if (!s->result && atomic_load(&c->state) != CONN_UP)
@@ -512,13 +559,23 @@ bool nbd_leaf_poll(struct uc_node *n, struct uc_queue *q)
 	return false;
 }
 
-int nbd_leaf_conn_init(struct nbd_conn *c)
+int nbd_leaf_conn_init(struct nbd_conn *c, bool bounce)
 {
 	if (c->timer_fd >= 0)
 		return 0;
 	c->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (c->timer_fd < 0)
 		return -errno;
+	if (bounce) {
+		/* untouched pages cost nothing: only the buffers used take memory */
+		c->bounce = mmap(NULL, (size_t)NBD_BOUNCE_BUFS * c->nl->node->graph->dev.max_io,
+				 PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (c->bounce == MAP_FAILED) {
+			c->bounce = NULL;
+			return -ENOMEM;
+		}
+		c->bounce_free = (1U << NBD_BOUNCE_BUFS) - 1;
+	}
 	timer_set(c, c->nl->epoch_ns, true);	/* up: timeout ticks */
 	return 0;
 }
@@ -536,4 +593,7 @@ void nbd_leaf_conn_free(struct nbd_conn *c)
 	if (c->timer_fd >= 0)
 		close(c->timer_fd);
 	c->timer_fd = -1;
+	if (c->bounce)
+		munmap(c->bounce, (size_t)NBD_BOUNCE_BUFS * c->nl->node->graph->dev.max_io);
+	c->bounce = NULL;
 }

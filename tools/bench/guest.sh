@@ -5,7 +5,8 @@
 # runs the same fio jobs against both, interleaved (ours, reference, ours, ...) REPS times.
 # Raw fio JSON goes to $OUT/raw/ROW.SIDE.JOB.REP.json; run.sh (report.py) turns it into tables.
 # env: OUT (required), UC_BIN, BENCH_WORK (default /var/tmp/ucbench), QUEUES, NUMJOBS, RUNTIME,
-#      REPS, JOBS (names, see job_args), ROWS (file stripe4 raid10 mirror2 compress), SCALING (1/0)
+#      REPS, JOBS (names, see job_args), ROWS (file stripe4 raid10 mirror2 compress compress_rand nbd
+#      mirror_nbd), SCALING (1/0), NBD_JOBS (the nbd rows' jobs)
 set -u -o pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -13,7 +14,10 @@ UC_BIN=${UC_BIN:-$REPO/build/ublk-compose}
 W=${BENCH_WORK:-/var/tmp/ucbench}
 QUEUES=${QUEUES:-1} NUMJOBS=${NUMJOBS:-1} RUNTIME=${RUNTIME:-4} REPS=${REPS:-3}
 JOBS=${JOBS:-"randread4k_qd32 randwrite4k_qd32 randread4k_qd1 read1m_qd8 write1m_qd8 randrw70_4k_qd32"}
-ROWS=${ROWS:-"file stripe4 raid10 mirror2 compress compress_rand"}
+ROWS=${ROWS:-"file stripe4 raid10 mirror2 compress compress_rand nbd mirror_nbd"}
+# the nbd rows: an nbdkit export (file plugin on the same tmpfs, TCP loopback) through our nbd leaf
+# and through the kernel's NBD client (nbd-client, one connection per ublk queue)
+NBD_JOBS=${NBD_JOBS:-"randread4k_qd32 randwrite4k_qd32 read1m_qd8 write1m_qd8"}
 # the compress rows: jobs, and the data fio writes (2:1 compressible, or random every time)
 CZ_JOBS=${CZ_JOBS:-"write1m_qd8 read1m_qd8 randread4k_qd32 randwrite4k_qd32"}
 FIO_EXTRA=
@@ -95,7 +99,24 @@ md_stop() {
   MD=''
   local l; for l in "${LOOPS[@]}"; do losetup -d "$l" 2>/dev/null; done; LOOPS=()
 }
-cleanup() { stop_uc; md_stop; }
+NBDKIT_PIDS=() NBD_DEV=''
+nbd_export() {  # nbd_export PORT FILE: nbdkit's file plugin on 127.0.0.1:PORT
+  local pidf=$W/nbdkit-$1.pid
+  rm -f "$pidf"
+  nbdkit -P "$pidf" -i 127.0.0.1 -p "$1" file "$2" </dev/null >>"$OUT/nbdkit.log" 2>&1 || { log "nbdkit on $1 failed"; return 1; }
+  NBDKIT_PIDS+=("$(cat "$pidf")")
+}
+nbd_attach() {  # nbd_attach PORT: the kernel's client on /dev/nbd0 (sets NBD_DEV)
+  nbd-client 127.0.0.1 "$1" /dev/nbd0 -N '' -b 4096 -C "$QUEUES" >>"$OUT/nbd-client.log" 2>&1 ||
+    { log "nbd-client failed: $(tail -n 2 "$OUT/nbd-client.log")"; return 1; }
+  NBD_DEV=/dev/nbd0
+}
+nbd_stop() {
+  [ -n "$NBD_DEV" ] && nbd-client -d "$NBD_DEV" >/dev/null 2>&1
+  NBD_DEV=''
+  local p; for p in "${NBDKIT_PIDS[@]}"; do kill "$p" 2>/dev/null; done; NBDKIT_PIDS=()
+}
+cleanup() { stop_uc; md_stop; nbd_stop; }
 trap cleanup EXIT
 
 # ------------------------------------------------------------------ configs (ublk-compose side)
@@ -113,6 +134,9 @@ conf_raid10()  { devconf; echo "volume = { type = \"stripe\"; chunk = \"64K\"; c
 # file of its own: both get the same data written in full first
 conf_compress() { devconf; echo "volume = { type = \"compress\"; level = 1; cluster = \"64K\"; size = \"${CZ_MB}M\"; children = ( { type = \"file\"; path = \"c0.img\"; size = \"$((CZ_MB + 32))M\"; } ); };"; }
 conf_compress_rand() { conf_compress; }
+nbd_leg() { echo "{ type = \"nbd\"; uri = \"nbd://127.0.0.1:$1/\"; }"; }
+conf_nbd() { devconf; echo "volume = $(nbd_leg 10809);"; }
+conf_mirror_nbd() { devconf; echo "volume = { type = \"mirror\"; assume_clean = true; children = ( $(leg s0.img), $(nbd_leg 10810) ); };"; }
 
 # layer_ok ROW: 0 if ublk-compose accepts the row's config; else writes the reason to $OUT/status-ROW
 layer_ok() {
@@ -230,6 +254,36 @@ for row in $ROWS; do
       fi
       rm -f c0.img c1.img
       FIO_EXTRA='' ;;
+    nbd)
+      legs_ready
+      ip link set lo up 2>/dev/null
+      if nbd_export 10809 "$W/s2.img"; then
+        layer_ok nbd && { start_uc "$W/nbd.conf" nbd || echo "n/a (daemon failed)" > "$OUT/status-nbd"; }
+        nbd_attach 10809
+        bench_pair nbd "$DDEV" "$NBD_DEV" "$NBD_JOBS"
+        "$UC_BIN" status >> "$OUT/status-nbd.txt" 2>&1
+      else
+        echo "n/a (no nbdkit)" > "$OUT/status-nbd"
+      fi
+      stop_uc; nbd_stop ;;
+    mirror_nbd)
+      legs_ready
+      ip link set lo up 2>/dev/null
+      if nbd_export 10810 "$W/s1.img"; then
+        layer_ok mirror_nbd && { start_uc "$W/mirror_nbd.conf" mirror_nbd || echo "n/a (daemon failed)" > "$OUT/status-mirror_nbd"; }
+        if nbd_attach 10810; then
+          MD=/dev/md/ucbench
+          L0=$(loop_of "$W/s0.img")
+          mdadm --zero-superblock --force "$L0" "$NBD_DEV" >/dev/null 2>&1
+          mdadm --create "$MD" --run --force --metadata=1.2 --level=1 --raid-devices=2 --assume-clean \
+            --bitmap=none "$L0" "$NBD_DEV" </dev/null >"$OUT/mdadm-nbd.log" 2>&1 || { log "mdadm over nbd failed"; MD=''; }
+          [ -n "$MD" ] && MD=$(readlink -f "$MD")
+        fi
+        bench_pair mirror_nbd "$DDEV" "$MD" "$NBD_JOBS"
+      else
+        echo "n/a (no nbdkit)" > "$OUT/status-mirror_nbd"
+      fi
+      stop_uc; md_stop; nbd_stop ;;
   esac
 done
 

@@ -16,7 +16,8 @@ JOBS = [("randread4k_qd32", "4k rr QD32"), ("randwrite4k_qd32", "4k rw QD32"), (
         ("read1m_qd8", "1M read QD8"), ("write1m_qd8", "1M write QD8"), ("randrw70_4k_qd32", "4k 70/30 QD32")]
 NAMES = {"file": "single file vs loop", "stripe4": "stripe x4 vs md raid0", "raid10": "raid10 x4 vs md raid10",
          "mirror2": "mirror x2 vs md raid1", "compress": "compress (2:1 data) vs uncompressed file",
-         "compress_rand": "compress (random data) vs uncompressed file"}
+         "compress_rand": "compress (random data) vs uncompressed file",
+         "nbd": "nbd leaf vs kernel NBD client", "mirror_nbd": "mirror file+nbd vs md raid1 loop+nbd"}
 
 
 def cell(d, row, job):

@@ -13,6 +13,9 @@ ROWS = [  # row, ours label, reference label, throughput target (ratio >=): one,
      {"write1m_qd8": 1.0, "randread4k_qd32": 0.5}),
     ("compress_rand", "ublk-compose compress, random data", "ublk-compose file (uncompressed)",
      {"write1m_qd8": 0.5}),
+    # the same nbdkit export (file plugin, TCP loopback) through our nbd leaf and the kernel's client
+    ("nbd", "ublk-compose nbd", "kernel NBD (nbd-client)", 1.0),
+    ("mirror_nbd", "ublk-compose mirror file+nbd", "md raid1 loop+kernel NBD", None),
 ]
 JOBS = ["randread4k_qd32", "randwrite4k_qd32", "randread4k_qd1", "read1m_qd8", "write1m_qd8", "randrw70_4k_qd32"]
 JOB_TITLE = {"randread4k_qd32": "4k randread QD32", "randwrite4k_qd32": "4k randwrite QD32",
