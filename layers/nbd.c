@@ -37,12 +37,16 @@
 
 static const char *const nbd_keys[] = { "type", "uri", "size", "connections", "timeout", NULL };
 
-struct nbd_handle *nbd_leaf_handle(void)
+struct nbd_handle *nbd_leaf_handle(const struct nbd_conn *c)
 {
 	struct nbd_handle *h = nbd_create();
+	char name[128];
 
 	if (!h)
 		return NULL;
+	/* LIBNBD_DEBUG=1 prints what each connection does under this name */
+	snprintf(name, sizeof(name), "%s.%u", c->nl->node->name, c->idx + 1);
+	nbd_set_handle_name(h, name);
 	/* the config is root's: tls-psk-file= and tls-certificates= may name files */
 	nbd_set_uri_allow_local_file(h, true);
 	/* reads land in the request's buffer; a failed read fails the request anyway */
@@ -295,7 +299,7 @@ static int leaf_parse(struct uc_node *n, const config_setting_t *cfg)
 		nl->conns[i] = (struct nbd_conn){ .nl = nl, .idx = i, .timer_fd = -1 };
 		nl->conns[i].done_tail = &nl->conns[i].done;
 	}
-	if (!(h = nbd_leaf_handle()))
+	if (!(h = nbd_leaf_handle(&nl->conns[0])))
 		return -ENOMEM;
 	if (nbd_supports_uri(h) != 1) {
 		nbd_close(h);
@@ -374,7 +378,7 @@ static int leaf_open(struct uc_node *n)
 			return ret;
 		if (c->h)
 			continue;
-		if (!(c->h = nbd_leaf_handle()))
+		if (!(c->h = nbd_leaf_handle(c)))
 			return -ENOMEM;
 		if ((ret = connect_sync(c->h, nl->connect_uri, nl->timeout_ns, err, sizeof(err))) ||
 		    (ret = nbd_leaf_check(n, c->h, err, sizeof(err)))) {

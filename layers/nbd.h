@@ -91,8 +91,8 @@ static inline void nbd_leaf_stat_add(_Atomic uint64_t *c, uint64_t v)
 }
 
 /* nbd.c */
-/* A handle set up as every connection of the layer is (not connected). */
-struct nbd_handle *nbd_leaf_handle(void);
+/* A handle set up as every connection of the layer is (not connected), named for c. */
+struct nbd_handle *nbd_leaf_handle(const struct nbd_conn *c);
 /*
  * The export on h (connected) can serve leaf n: big enough, writable, the
  * flags n was set up with. Returns 0, or -EINVAL with why in err.

@@ -139,19 +139,26 @@ static int cmd(struct nbd_conn *c, struct uc_sub *s, unsigned int op, void *buf,
 	return 0;
 }
 
-/* Poll what libnbd waits for: POLLIN while it reads, POLLOUT while a send would block. */
-static void conn_arm(struct nbd_conn *c)
+/*
+ * Poll what libnbd waits for: POLLIN while it reads, POLLOUT while a send
+ * would block. Returns that direction; 0 means the handle is dead or closed
+ * (it died in an aio call: a send that failed), which nbd_leaf_poll acts on.
+ */
+static unsigned int conn_arm(struct nbd_conn *c)
 {
 	unsigned int dir, ev = 0;
 
-	if (!c->h || !c->sock.q)
-		return;
+	if (!c->h)
+		return 0;
 	dir = nbd_aio_get_direction(c->h);
+	if (!c->sock.q)
+		return dir;
 	if (dir & LIBNBD_AIO_DIRECTION_READ)
 		ev |= POLLIN;
 	if (dir & LIBNBD_AIO_DIRECTION_WRITE)
 		ev |= POLLOUT;
 	uc_watch_arm(&c->sock, ev);	/* -EBUSY: armed again by nbd_leaf_poll */
+	return dir;
 }
 
 static char *bounce_buf(const struct nbd_conn *c, const struct uc_sub *s)
@@ -371,11 +378,10 @@ static void sock_attach(struct uc_queue *q, struct nbd_conn *c)
 {
 	int fd = c->h ? nbd_aio_get_fd(c->h) : -1;
 
-	if (c->sock.q && c->sock.fd == fd)
+	/* no socket: the handle died (conn_after closes it), or it has none yet */
+	if (fd < 0 || (c->sock.q == q && c->sock.fd == fd))
 		return;
 	uc_watch_del(&c->sock);
-	if (fd < 0)
-		return;
 	c->sock = (struct uc_watch){ .fd = fd, .ready = sock_ready, .arg = c };
 	if (uc_watch_add(q, &c->sock))
 		return;	/* tried again by nbd_leaf_poll */
@@ -427,7 +433,7 @@ static void conn_start(struct uc_queue *q, struct nbd_conn *c)
 	struct nbd_leaf *nl = c->nl;
 
 	c->attempts++;
-	c->h = nbd_leaf_handle();
+	c->h = nbd_leaf_handle(c);
 	if (!c->h) {
 		conn_lost(q, c, ENOMEM, "no memory");
 		return;
@@ -553,7 +559,9 @@ bool nbd_leaf_poll(struct uc_node *n, struct uc_queue *q)
 		struct nbd_conn *c = &nl->conns[g * nl->nr_conns + k];
 
 		conn_attach(q, c);
-		conn_arm(c);
+		/* nothing to wait for: the handle died in an aio call (a send failed) */
+		if (c->h && !conn_arm(c))
+			conn_after(q, c);
 		conn_reap(q, c);
 	}
 	return false;

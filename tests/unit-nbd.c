@@ -276,8 +276,10 @@ static int test_tcp_connections(void)
 	}
 	if (!s.pid)
 		return T_FAIL;
+	/* a host name: libnbd resolves it for the first connection, open() for the others */
 	snprintf(text, sizeof(text),
-		 NBD_CONF("max_io = \"128K\";", "uri = \"%s\"; connections = 3; size = \"8M\";"), s.uri);
+		 NBD_CONF("max_io = \"128K\";",
+			  "uri = \"nbd://localhost:%d/\"; connections = 3; size = \"8M\";"), port);
 	ret = mix("tcp.conf", text, 2000);
 	server_kill(&s);
 	return ret;
@@ -584,6 +586,40 @@ static int test_tls(void)
 	return T_PASS;
 }
 
+/*
+ * The server is gone before the next request: its send fails inside
+ * libnbd's aio call (the handle dies there, not in a notify). That too must
+ * be seen as a lost connection, or the leg would keep an "up" connection
+ * that fails every request and never reconnects.
+ */
+static int test_dies_on_send(void)
+{
+	struct server s = { 0 };
+	struct harness h;
+	char text[1024];
+	struct uc_node *n;
+	int r;
+
+	if (server_start(&s, "onsend", 0, "memory 4M"))
+		return T_FAIL;
+	snprintf(text, sizeof(text), NBD_CONF("", "uri = \"%s\";"), s.uri);
+	if (harness_open(&h, conf("onsend.conf", text)))
+		return T_FAIL;
+	n = h.g.root;
+	CHECK(one_wait(&h, UC_OP_WRITE, 0, 4096, 2000) == 4096, "write");
+	server_kill(&s);
+	/* no loop turn in between: the write is sent on the dead socket */
+	r = one_wait(&h, UC_OP_WRITE, 4096, 4096, 2000);
+	CHECK(r == -EIO, "write to a dead server: %d", r);
+	CHECK(wait_status(&h, n, "down", 2000), "the loss went unnoticed: %s", status(n));
+	if (server_start(&s, "onsend", 0, "memory 4M"))
+		return T_FAIL;
+	CHECK(wait_status(&h, n, "1 reconnects", 8000), "not back: %s", status(n));
+	harness_close(&h);
+	server_kill(&s);
+	return T_PASS;
+}
+
 /* A server that stops answering: the request times out, the connection is made again. */
 static int test_timeout(void)
 {
@@ -685,6 +721,7 @@ int main(void)
 		{ "created", test_created },
 		{ "fua_emulated", test_fua_emulated },
 		{ "reconnect", test_reconnect },
+		{ "dies_on_send", test_dies_on_send },
 		{ "tls", test_tls },
 		{ "timeout", test_timeout },
 		{ "read_errors", test_read_errors },

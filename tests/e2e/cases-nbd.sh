@@ -14,6 +14,9 @@
 #                  file leg and are rewritten on the export (read_errors_corrected), no error
 #   bad-input      an unreachable host, a wrong export name, an export smaller than size, a URI typo:
 #                  one "FILE:LINE: ..." line, exit 2, no device
+# The layer takes the copy path on every kernel: stripe-fio and mirror-kill (the data path and
+# the failover) run on both kernels, the other three on one each (LTS_ONLY/LATEST_ONLY in
+# cases.sh; E2E_ALL_KERNELS=1 runs them on both).
 
 # nbd_serve NAME PORT|SOCK ARGS...: nbdkit (daemonized: back once it listens) on 127.0.0.1:PORT, or
 # on the Unix socket SOCK (a path); its pid goes to NBD_PID[NAME] and BG_PIDS (killed at the end)

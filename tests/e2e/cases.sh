@@ -583,11 +583,12 @@ LTS_ONLY="config/check file/fio-mixed-bs-verify file/ext4-restart-verify stripe4
   file/powercut-fio file/powercut-ext4 raid10/admin-add raid10/sigterm-under-io raid10/kill9-del
   compress/fio-mixed-bs-verify compress/ext4-write compress/ext4-restart-verify compress/discard-zeroes
   compress/sigterm-under-io compress/kill9-del compress/compress-ratio compress/compress-ext4-tree
-  compress/compress-crash compress/compress-enospc compress/compress-corrupt compress/compress-confs"
+  compress/compress-crash compress/compress-enospc compress/compress-corrupt compress/compress-confs
+  nbd/read-errors nbd/bad-input"
 LATEST_ONLY="compress/compress-powercut compress/recover-ext4-fio raid10/admin-status raid10/admin-scrub
   raid10/admin-bad-input raid10/admin-resync-resume raid10/admin-replace-online raid10/legs-identical
   mirror2/legs-identical mirror2/kill9-dirty-resync mirror2/dm-flakey mirror2/assembly mirror3/legs-identical
-  mirror2/nodiscard-leg"
+  mirror2/nodiscard-leg nbd/hung-server"
 
 # kernel_split: this VM runs only its share (a VM run, no E2E_ALL_KERNELS, no cases named)
 kernel_split() { [ -n "${E2E_KERNEL:-}" ] && [ -z "${E2E_ALL_KERNELS:-}" ] && [ -z "${E2E_CASES:-}" ]; }
