@@ -52,6 +52,7 @@ struct nbd_conn {
 	unsigned int backoff_ms;
 	unsigned int attempts;		/* reconnect attempts since the loss */
 	uint64_t down_ns;		/* when it was lost */
+	char why[160];			/* what a notify that failed said, for the log */
 	/* written by the serving thread only; status reads them */
 	_Atomic int state;		/* enum nbd_conn_state */
 	_Atomic uint64_t inflight, requests, lat_ns, lat_max_ns, reconnects, timeouts, bounced;

@@ -369,6 +369,9 @@ static void conn_ready(struct uc_queue *q, struct nbd_conn *c)
 	timer_set(c, nl->epoch_ns, true);
 	uc_warn("%s: connection %u to %s is back (down %.1f s, %u attempts)", nl->node->name,
 		c->idx + 1, nl->shown, (nbd_leaf_now_ns() - c->down_ns) / 1e9, c->attempts);
+	/* the layers above look at the leg's health in their poll: a mirror re-adds it */
+	if (!atomic_load(&nl->nr_down))
+		uc_graph_kick(nl->node->graph);
 }
 
 static void sock_ready(struct uc_queue *q, struct uc_watch *w, int events);
@@ -392,13 +395,13 @@ static void sock_attach(struct uc_queue *q, struct nbd_conn *c)
 static void conn_after(struct uc_queue *q, struct nbd_conn *c)
 {
 	if (nbd_aio_is_dead(c->h) || nbd_aio_is_closed(c->h)) {
-		const char *e = nbd_get_error();
-		char why[256];
+		char why[sizeof(c->why)];
 
-		/* libnbd's message (its last, on this thread), before nbd_close */
+		/* a notify's error, else it died sending a request (an aio call hides that) */
 		snprintf(why, sizeof(why), "%s", nbd_aio_is_closed(c->h) ? "closed by the server" :
-			 e ? e : "connection reset");
-		conn_lost(q, c, nbd_get_errno() > 0 ? nbd_get_errno() : ECONNRESET, why);
+			 c->why[0] ? c->why : "a send failed");
+		c->why[0] = 0;
+		conn_lost(q, c, ECONNRESET, why);
 		return;
 	}
 	if (atomic_load(&c->state) == CONN_CONNECTING && nbd_aio_is_ready(c->h))
@@ -419,11 +422,13 @@ static void sock_ready(struct uc_queue *q, struct uc_watch *w, int events)
 		events |= POLLIN | POLLOUT;	/* let libnbd find out what happened */
 	dir = nbd_aio_get_direction(c->h);
 	/* only what libnbd waits for: a notify in another state is refused or, worse, reads */
-	if ((events & POLLOUT) && (dir & LIBNBD_AIO_DIRECTION_WRITE))
-		nbd_aio_notify_write(c->h);
+	if ((events & POLLOUT) && (dir & LIBNBD_AIO_DIRECTION_WRITE) &&
+	    nbd_aio_notify_write(c->h) == -1)
+		snprintf(c->why, sizeof(c->why), "%s", nbd_get_error());
 	dir = nbd_aio_get_direction(c->h);
-	if ((events & POLLIN) && (dir & LIBNBD_AIO_DIRECTION_READ) && !nbd_aio_is_dead(c->h))
-		nbd_aio_notify_read(c->h);
+	if ((events & POLLIN) && (dir & LIBNBD_AIO_DIRECTION_READ) && !nbd_aio_is_dead(c->h) &&
+	    nbd_aio_notify_read(c->h) == -1)
+		snprintf(c->why, sizeof(c->why), "%s", nbd_get_error());
 	conn_after(q, c);
 }
 

@@ -620,6 +620,130 @@ static int test_dies_on_send(void)
 	return T_PASS;
 }
 
+static const char *leg_state_of(struct uc_node *mirror, const char *leg)
+{
+	static char st[32];
+	char json[4096], k[96];
+	const char *p;
+
+	mirror->ops->json(mirror, json, sizeof(json));
+	snprintf(k, sizeof(k), "\"node\": \"%s\", \"state\": \"", leg);
+	p = strstr(json, k);
+	if (!p)
+		return "?";
+	snprintf(st, sizeof(st), "%.*s", (int)strcspn(p + strlen(k), "\""), p + strlen(k));
+	return st;
+}
+
+static bool leg_is(struct harness *h, const char *leg, const char *state, int ms)
+{
+	uint64_t end = ms_now() + ms;
+
+	while (strcmp(leg_state_of(h->g.root, leg), state))
+		if (ms_now() > end || turn_wait(h, 50))
+			return false;
+	return true;
+}
+
+/*
+ * A mirror of a file and an nbd leg whose server dies: writes go on (the
+ * leg is faulty, no error); the server back, the connection returns, the
+ * mirror re-adds the leg and copies it only what was written meanwhile
+ * (the bitmap), and both legs hold the same data after.
+ */
+static int test_mirror_rejoin(void)
+{
+	struct server s = { 0 };
+	struct harness h;
+	char text[2048], args[600], json[4096], img[512], *a, *b;
+	uint64_t total = 0;
+	int fd;
+
+	snprintf(img, sizeof(img), "%s", tpath("rejoin.img"));
+	fd = open(img, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	CHECK(fd >= 0 && !ftruncate(fd, 8 << 20), "image");
+	close(fd);
+	snprintf(args, sizeof(args), "file %s", img);
+	if (server_start(&s, "rejoin", 0, args))
+		return T_FAIL;
+	snprintf(text, sizeof(text),
+		 "device = { max_io = \"64K\"; };\n"
+		 "volume = { type = \"mirror\"; name = \"m\"; bitmap_chunk = \"64K\"; children = (\n"
+		 "  { type = \"file\"; name = \"a\"; path = \"rejoin-a.img\"; size = \"8M\"; },\n"
+		 "  { type = \"nbd\"; name = \"b\"; uri = \"%s\"; timeout = \"5s\"; } ); };\n", s.uri);
+	if (harness_open(&h, conf("rejoin.conf", text)))
+		return T_FAIL;
+	h.lax = true;
+	for (int i = 0; i < 32; i++)
+		CHECK(one_wait(&h, UC_OP_WRITE, i * 65536ULL, 65536, 5000) == 65536, "write %d", i);
+	/* bits of chunks written before the outage clear once idle (2 s): wait for that */
+	for (uint64_t end = ms_now() + 8000; ms_now() < end;)
+		turn_wait(&h, 100);
+	server_kill(&s);
+	/* written while the leg is out: chunks 40..43 and 50 */
+	for (int i = 40; i < 44; i++)
+		CHECK(one_wait(&h, UC_OP_WRITE, i * 65536ULL, 65536, 5000) == 65536, "write %d", i);
+	CHECK(one_wait(&h, UC_OP_WRITE, 50 * 65536ULL, 4096, 5000) == 4096, "write 50");
+	CHECK(!strcmp(leg_state_of(h.g.root, "b"), "faulty"), "leg b %s", leg_state_of(h.g.root, "b"));
+	if (server_start(&s, "rejoin", 0, args))
+		return T_FAIL;
+	CHECK(leg_is(&h, "b", "in-sync", 15000), "leg b %s: %s", leg_state_of(h.g.root, "b"),
+	      status(h.g.root->children[1]));
+	h.g.root->ops->json(h.g.root, json, sizeof(json));
+	{
+		const char *t = strstr(json, "\"resync_total\": ");
+
+		total = t ? strtoull(t + 16, NULL, 10) : 0;
+	}
+	/* 5 chunks of 64K written while out, nothing else */
+	CHECK(total == 5 * 65536, "resync of %llu bytes: %s", (unsigned long long)total, json);
+	CHECK(!harness_drain(&h), "drain");
+	harness_close(&h);
+	server_kill(&s);
+	/* the legs hold the same data (after 1M of metadata) */
+	a = malloc(7 << 20);
+	b = malloc(7 << 20);
+	{
+		char pa[600];
+		int fa, fb;
+
+		snprintf(pa, sizeof(pa), "%s/rejoin-a.img", t_tmpdir());
+		fa = open(pa, O_RDONLY);
+		fb = open(img, O_RDONLY);
+		CHECK(fa >= 0 && fb >= 0 && pread(fa, a, 7 << 20, 1 << 20) == 7 << 20 &&
+		      pread(fb, b, 7 << 20, 1 << 20) == 7 << 20, "read legs");
+		close(fa);
+		close(fb);
+	}
+	CHECK(!memcmp(a, b, 7 << 20), "the legs differ after the rejoin");
+	free(a);
+	free(b);
+	/* failed by the administrator while it is out: it stays out when it comes back */
+	if (server_start(&s, "rejoin", 0, args) || harness_open(&h, conf("rejoin.conf", text)))
+		return T_FAIL;
+	h.lax = true;
+	server_kill(&s);
+	CHECK(one_wait(&h, UC_OP_WRITE, 0, 4096, 5000) == 4096, "write while out");
+	CHECK(!strcmp(leg_state_of(h.g.root, "b"), "faulty"), "leg b %s", leg_state_of(h.g.root, "b"));
+	{
+		char reply[256];
+
+		CHECK(h.g.root->ops->ctl(h.g.root, "fail", "b", reply, sizeof(reply)) == -EALREADY,
+		      "fail b: %s", reply);
+	}
+	if (server_start(&s, "rejoin", 0, args))
+		return T_FAIL;
+	CHECK(wait_status(&h, h.g.root->children[1], "1 reconnects", 8000), "%s",
+	      status(h.g.root->children[1]));
+	for (uint64_t end = ms_now() + 1000; ms_now() < end;)
+		turn_wait(&h, 50);
+	CHECK(!strcmp(leg_state_of(h.g.root, "b"), "faulty"), "a leg failed by the administrator came back: %s",
+	      leg_state_of(h.g.root, "b"));
+	harness_close(&h);
+	server_kill(&s);
+	return T_PASS;
+}
+
 /* A server that stops answering: the request times out, the connection is made again. */
 static int test_timeout(void)
 {
@@ -722,6 +846,7 @@ int main(void)
 		{ "fua_emulated", test_fua_emulated },
 		{ "reconnect", test_reconnect },
 		{ "dies_on_send", test_dies_on_send },
+		{ "mirror_rejoin", test_mirror_rejoin },
 		{ "tls", test_tls },
 		{ "timeout", test_timeout },
 		{ "read_errors", test_read_errors },
