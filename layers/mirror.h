@@ -52,6 +52,11 @@ struct leg {
 	_Atomic uint32_t read_errors;
 	uint64_t faulty_seq;	/* metadata sequence that records it faulty (lock) */
 	_Atomic uint32_t noted;	/* NOTED_*: logged once per run */
+	/*
+	 * Failed while its own layers said it was unreachable (an nbd leg's
+	 * connection down): re-added when they say it is back (lock).
+	 */
+	bool lost;
 };
 
 #define NOTED_DISCARD		(1U << 0)	/* a discard failed (ignored) */
@@ -102,6 +107,7 @@ struct mirror {
 	_Atomic uint32_t *inflight;	/* writes in flight per unit */
 	uint64_t nunits;
 	_Atomic bool failed;	/* no in-sync leg left: everything fails */
+	_Atomic unsigned int nr_lost;	/* faulty legs with lost set (changes under lock) */
 	bool active;		/* activated: metadata is ours to write */
 	/* metadata writes: one in flight at a time, each a full snapshot */
 	_Atomic uint64_t meta_seq;	/* changes under lock; poll reads it without */
@@ -179,6 +185,28 @@ static inline uint32_t in_sync_legs(const struct mirror *m)
 	return mask;
 }
 
+/* The worst health in the subtree of n, as `status` shows it (enum uc_health). */
+static inline int subtree_health(const struct uc_node *n)
+{
+	int h = n->ops->health ? n->ops->health(n) : UC_HEALTH_CLEAN;
+
+	for (unsigned int i = 0; i < n->nr_children; i++) {
+		int c = subtree_health(n->children[i]);
+
+		if (c > h)
+			h = c;
+	}
+	return h;
+}
+
+/* Leg i stays out until an administrator brings it back (lock held). */
+static inline void leg_keep_out(struct mirror *m, unsigned int i)
+{
+	if (m->legs[i].lost)
+		atomic_fetch_sub(&m->nr_lost, 1);
+	m->legs[i].lost = false;
+}
+
 static inline unsigned int chunk_of(const struct mirror *m, uint64_t off)
 {
 	return off >> m->chunk_shift;
@@ -207,6 +235,8 @@ void mirror_bg_submit(struct mirror *m, struct uc_queue *q, struct uc_sub *s);
 int mirror_bg_end(struct uc_node *n, struct mirror *m, struct uc_queue *q, struct uc_sub *s);
 /* Queue 0: the next background window. Returns true to be polled again soon. */
 bool mirror_bg_poll(struct uc_node *n, struct mirror *m, struct uc_queue *q);
+/* Re-add lost legs whose layers say they are back, with a resync from the bitmap. */
+void mirror_rejoin(struct uc_node *n, struct mirror *m);
 
 /* mirror.c */
 void mirror_new_uuid(uint8_t u[16]);

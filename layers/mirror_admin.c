@@ -39,6 +39,8 @@ static int mirror_fail_leg(struct uc_node *n, struct mirror *m, int i, char *rep
 
 	pthread_mutex_lock(&m->lock);
 	if (!leg_live(m, i)) {
+		/* out because it was unreachable: now it stays out when it comes back */
+		leg_keep_out(m, i);
 		pthread_mutex_unlock(&m->lock);
 		snprintf(reply, len, "%s is already %s", n->children[i]->name,
 			 mirror_leg_state_name(leg_state(m, i)));
@@ -51,6 +53,7 @@ static int mirror_fail_leg(struct uc_node *n, struct mirror *m, int i, char *rep
 		return -EBUSY;
 	}
 	mirror_leg_fail(n, m, i, "failed by the administrator");
+	leg_keep_out(m, i);
 	seq = m->legs[i].faulty_seq;
 	pthread_mutex_unlock(&m->lock);
 	if (meta_wait(n, m, seq, 30000)) {
@@ -118,6 +121,7 @@ static int mirror_replace_leg(struct uc_node *n, struct mirror *m, int i, const 
 		return -EBUSY;
 	}
 	mirror_leg_fail(n, m, i, "being replaced");
+	leg_keep_out(m, i);
 	seq = m->meta_seq;
 	pthread_mutex_unlock(&m->lock);
 	if (meta_wait(n, m, seq, 30000)) {

@@ -276,6 +276,13 @@ void mirror_leg_fail(struct uc_node *n, struct mirror *m, unsigned int i, const 
 	atomic_store(&m->legs[i].state, LEG_FAULTY);
 	m->legs[i].faulty_seq = ++m->meta_seq;
 	uc_err("%s: leg %u (%s) marked faulty: %s", n->name, i, n->children[i]->name, why);
+	/* its layers say it cannot be reached (a lost connection): it comes back with them */
+	if (!m->legs[i].lost && subtree_health(n->children[i]) != UC_HEALTH_CLEAN) {
+		m->legs[i].lost = true;
+		atomic_fetch_add(&m->nr_lost, 1);
+		uc_info("%s: leg %u (%s) is unreachable: re-added when it is back", n->name, i,
+			n->children[i]->name);
+	}
 	/*
 	 * As md: with no In_sync leg left the array has failed, even if
 	 * others are being rebuilt: they hold part of the data only.

@@ -448,6 +448,67 @@ out:
 	return true;
 }
 
+/*
+ * Leg i was lost (an unreachable leg, failed while its layers said so) and
+ * they say it is back: it gets writes again, and the resync copies it what
+ * the bitmap says was written while it was out (bits are not cleared while a
+ * leg is out), as for a faulty leg back at start. Lock held.
+ */
+static void rejoin_leg(struct uc_node *n, struct mirror *m, unsigned int i)
+{
+	uint64_t more = 0;
+	char b[32];
+
+	leg_keep_out(m, i);
+	for (uint64_t c = 0; c < m->nbits; c++)
+		if (atomic_load(&m->bits[c]) && !atomic_load(&m->need[c])) {
+			/* 2: the bit stays set on disk until the chunk is copied */
+			atomic_store(&m->need[c], 2);
+			atomic_fetch_add(&m->nr_need, 1);
+			more += 1ULL << m->chunk_shift;
+		}
+	if (!atomic_load(&m->nr_need) && !m->rs_active) {
+		/* nothing was written while it was out */
+		atomic_store(&m->legs[i].state, LEG_IN_SYNC);
+		m->meta_seq++;
+		uc_info("%s: leg %u (%s) is back: in sync (nothing written meanwhile)", n->name, i,
+			n->children[i]->name);
+		return;
+	}
+	atomic_store(&m->legs[i].state, LEG_REBUILDING);
+	m->rs_targets |= 1U << i;
+	if (!m->rs_active) {
+		m->rs_total = 0;
+		m->rs_done = 0;
+		m->rs_bytes = 0;
+		m->rs_t0 = m->rs_last_ckpt = now_ns();
+		m->rs_source = __builtin_ctz(in_sync_legs(m));
+	}
+	/* from the start: a resync under way has passed chunks this leg needs too */
+	m->rs_total += more;
+	if (m->rs_total > n->size)
+		m->rs_total = n->size;
+	m->rs_pos = 0;
+	m->rs_narrow_hi = 0;
+	m->rs_active = true;
+	m->meta_seq++;
+	uc_info("%s: leg %u (%s) is back: re-added", n->name, i, n->children[i]->name);
+	uc_info("%s: resync of %s from leg %u to legs 0x%x (from the bitmap: written while it was out)",
+		n->name, uc_size_str(more, b, sizeof(b)), m->rs_source, m->rs_targets);
+}
+
+void mirror_rejoin(struct uc_node *n, struct mirror *m)
+{
+	pthread_mutex_lock(&m->lock);
+	for (unsigned int i = 0; i < m->nr; i++)
+		/* once it is recorded faulty, and there is a leg to copy from */
+		if (m->legs[i].lost && leg_state(m, i) == LEG_FAULTY && !atomic_load(&m->failed) &&
+		    in_sync_legs(m) && atomic_load(&m->meta_done) >= m->legs[i].faulty_seq &&
+		    subtree_health(n->children[i]) == UC_HEALTH_CLEAN)
+			rejoin_leg(n, m, i);
+	pthread_mutex_unlock(&m->lock);
+}
+
 bool mirror_bg_poll(struct uc_node *n, struct mirror *m, struct uc_queue *q)
 {
 	struct uc_io *io;
@@ -471,6 +532,9 @@ bool mirror_bg_poll(struct uc_node *n, struct mirror *m, struct uc_queue *q)
 		}
 		return false;
 	}
+	/* a leaf that comes back kicks the queues (nbd): this is when the leg can rejoin */
+	if (atomic_load(&m->nr_lost))
+		mirror_rejoin(n, m);
 	/*
 	 * Every loop turn of queue 0: with no window, resync, scrub or repair
 	 * there is nothing to pick (no lock), at most bits to clear.

@@ -403,7 +403,11 @@ bool uc_queue_cqe(struct uc_queue *q, const struct io_uring_cqe *cqe)
 		arm_kick(q);
 		return true;
 	}
-	return false;
+	if (uc_udata_is_watch(cqe->user_data)) {
+		uc_watch_cqe(q, cqe);
+		return true;
+	}
+	return cqe->user_data == UC_UDATA_IGNORE;
 }
 
 /* Register the leaves as fixed files (again, after the tree grew). Returns 0 or -errno. */
@@ -798,6 +802,7 @@ void uc_queue_exit(struct uc_queue *q)
 		close(q->kick_fd);
 	}
 	q->kick_fd = -1;
+	uc_watch_drop_all(q);	/* their layers add them to the next queue */
 	/* the ring lets go of its files asynchronously: drop them now, so their locks go too */
 	if (q->ring.ring_fd > 0 && q->nr_files)
 		io_uring_unregister_files(&q->ring);

@@ -18,6 +18,8 @@ struct uc_wait_slot;
 #define UC_IORING_OP_READV_FIXED	60
 #define UC_IORING_OP_WRITEV_FIXED	61
 
+struct uc_watch;
+
 struct uc_req {
 	uint8_t op;		/* enum uc_op, or anything else: -EOPNOTSUPP */
 	uint8_t flags;		/* UC_F_* */
@@ -80,6 +82,9 @@ struct uc_queue {
 	unsigned int nr_pollers;
 	struct uc_wait_slot *waiting;	/* waits with subs parked here (wait.h) */
 	struct uc_queue *outer;		/* uc_queue_current() of this thread before this queue */
+	struct uc_watch **watches;	/* fds layers watch on this ring (uc_watch_add), by slot */
+	unsigned int nr_watches;
+	uint16_t watch_gen;	/* tells a slot's current watch from a removed one's late CQEs */
 	/* a request finished: res is bytes (READ/WRITE), 0, or -errno */
 	void (*commit)(struct uc_queue *q, struct uc_io *io, int res);
 	void *owner;
@@ -167,6 +172,54 @@ static inline void *uc_sub_priv(const struct uc_sub *s, size_t size)
 	return s->priv;
 }
 #define UC_SUB_PRIV(s, type)	((type *)uc_sub_priv((s), sizeof(type)))
+
+/*
+ * Watching a file descriptor on the queue's ring: for layers whose leaves
+ * talk to something other than a file (a network connection, a timerfd),
+ * a core feature any layer may use. The queue polls the fd with one-shot
+ * IORING_OP_POLL_ADDs and calls ready() on the queue thread, from its CQE
+ * loop, with the events that fired; the layer then does its non-blocking
+ * reads and writes. No thread and no blocking call per connection.
+ *
+ * One-shot, so level-triggered: arming again while data waits fires at
+ * once. (A multishot poll fires on new data only: a consumer that does
+ * not always read until EAGAIN, like libnbd's one reply per notify, would
+ * wait forever on data already there.)
+ *
+ * The layer owns struct uc_watch and sets fd, ready and arg; the rest is
+ * the engine's. Nothing here allocates per I/O.
+ */
+struct uc_watch {
+	int fd;
+	/* events: the POLLIN/POLLOUT/POLLERR/POLLHUP bits that fired, or the poll's -errno */
+	void (*ready)(struct uc_queue *q, struct uc_watch *w, int events);
+	void *arg;
+	struct uc_queue *q;	/* the queue it is added to, NULL if none */
+	unsigned int slot;	/* in q->watches */
+	uint16_t gen;
+	uint8_t armed;		/* POLLIN/POLLOUT polls in flight */
+};
+/*
+ * Tie w to q (w->fd, w->ready set; w not on a queue). May allocate: call it
+ * once per queue and fd, not per I/O. Returns 0 or -ENOMEM.
+ */
+int uc_watch_add(struct uc_queue *q, struct uc_watch *w);
+/*
+ * Poll for events (POLLIN and/or POLLOUT): each one not already armed gets
+ * a one-shot poll; ready() runs once when it fires. Returns 0, or -EBUSY
+ * if the ring had no room (try again from poll()).
+ */
+int uc_watch_arm(struct uc_watch *w, unsigned int events);
+/*
+ * Take w off its queue: its polls are cancelled and ready() is not called
+ * again, so the fd may be closed and w freed. No-op if w is on no queue.
+ * uc_queue_exit() does this for every watch left on the queue.
+ */
+void uc_watch_del(struct uc_watch *w);
+/* A watch CQE (uc_queue_cqe() calls it). */
+void uc_watch_cqe(struct uc_queue *q, const struct io_uring_cqe *cqe);
+/* Drop every watch of q (uc_queue_exit()). */
+void uc_watch_drop_all(struct uc_queue *q);
 
 /*
  * Internal requests: a layer's own I/O (metadata, resync) through the

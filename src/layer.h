@@ -14,6 +14,8 @@
  *
  * Layers can also start requests of their own (metadata, resync) on a
  * queue's internal tags: uc_internal_get()/uc_internal_start() in io.h.
+ * A leaf that talks to something other than a file (a network connection)
+ * has the queue poll its fd on the ring: struct uc_watch in io.h.
  *
  * Nothing here allocates per I/O: subs and iovecs come from per-tag arenas
  * sized from the graph (uc_node.max_subs, uc_node.max_iov) when it is built.

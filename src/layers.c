@@ -4,7 +4,7 @@
 #include <string.h>
 #include "layer.h"
 
-#define UC_LAYER_LIST(X) X(file) X(stripe) X(concat) X(mirror) X(fault) X(compress)
+#define UC_LAYER_LIST(X) X(file) X(stripe) X(concat) X(mirror) X(fault) X(compress) X(nbd)
 
 #define UC_DECLARE(name) extern const struct uc_layer_ops name##_layer_ops;
 #define UC_ENTRY(name) &name##_layer_ops,

@@ -1214,6 +1214,10 @@ static int test_key_tables(void)
 		CHECK(ops->keys, "layer %s has no keys table", ops->name);
 		for (const char *const *k = ops->keys; *k; k++)
 			parent |= !strcmp(*k, "children");
+		bool remote = false;	/* a leaf named by a uri (nbd), not a path */
+
+		for (const char *const *k = ops->keys; *k; k++)
+			remote |= !strcmp(*k, "uri");
 		for (const char *const *k = ops->keys; ; k++) {
 			const char *key = *k ? *k : "zz_bogus";
 
@@ -1221,9 +1225,12 @@ static int test_key_tables(void)
 				continue;
 			snprintf(text, sizeof(text), "volume = { type = \"%s\"; %s = true;%s%s%s };\n",
 				 ops->name, key, parent ? " children = ( " : "", parent ? leaf : "",
-				 parent ? " );" : " path = \"b.img\"; size = \"1M\";");
-			if (!strcmp(ops->name, "file") && (!strcmp(key, "path") || !strcmp(key, "size")))
-				snprintf(text, sizeof(text), "volume = { type = \"file\"; %s = true; };\n", key);
+				 parent ? " );" : remote ? " uri = \"nbd+unix:///?socket=/nonexistent\";" :
+				 " path = \"b.img\"; size = \"1M\";");
+			if ((!strcmp(ops->name, "file") && (!strcmp(key, "path") || !strcmp(key, "size"))) ||
+			    (remote && !strcmp(key, "uri")))
+				snprintf(text, sizeof(text), "volume = { type = \"%s\"; %s = true; };\n",
+					 ops->name, key);
 			try_key(dir, text, err, sizeof(err));
 			if (!*k) {
 				CHECK(strstr(err, "unknown key 'zz_bogus' in"), "%s zz_bogus: %s", ops->name, err);

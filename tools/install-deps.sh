@@ -2,8 +2,8 @@
 # tools/install-deps.sh: install the Debian packages needed to build and test ublk-compose
 # (skips apt entirely when everything is already installed). Needs root for installing.
 set -u -o pipefail
-PKGS="build-essential cmake pkg-config liburing-dev libconfig-dev libzstd-dev clang libclang-rt-14-dev
-      fio mdadm e2fsprogs util-linux mount kmod
+PKGS="build-essential cmake pkg-config liburing-dev libconfig-dev libzstd-dev libnbd-dev clang libclang-rt-14-dev
+      fio mdadm e2fsprogs util-linux mount kmod nbdkit nbd-client iproute2
       qemu-system-x86 busybox-static cpio xz-utils zstd debian-archive-keyring
       scdoc groff-base man-db bash-completion dpkg-dev debhelper lintian debootstrap"
 missing=()

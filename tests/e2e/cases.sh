@@ -8,7 +8,7 @@
 # env:   UC_BIN (default build/ublk-compose), E2E_WORKDIR (parent of the tmp dir holding configs and
 #        backing files; default /var/tmp, a tmpfs in the VM), E2E_LOGDIR (default
 #        $VMRUN_OUT/e2e-logs or build/e2e-logs), E2E_KEEP=1 keeps the work dir,
-#        E2E_VOLUMES (default "file stripe4 loop2 raid10 mirror2 mirror3 compress"), timeouts: see lib.sh,
+#        E2E_VOLUMES (default "file stripe4 loop2 raid10 mirror2 mirror3 compress nbd"), timeouts: see lib.sh,
 #        E2E_BATCH (true|false: device.batch in the generated configs; default: the daemon's),
 #        E2E_NOBATCH_CASES (the cases run again with batch = false where the kernel batches, see
 #        below; "" for none),
@@ -19,6 +19,7 @@
 # lock, recovery-{reissue,requeue,off,fail}, stress. Servers started by `recover`/`upgrade` run
 # detached (not our children): they are tracked through /run/ublk-compose/ID.pid (see lib.sh).
 # Mirror (RAID1) cases: cases-mirror.sh (mirror2, mirror3 run only those and fio-randwrite-verify).
+# nbd cases: cases-nbd.sh (the nbd "volume" runs only those; each starts its own nbdkit servers).
 # Output: one `PASS: NAME` / `FAIL: NAME (reason)` line per case, then `N passed, N failed`.
 set -u -o pipefail
 E2E_CASES_SH=$(readlink -f "${BASH_SOURCE[0]}")
@@ -32,6 +33,8 @@ E2E_CASES_SH=$(readlink -f "${BASH_SOURCE[0]}")
 . "$(dirname "$E2E_CASES_SH")/cases-fault.sh"
 # shellcheck source=tests/e2e/cases-compress.sh
 . "$(dirname "$E2E_CASES_SH")/cases-compress.sh"
+# shellcheck source=tests/e2e/cases-nbd.sh
+. "$(dirname "$E2E_CASES_SH")/cases-nbd.sh"
 
 MIB=$((1 << 20))
 
@@ -600,6 +603,7 @@ CASES=(
   "${ADMIN_CASES[@]}"
   "${FAULT_CASES[@]}"
   "${COMPRESS_CASES[@]}"
+  "${NBD_CASES[@]}"
   "recover-ext4-fio case_recover_ext4_fio raid10,compress"
   "lock case_lock stripe4"
   "recovery-reissue case_recovery_reissue stripe4"
@@ -623,11 +627,12 @@ LTS_ONLY="config/check file/fio-mixed-bs-verify file/ext4-restart-verify stripe4
   file/powercut-fio file/powercut-ext4 raid10/admin-add raid10/sigterm-under-io raid10/kill9-del
   compress/fio-mixed-bs-verify compress/ext4-write compress/ext4-restart-verify compress/discard-zeroes
   compress/sigterm-under-io compress/kill9-del compress/compress-ratio compress/compress-ext4-tree
-  compress/compress-crash compress/compress-enospc compress/compress-corrupt compress/compress-confs"
+  compress/compress-crash compress/compress-enospc compress/compress-corrupt compress/compress-confs
+  nbd/read-errors nbd/bad-input"
 LATEST_ONLY="compress/compress-powercut compress/recover-ext4-fio raid10/admin-status raid10/admin-scrub
   raid10/admin-bad-input raid10/admin-resync-resume raid10/admin-replace-online raid10/legs-identical
   mirror2/legs-identical mirror2/kill9-dirty-resync mirror2/dm-flakey mirror2/assembly mirror3/legs-identical
-  mirror2/nodiscard-leg"
+  mirror2/nodiscard-leg nbd/hung-server"
 
 # kernel_batches: the daemon uses UBLK_F_BATCH_IO on this kernel (it says so at -v)
 kernel_batches() {
@@ -679,7 +684,7 @@ case_secs() {
 all_names() {
   local v c
   echo "config/check"
-  for v in ${E2E_VOLUMES:-file stripe4 loop2 raid10 mirror2 mirror3 compress}; do
+  for v in ${E2E_VOLUMES:-file stripe4 loop2 raid10 mirror2 mirror3 compress nbd}; do
     for c in "${CASES[@]}"; do case_on "$c" "$v" && echo "$v/${c%% *}"; done
   done
 }
@@ -730,7 +735,7 @@ if [ -n "$split_bad" ]; then
 fi
 kernel_split && log "the $E2E_KERNEL VM: cases that depend on the kernel, and its share of the others (E2E_ALL_KERNELS=1: all)"
 case_kernel_on config/check && run_case config/check case_check_config
-for VOL in ${E2E_VOLUMES:-file stripe4 loop2 raid10 mirror2 mirror3 compress}; do
+for VOL in ${E2E_VOLUMES:-file stripe4 loop2 raid10 mirror2 mirror3 compress nbd}; do
   for c in "${CASES[@]}"; do
     case_on "$c" "$VOL" || continue
     read -r cname cfunc _ <<< "$c"

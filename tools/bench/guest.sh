@@ -6,8 +6,9 @@
 # Raw fio JSON goes to $OUT/raw/ROW.SIDE.JOB.REP.json; run.sh (report.py) turns it into tables.
 # env: OUT (required), UC_BIN, UC_NULL_BIN (the do-nothing target, build/ucbench-null), BENCH_WORK
 #      (default /var/tmp/ucbench), QUEUES, NUMJOBS, RUNTIME, REPS, JOBS (names, see job_args), ROWS
-#      (file stripe4 raid10 mirror2 compress compress_rand null_file null_stripe4 batch_off),
-#      NULL_JOBS, BATCH_JOBS (the jobs of the null_* and batch_off rows), SCALING (1/0)
+#      (file stripe4 raid10 mirror2 compress compress_rand null_file null_stripe4 batch_off nbd
+#      mirror_nbd), NULL_JOBS, BATCH_JOBS, NBD_JOBS (the jobs of the null_*, batch_off and nbd rows),
+#      SCALING (1/0)
 set -u -o pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -16,11 +17,14 @@ UC_NULL_BIN=${UC_NULL_BIN:-$REPO/build/ucbench-null}
 W=${BENCH_WORK:-/var/tmp/ucbench}
 QUEUES=${QUEUES:-1} NUMJOBS=${NUMJOBS:-1} RUNTIME=${RUNTIME:-4} REPS=${REPS:-3}
 JOBS=${JOBS:-"randread4k_qd32 randwrite4k_qd32 randread4k_qd1 read1m_qd8 write1m_qd8 randrw70_4k_qd32"}
-ROWS=${ROWS:-"file stripe4 raid10 mirror2 compress compress_rand null_file null_stripe4 batch_off"}
+ROWS=${ROWS:-"file stripe4 raid10 mirror2 compress compress_rand null_file null_stripe4 batch_off nbd mirror_nbd"}
 # file and stripe against the do-nothing ublk target (what the round trip alone allows), and the
 # file volume with UBLK_F_BATCH_IO against itself with per-tag commands (kernels that batch)
 NULL_JOBS=${NULL_JOBS:-"randread4k_qd32 randwrite4k_qd32 randread4k_qd1"}
 BATCH_JOBS=${BATCH_JOBS:-"randread4k_qd32 randwrite4k_qd32 randread4k_qd1 read1m_qd8 write1m_qd8"}
+# the nbd rows: an nbdkit export (file plugin on the same tmpfs, TCP loopback) through our nbd leaf
+# and through the kernel's NBD client (nbd-client, one connection per ublk queue)
+NBD_JOBS=${NBD_JOBS:-"randread4k_qd32 randwrite4k_qd32 read1m_qd8 write1m_qd8"}
 # the compress rows: jobs, and the data fio writes (2:1 compressible, or random every time)
 CZ_JOBS=${CZ_JOBS:-"write1m_qd8 read1m_qd8 randread4k_qd32 randwrite4k_qd32"}
 FIO_EXTRA=
@@ -102,7 +106,24 @@ md_stop() {
   MD=''
   local l; for l in "${LOOPS[@]}"; do losetup -d "$l" 2>/dev/null; done; LOOPS=()
 }
-cleanup() { stop_uc; md_stop; }
+NBDKIT_PIDS=() NBD_DEV=''
+nbd_export() {  # nbd_export PORT FILE: nbdkit's file plugin on 127.0.0.1:PORT
+  local pidf=$W/nbdkit-$1.pid
+  rm -f "$pidf"
+  nbdkit -P "$pidf" -i 127.0.0.1 -p "$1" file "$2" </dev/null >>"$OUT/nbdkit.log" 2>&1 || { log "nbdkit on $1 failed"; return 1; }
+  NBDKIT_PIDS+=("$(cat "$pidf")")
+}
+nbd_attach() {  # nbd_attach PORT: the kernel's client on /dev/nbd0 (sets NBD_DEV)
+  nbd-client 127.0.0.1 "$1" /dev/nbd0 -N '' -b 4096 -C "$QUEUES" >>"$OUT/nbd-client.log" 2>&1 ||
+    { log "nbd-client failed: $(tail -n 2 "$OUT/nbd-client.log")"; return 1; }
+  NBD_DEV=/dev/nbd0
+}
+nbd_stop() {
+  [ -n "$NBD_DEV" ] && nbd-client -d "$NBD_DEV" >/dev/null 2>&1
+  NBD_DEV=''
+  local p; for p in "${NBDKIT_PIDS[@]}"; do kill "$p" 2>/dev/null; done; NBDKIT_PIDS=()
+}
+cleanup() { stop_uc; md_stop; nbd_stop; }
 trap cleanup EXIT
 
 # ------------------------------------------------------------------ configs (ublk-compose side)
@@ -122,6 +143,9 @@ conf_compress() { devconf; echo "volume = { type = \"compress\"; level = 1; clus
 conf_compress_rand() { conf_compress; }
 conf_null() { devconf; echo 'volume = { type = "null"; size = "512M"; };'; }
 conf_batch_off() { conf_file | sed 's/block_size = 4096;/block_size = 4096; batch = false;/; s/f0.img/b1.img/'; }
+nbd_leg() { echo "{ type = \"nbd\"; uri = \"nbd://127.0.0.1:$1/\"; }"; }
+conf_nbd() { devconf; echo "volume = $(nbd_leg 10809);"; }
+conf_mirror_nbd() { devconf; echo "volume = { type = \"mirror\"; assume_clean = true; children = ( $(leg s0.img), $(nbd_leg 10810) ); };"; }
 
 # layer_ok ROW: 0 if ublk-compose accepts the row's config; else writes the reason to $OUT/status-ROW
 layer_ok() {
@@ -277,6 +301,36 @@ for row in $ROWS; do
       fi
       rm -f c0.img c1.img
       FIO_EXTRA='' ;;
+    nbd)
+      legs_ready
+      ip link set lo up 2>/dev/null
+      if nbd_export 10809 "$W/s2.img"; then
+        layer_ok nbd && { start_uc "$W/nbd.conf" nbd || echo "n/a (daemon failed)" > "$OUT/status-nbd"; }
+        nbd_attach 10809
+        bench_pair nbd "$DDEV" "$NBD_DEV" "$NBD_JOBS"
+        "$UC_BIN" status >> "$OUT/status-nbd.txt" 2>&1
+      else
+        echo "n/a (no nbdkit)" > "$OUT/status-nbd"
+      fi
+      stop_uc; nbd_stop ;;
+    mirror_nbd)
+      legs_ready
+      ip link set lo up 2>/dev/null
+      if nbd_export 10810 "$W/s1.img"; then
+        layer_ok mirror_nbd && { start_uc "$W/mirror_nbd.conf" mirror_nbd || echo "n/a (daemon failed)" > "$OUT/status-mirror_nbd"; }
+        if nbd_attach 10810; then
+          MD=/dev/md/ucbench
+          L0=$(loop_of "$W/s0.img")
+          mdadm --zero-superblock --force "$L0" "$NBD_DEV" >/dev/null 2>&1
+          mdadm --create "$MD" --run --force --metadata=1.2 --level=1 --raid-devices=2 --assume-clean \
+            --bitmap=none "$L0" "$NBD_DEV" </dev/null >"$OUT/mdadm-nbd.log" 2>&1 || { log "mdadm over nbd failed"; MD=''; }
+          [ -n "$MD" ] && MD=$(readlink -f "$MD")
+        fi
+        bench_pair mirror_nbd "$DDEV" "$MD" "$NBD_JOBS"
+      else
+        echo "n/a (no nbdkit)" > "$OUT/status-mirror_nbd"
+      fi
+      stop_uc; md_stop; nbd_stop ;;
   esac
 done
 

@@ -5,16 +5,18 @@
 #
 # usage: bash tools/bench/run.sh [--kernel lts|latest|both] [--queues 1|2] [--numjobs N]
 #                                [--runtime SECONDS] [--reps N] [--quick] [--no-engine] [--out DIR]
+#                                [--rows "ROW ..."]
 #   --kernel   Debian kernel for the QEMU guest (tools/vmrun): lts = 6.12, latest = trixie-backports;
 #              ignored when the host itself has /dev/ublk-control (then the host kernel is measured)
 #   --queues   ublk queues of the compared volumes (default 1); --numjobs fio jobs (default 1)
 #   --runtime  seconds per fio run (default 4); every job is run --reps times (default 3), median
 #   --quick    smoke test: 2 jobs, 1 rep, 2 s, file + stripe rows only
+#   --rows     only these rows (file stripe4 raid10 mirror2 compress compress_rand nbd mirror_nbd)
 # env: BENCH_VM_MEM (default 4096), BENCH_VM_CPUS (default 2), BENCH_VM_TIMEOUT (default 2400 s)
 set -u -o pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$REPO" || exit 1
-KERNELS="lts latest" QUEUES=1 NUMJOBS=1 RUNTIME=4 REPS=3 QUICK=0 ENGINE=1 OUTROOT=$REPO/bench-results
+KERNELS="lts latest" QUEUES=1 NUMJOBS=1 RUNTIME=4 REPS=3 QUICK=0 ENGINE=1 OUTROOT=$REPO/bench-results ROWS=
 CMDLINE="bash tools/bench/run.sh${*:+ $*}"
 while [ $# -gt 0 ]; do
   case $1 in
@@ -26,7 +28,8 @@ while [ $# -gt 0 ]; do
     --quick) QUICK=1; shift ;;
     --no-engine) ENGINE=0; shift ;;
     --out) OUTROOT=$2; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    --rows) ROWS=$2; shift 2 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -35,6 +38,7 @@ if [ "$QUICK" = 1 ]; then
   RUNTIME=2 REPS=1
   ENVS=(QUEUES="$QUEUES" NUMJOBS="$NUMJOBS" RUNTIME=2 REPS=1 JOBS="randread4k_qd32 randread4k_qd1" ROWS="file stripe4 raid10 mirror2 compress null_file batch_off" NULL_JOBS="randread4k_qd32" BATCH_JOBS="randread4k_qd32" SCALING=1)
 fi
+[ -n "$ROWS" ] && ENVS+=(ROWS="$ROWS" SCALING=0)
 log() { echo "[bench $(date +%T)] $*" >&2; }
 
 # ---- prerequisites: build, gnuplot, fio, mdadm
@@ -70,7 +74,7 @@ ENGINE_JSON=''
 if [ "$ENGINE" = 1 ]; then
   EB=build/bench/engine-bench
   mkdir -p build/bench
-  if gcc -O2 -Wall -Wextra -D_GNU_SOURCE -Isrc -o "$EB" tools/bench/engine-bench.c build/libuc.a -luring -lconfig -lzstd -lpthread; then
+  if gcc -O2 -Wall -Wextra -D_GNU_SOURCE -Isrc -o "$EB" tools/bench/engine-bench.c build/libuc.a -luring -lconfig -lzstd -lnbd -lpthread; then
     ENGINE_JSON=$OUTROOT/$DATE-engine.json
     log "engine benchmark on the host ($(uname -r))"
     if [ "$QUICK" = 1 ]; then EA=(--seconds 2 --reps 1); else EA=(--seconds 5 --reps 3); fi
