@@ -723,6 +723,19 @@ static int test_repo_example_confs(void)
 	return found ? T_PASS : T_SKIP;
 }
 
+/* path's text contains needle */
+static bool file_has(const char *path, const char *needle)
+{
+	char buf[16384];
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+
+	if (f)
+		fclose(f);
+	buf[n] = 0;
+	return strstr(buf, needle);
+}
+
 /* every config in conf/ fits the per-queue arena cap with room (a quarter of it) */
 static int test_repo_confs_fit_arenas(void)
 {
@@ -748,6 +761,11 @@ static int test_repo_confs_fit_arenas(void)
 		if (l < 6 || strcmp(e->d_name + l - 5, ".conf"))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		/* loading connects an nbd leaf: those examples need their servers (unit-nbd, e2e nbd) */
+		if (file_has(path, "\"nbd\"")) {
+			fprintf(stderr, "  %s: not loaded (nbd legs need their servers)\n", e->d_name);
+			continue;
+		}
 		ret = load_capture(&g, path, err, sizeof(err));
 		if (!ret)
 			fprintf(stderr, "  %s: %u subs, %u iovecs a tag, %llu K of arenas per queue\n",
