@@ -34,6 +34,11 @@ static const char *tpath(const char *name)
 	return p[k];
 }
 
+static bool all_zero_buf(const uint8_t *p, size_t len)
+{
+	return !p[0] && !memcmp(p, p + 1, len - 1);
+}
+
 /* ---- format ---- */
 
 static int test_format(void)
@@ -45,10 +50,14 @@ static int test_format(void)
 
 	memset(&a, 0, sizeof(a));
 	CHECK(!cz_layout(&a, 64 * M, 1024 * M, 64 * K), "layout");
-	CHECK(a.map_blocks == (16384 + 254) / 255 && a.journal_blocks == 260 &&
-	      a.data_off == 2 + 2 * a.map_blocks + a.journal_blocks, "layout %llu %llu %llu",
-	      (unsigned long long)a.map_blocks, (unsigned long long)a.journal_blocks,
-	      (unsigned long long)a.data_off);
+	/* 64M child: pages alone up to the child's 16384 blocks, 130 blocks of records each area */
+	CHECK(a.map_blocks == (16384 + 254) / 255 && a.page_blocks == 130 &&
+	      a.journal_blocks == 4 * 65 + 16384 / 64 &&
+	      a.pages_off == 2 + 2 * a.map_blocks && a.journal_off == a.pages_off + 2 * a.page_blocks &&
+	      a.data_off == a.journal_off + a.journal_blocks, "layout %llu %llu %llu %llu",
+	      (unsigned long long)a.map_blocks, (unsigned long long)a.page_blocks,
+	      (unsigned long long)a.journal_blocks, (unsigned long long)a.data_off);
+	CHECK(cz_page_capacity(&a) == 130 * CZ_PG_PER_BLOCK, "page capacity");
 	CHECK(cz_layout(&b, 512 * K, 1024 * M, 64 * K) == -ENOSPC, "a child too small for the map");
 	a.version = CZ_VERSION;
 	a.gen = 7;
@@ -79,20 +88,61 @@ static int test_format(void)
 	blk[100] ^= 4;
 	CHECK(cz_map_decode(blk, f, CZ_MAP_PER_BLOCK, 5, 9) == -EBADMSG, "a flipped bit");
 
-	for (unsigned int i = 0; i < CZ_J_PER_BLOCK; i++)
-		j[i] = (struct cz_jent){ t_rand(), e[i] };
+	memset(j, 0, sizeof(j));
+	for (unsigned int i = 0; i < CZ_J_PER_BLOCK; i++) {
+		j[i].cluster = t_rand() & ((1ULL << 48) - 1);
+		j[i].type = 1 + i % 3;
+		j[i].page = t_rand();
+		j[i].e = e[i];
+		j[i].s = t_rand();
+	}
 	{
 		struct cz_jhdr hw = { .seq = 1234, .first = 987654321, .durable = 987654000,
 				      .n = CZ_J_PER_BLOCK }, hr;
+		bool same = true;
 
 		cz_journal_encode(blk, 0xabcdef, &hw, j);
 		CHECK(cz_journal_decode(blk, 1234, 0xabcdef, &hr, k) == CZ_J_PER_BLOCK &&
-		      !memcmp(j, k, sizeof(j)) && hr.first == hw.first && hr.durable == hw.durable,
-		      "journal block");
+		      hr.first == hw.first && hr.durable == hw.durable, "journal block");
+		for (unsigned int i = 0; i < CZ_J_PER_BLOCK; i++)
+			same &= j[i].cluster == k[i].cluster && j[i].type == k[i].type &&
+				j[i].page == k[i].page && !memcmp(&j[i].e, &k[i].e, sizeof(j[i].e)) &&
+				j[i].s == k[i].s;
+		CHECK(same, "journal entries round trip");
 		CHECK(cz_journal_decode(blk, 1235, 0xabcdef, &hr, k) < 0, "journal block of another seq");
 		CHECK(cz_journal_decode(blk, 1234, 0xabcdee, &hr, k) < 0, "journal block of another volume");
 		blk[4000] ^= 1;
 		CHECK(cz_journal_decode(blk, 1234, 0xabcdef, &hr, k) < 0, "torn journal block");
+	}
+	{
+		/* page records: a full block, a partial one; page numbers from 0 */
+		struct cz_prec r[CZ_PG_PER_BLOCK], x[CZ_PG_PER_BLOCK];
+
+		for (unsigned int i = 0; i < CZ_PG_PER_BLOCK; i++)
+			r[i] = (struct cz_prec){ i ? t_rand() >> 20 : 0, e[i], t_rand() };
+		for (unsigned int n = CZ_PG_PER_BLOCK; n; n = n == CZ_PG_PER_BLOCK ? 5 : 0) {
+			bool same = true;
+
+			cz_pages_encode(blk, r, n, 8, 3);
+			CHECK(cz_pages_decode(blk, x, 8, 3) == (int)n, "page records: %u", n);
+			for (unsigned int i = 0; i < n; i++)
+				same &= x[i].page == r[i].page && x[i].stamp == r[i].stamp &&
+					!memcmp(&x[i].e, &r[i].e, sizeof(r[i].e));
+			CHECK(same, "page records round trip (%u)", n);
+			CHECK(cz_pages_decode(blk, x, 7, 3) == -EBADMSG, "another checkpoint's page block");
+			CHECK(cz_pages_decode(blk, x, 8, 4) == -EBADMSG, "page block at another index");
+		}
+		blk[64] ^= 2;
+		CHECK(cz_pages_decode(blk, x, 8, 3) == -EBADMSG, "a flipped bit in a page block");
+	}
+	{
+		/* a fragment's fields and the blocks it touches */
+		struct cz_entry fr = { cz_loc(77, 3000, CZ_ZSTD), 2000, 0 };
+
+		CHECK(cz_pblk(&fr) == 77 && cz_boff(&fr) == 3000 && cz_kind(&fr) == CZ_ZSTD &&
+		      cz_fblocks(&fr) == 2, "fragment fields");
+		fr.clen = 1096;
+		CHECK(cz_fblocks(&fr) == 1, "a fragment up to the end of its block");
 	}
 	return T_PASS;
 }
@@ -653,7 +703,17 @@ static int test_corrupt(void)
 	h.compressible = true;
 	for (uint64_t off = 0; off < 1 * M; off += 128 * K)
 		CHECK(one(&h, UC_OP_WRITE, off, 128 * K) == 128 * K, "write");
-	CHECK(one(&h, UC_OP_WRITE, 5 * PC_CL, PC_CL) == (int)PC_CL, "write cluster 5");
+	{
+		/* compressible, but not all zero (the 2:1 data has zero clusters) */
+		static uint8_t buf[PC_CL];
+
+		do
+			harness_fill(&h, buf, PC_CL);
+		while (all_zero_buf(buf, PC_CL));
+		h.data = buf;
+		CHECK(one(&h, UC_OP_WRITE, 5 * PC_CL, PC_CL) == (int)PC_CL, "write cluster 5");
+		h.data = NULL;
+	}
 	saved = malloc(1 * M);
 	memcpy(saved, h.model, 1 * M);
 	harness_close(&h);

@@ -11,9 +11,10 @@
  * usage: engine-bench CONF [SECONDS (5)] [DEPTH (32)] [BS (4096)]
  *                     [MODE randread|randwrite|read|write (randread)] [DATA random|half (random)]
  * DATA is what writes carry: random bytes, or half of every 4K random and half
- * zero (zstd makes about 2:1 of it). Read modes first fill the whole volume
- * with that data (1M sequential writes, not timed), so that reads of a
- * compress volume decompress real extents.
+ * zero (zstd makes about 2:1 of it). Read modes and randwrite first fill the
+ * whole volume with that data (1M sequential writes, not timed), so that
+ * reads of a compress volume decompress real extents and random writes land
+ * in stored clusters, as on a volume in use.
  * output: one JSON object on stdout.
  */
 #include <errno.h>
@@ -184,8 +185,8 @@ int main(int argc, char **argv)
 
 	for (unsigned int t = 0; t < depth; t++)
 		fill(b.q.ios[t].buf, b.g.dev.max_io, half, &b);
-	if (b.op == UC_OP_READ) {
-		/* fill the volume: reads then hit real (compressed) extents */
+	if (b.op == UC_OP_READ || !strcmp(mode, "randwrite")) {
+		/* fill the volume: reads then hit real (compressed) extents, writes replace them */
 		uint8_t op = b.op;
 		unsigned int bs = b.bs;
 		bool seq = b.seq;
