@@ -359,6 +359,7 @@ static bool compress_poll(struct uc_node *n, struct uc_queue *q)
 				 atomic_load(&cz->jwritten) < cz->appended);
 	pthread_mutex_unlock(&cz->lock);
 	resume_flushes(cz, z, q);
+	cz_work_kick(cz, z);
 	return again || z->open || z->parked || z->waiting || z->flushing;
 }
 
@@ -415,7 +416,7 @@ static int compress_json(const struct uc_node *n, char *buf, size_t len)
 			", \"commits\": %" PRIu64 ", \"checkpoints\": %" PRIu64
 			", \"zstd_skipped\": %" PRIu64 ", \"workers\": %u, \"pages_alone\": %" PRIu64
 			", \"page_capacity\": %" PRIu64 ", \"page_writes\": %" PRIu64
-			", \"packs_written\": %" PRIu64,
+			", \"packs_written\": %" PRIu64 ", \"folds\": %" PRIu64,
 			cz->level, cz->cluster, lg, ph, ph ? (double)lg / ph : 1.0,
 			cz->sb.data_blocks * CZ_BLOCK, (uint64_t)atomic_load(&cz->nr_kind[CZ_ZERO]),
 			(uint64_t)atomic_load(&cz->nr_kind[CZ_RAW]),
@@ -425,7 +426,8 @@ static int compress_json(const struct uc_node *n, char *buf, size_t len)
 			(uint64_t)atomic_load(&cz->checkpoints),
 			(uint64_t)atomic_load(&cz->zstd_skipped), cz->nr_workers,
 			(uint64_t)atomic_load(&cz->alone_pages), cz->ov_cap,
-			(uint64_t)atomic_load(&cz->page_writes), (uint64_t)atomic_load(&cz->packs_written));
+			(uint64_t)atomic_load(&cz->page_writes), (uint64_t)atomic_load(&cz->packs_written),
+			(uint64_t)atomic_load(&cz->folds_done));
 }
 
 static int compress_health(const struct uc_node *n)

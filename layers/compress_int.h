@@ -130,6 +130,7 @@ struct czq {			/* per queue: only its thread touches it */
 	struct hold *holds;	/* a job's fragments are in at most as many runs as it has pages */
 	uint32_t free_hold;	/* the free list (UINT32_MAX: empty) */
 	unsigned int compressing;	/* page jobs with the workers */
+	unsigned int wnew;	/* jobs handed to the workers in this loop turn */
 	ZSTD_CCtx *cctx;
 	ZSTD_DCtx *dctx;
 	pthread_mutex_t dlock;
@@ -343,6 +344,7 @@ void cz_pages_poll(struct cz *cz, struct czq *z, struct uc_queue *q);
 
 /* compress_work.c */
 void cz_work(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct job *j, int work);
+void cz_work_kick(struct cz *cz, struct czq *z);
 void cz_workers_stop(struct cz *cz);
 void cz_workers_start(struct uc_node *n, struct cz *cz);
 void cz_resume_done(struct uc_node *n, struct cz *cz, struct czq *z, struct uc_queue *q);

@@ -327,6 +327,7 @@ int cz_space_init(struct cz_space *sp, uint64_t nr_blocks)
 	sp->bits = calloc((nr_blocks + 63) / 64 + 1, sizeof(uint64_t));
 	sp->nr_blocks = nr_blocks;
 	sp->used = sp->cursor = 0;
+	sp->no_run = 0;
 	return sp->bits ? 0 : -ENOMEM;
 }
 
@@ -352,23 +353,33 @@ static void set_range(struct cz_space *sp, uint64_t b, unsigned int n, bool used
 	sp->used += used ? n : -(uint64_t)n;
 }
 
-/* The first free run of n blocks in [from, to), or UINT64_MAX. */
+/* The first free run of n blocks in [from, to), or UINT64_MAX. Whole words at once where it can. */
 static uint64_t find_run(const struct cz_space *sp, uint64_t from, uint64_t to, unsigned int n)
 {
-	uint64_t run = 0;
+	uint64_t run = 0, b = from;
 
-	for (uint64_t b = from; b < to; b++) {
-		/* whole used words are skipped at once */
-		if (!(b % 64) && !run && sp->bits[b / 64] == ~0ULL) {
-			b += 63;
-			continue;
+	while (b < to) {
+		if (!(b % 64) && b + 64 <= to) {
+			uint64_t w = sp->bits[b / 64];
+
+			if (w == ~0ULL) {
+				run = 0;
+				b += 64;
+				continue;
+			}
+			if (!w) {
+				if (run + 64 >= n)
+					return b - run;
+				run += 64;
+				b += 64;
+				continue;
+			}
 		}
-		if (is_used(sp, b)) {
+		if (is_used(sp, b))
 			run = 0;
-			continue;
-		}
-		if (++run == n)
+		else if (++run == n)
 			return b + 1 - n;
+		b++;
 	}
 	return UINT64_MAX;
 }
@@ -377,13 +388,16 @@ uint64_t cz_space_alloc(struct cz_space *sp, unsigned int n)
 {
 	uint64_t b;
 
-	if (!n || sp->nr_blocks - sp->used < n)
+	if (!n || sp->nr_blocks - sp->used < n || (sp->no_run && n >= sp->no_run))
 		return UINT64_MAX;
 	b = find_run(sp, sp->cursor, sp->nr_blocks, n);
 	if (b == UINT64_MAX)
 		b = find_run(sp, 0, sp->cursor + n - 1 < sp->nr_blocks ? sp->cursor + n - 1 : sp->nr_blocks, n);
-	if (b == UINT64_MAX)
+	if (b == UINT64_MAX) {
+		/* taking blocks makes no run longer: until one is released, it fails at once */
+		sp->no_run = n;
 		return b;
+	}
 	set_range(sp, b, n, true);
 	sp->cursor = b + n < sp->nr_blocks ? b + n : 0;
 	return b;
@@ -434,6 +448,7 @@ int cz_space_take(struct cz_space *sp, uint64_t b, unsigned int n)
 void cz_space_release(struct cz_space *sp, uint64_t b, unsigned int n)
 {
 	set_range(sp, b, n, false);
+	sp->no_run = 0;
 }
 
 bool cz_space_used(const struct cz_space *sp, uint64_t b)

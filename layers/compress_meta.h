@@ -159,6 +159,7 @@ int cz_journal_decode(const void *block, uint64_t seq, uint64_t uuid_lo, struct 
 struct cz_space {
 	uint64_t *bits;
 	uint64_t nr_blocks, used, cursor;
+	unsigned int no_run;	/* no free run this long since the last release (0: unknown) */
 };
 
 int cz_space_init(struct cz_space *sp, uint64_t nr_blocks);

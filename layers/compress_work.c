@@ -221,8 +221,22 @@ void cz_work(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct job *j
 	else
 		cz->whead = j;
 	cz->wtail = j;
-	pthread_cond_signal(&cz->wcond);
 	pthread_mutex_unlock(&cz->wlock);
+	z->wnew++;	/* the workers are woken once, at the end of the loop turn (cz_work_kick) */
+}
+
+/* Wake the workers for the work this queue handed them in this turn. */
+void cz_work_kick(struct cz *cz, struct czq *z)
+{
+	if (!z->wnew)
+		return;
+	pthread_mutex_lock(&cz->wlock);
+	if (z->wnew > 1)
+		pthread_cond_broadcast(&cz->wcond);
+	else
+		pthread_cond_signal(&cz->wcond);
+	pthread_mutex_unlock(&cz->wlock);
+	z->wnew = 0;
 }
 
 /* ---- workers: compression and decompression off the queue threads ---- */
