@@ -26,12 +26,16 @@ enum {
 /* a page record: page number, fragment, stamp */
 enum { P_REC = 32 };
 
-/* Pages that may have fragments at once: every page, but no more than the child has blocks. */
+/*
+ * Pages that may have fragments at once: every page, but no more than a
+ * quarter of the child's blocks (at least 4096): the table in memory costs
+ * 32 bytes a page, and beyond that folds keep it from filling.
+ */
 static uint64_t page_cap(uint64_t nclusters, uint32_t cluster, uint64_t blocks)
 {
-	uint64_t pages = nclusters * (cluster / CZ_PAGE);
+	uint64_t pages = nclusters * (cluster / CZ_PAGE), cap = blocks / 4 > 4096 ? blocks / 4 : 4096;
 
-	return pages < blocks ? pages : blocks;
+	return pages < cap ? pages : cap;
 }
 
 int cz_layout(struct cz_sb *sb, uint64_t child_size, uint64_t logical, uint32_t cluster)

@@ -90,23 +90,36 @@ static void fold_done(struct uc_queue *q, struct uc_io *io, int res)
 	uc_graph_kick(n->graph);	/* writes waiting for space, on any queue */
 }
 
-/* A cluster with pages stored alone that no base write holds, from the cursor on; or UINT64_MAX. */
+/*
+ * The cluster with the most pages stored alone (that no base write holds)
+ * among the next 1024 from the cursor; or UINT64_MAX.
+ */
 static uint64_t fold_victim(struct cz *cz)
 {
-	for (unsigned int i = 0; i < 4096 && i < cz->nclusters; i++) {
+	uint64_t best = UINT64_MAX;
+
+	for (unsigned int i = 0; i < 1024 && i < cz->nclusters; i++) {
 		uint64_t c = cz->fold_cursor;
 
 		cz->fold_cursor = (c + 1) % cz->nclusters;
-		if (cz->ovn[c] && !atomic_load(&cz->busy[c]))
-			return c;
+		if (cz->ovn[c] && !atomic_load(&cz->busy[c]) && (best == UINT64_MAX || cz->ovn[c] > cz->ovn[best]))
+			best = c;
 	}
-	return UINT64_MAX;
+	return best;
+}
+
+/* Should folds run: space is low or in pieces, or the page table fills. Lock held. */
+static bool fold_wanted(const struct cz *cz)
+{
+	return cz->ov_count && (cz_space_low(cz) || cz->space_short ||
+				cz->ov_count + cz->ov_reserved > cz->ov_cap - cz->ov_cap / 8);
 }
 
 /*
- * When space is low, clusters with pages stored alone are stored whole
- * again (their old base copy and fragment blocks come back), a few at a
- * time, as internal requests of the layer to itself.
+ * When space is low (or the page table fills), clusters with pages stored
+ * alone are stored whole again (their old base copy and fragment blocks
+ * come back, their table entries go), a few at a time, as internal
+ * requests of the layer to itself.
  */
 void cz_fold_poll(struct uc_node *n, struct cz *cz, struct uc_queue *q)
 {
@@ -116,8 +129,7 @@ void cz_fold_poll(struct uc_node *n, struct cz *cz, struct uc_queue *q)
 	if (!uc_queue_may_start_work(q) || cz_dead(cz))
 		return;
 	pthread_mutex_lock(&cz->lock);
-	while (cz->folds < FOLDS && cz->ov_count && (cz_space_low(cz) || cz->space_short) &&
-	       (io = uc_internal_get(q)) &&
+	while (cz->folds < FOLDS && fold_wanted(cz) && (io = uc_internal_get(q)) &&
 	       (c = fold_victim(cz)) != UINT64_MAX) {
 		cz->folds++;
 		pthread_mutex_unlock(&cz->lock);

@@ -5,7 +5,8 @@
 # runs the same fio jobs against both, interleaved (ours, reference, ours, ...) REPS times.
 # Raw fio JSON goes to $OUT/raw/ROW.SIDE.JOB.REP.json; run.sh (report.py) turns it into tables.
 # env: OUT (required), UC_BIN, BENCH_WORK (default /var/tmp/ucbench), QUEUES, NUMJOBS, RUNTIME,
-#      REPS, JOBS (names, see job_args), ROWS (file stripe4 raid10 mirror2 compress), SCALING (1/0)
+#      REPS, JOBS (names, see job_args), ROWS (file stripe4 raid10 mirror2 compress compress_rand
+#      zram), SCALING (1/0); the zram row (tools/bench/zram.sh) also takes CZLOAD, TAR_MB, TREE
 set -u -o pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -13,7 +14,7 @@ UC_BIN=${UC_BIN:-$REPO/build/ublk-compose}
 W=${BENCH_WORK:-/var/tmp/ucbench}
 QUEUES=${QUEUES:-1} NUMJOBS=${NUMJOBS:-1} RUNTIME=${RUNTIME:-4} REPS=${REPS:-3}
 JOBS=${JOBS:-"randread4k_qd32 randwrite4k_qd32 randread4k_qd1 read1m_qd8 write1m_qd8 randrw70_4k_qd32"}
-ROWS=${ROWS:-"file stripe4 raid10 mirror2 compress compress_rand"}
+ROWS=${ROWS:-"file stripe4 raid10 mirror2 compress compress_rand zram"}
 # the compress rows: jobs, and the data fio writes (2:1 compressible, or random every time)
 CZ_JOBS=${CZ_JOBS:-"write1m_qd8 read1m_qd8 randread4k_qd32 randwrite4k_qd32"}
 FIO_EXTRA=
@@ -230,6 +231,12 @@ for row in $ROWS; do
       fi
       rm -f c0.img c1.img
       FIO_EXTRA='' ;;
+    zram)
+      # compress vs zram on real data: a script of its own (its raw results: raw/zram.*)
+      rm -f s?.img
+      OUT=$OUT UC_BIN=$UC_BIN BENCH_WORK=$W REPS=$REPS RUNTIME=$RUNTIME bash "$HERE/zram.sh" ||
+        log "zram: $(cat "$OUT/status-zram" 2>/dev/null)"
+      rm -f "$W"/usr.tar "$W"/tree.tar ;;
   esac
 done
 

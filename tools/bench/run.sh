@@ -33,7 +33,7 @@ done
 ENVS=(QUEUES="$QUEUES" NUMJOBS="$NUMJOBS" RUNTIME="$RUNTIME" REPS="$REPS")
 if [ "$QUICK" = 1 ]; then
   RUNTIME=2 REPS=1
-  ENVS=(QUEUES="$QUEUES" NUMJOBS="$NUMJOBS" RUNTIME=2 REPS=1 JOBS="randread4k_qd32 randread4k_qd1" ROWS="file stripe4 raid10 mirror2 compress" SCALING=1)
+  ENVS=(QUEUES="$QUEUES" NUMJOBS="$NUMJOBS" RUNTIME=2 REPS=1 JOBS="randread4k_qd32 randread4k_qd1" ROWS="file stripe4 raid10 mirror2 compress zram" SCALING=1 TAR_MB=32 TREE=/usr/include/linux)
 fi
 log() { echo "[bench $(date +%T)] $*" >&2; }
 
@@ -54,6 +54,12 @@ for t in fio mdadm losetup python3; do command -v $t >/dev/null || { log "$t mis
 mkdir -p build/bench
 cp build/ublk-compose build/bench/ublk-compose
 ENVS+=(UC_BIN="$REPO/build/bench/ublk-compose")
+# the zram row's load generator (real file bytes, which fio cannot carry)
+if gcc -O2 -Wall -D_GNU_SOURCE -o build/bench/czload tools/bench/czload.c -luring; then
+  ENVS+=(CZLOAD="$REPO/build/bench/czload")
+else
+  log "czload did not build: the zram row will say so"
+fi
 BUILD_INFO="head=$(git rev-parse --short HEAD 2>/dev/null) built=$(date -u -r build/ublk-compose +%Y-%m-%dT%H:%M:%SZ) sha256=$(sha256sum build/ublk-compose | cut -c1-12)$(git diff --quiet HEAD -- src layers CMakeLists.txt 2>/dev/null || echo ' (src/ or layers/ had uncommitted changes)')"
 ENVS+=(BUILD_INFO="$BUILD_INFO")
 log "measuring build/ublk-compose: $BUILD_INFO"

@@ -1,0 +1,195 @@
+#!/bin/bash
+# tools/bench/zram.sh: a compress volume against zram (zstd, level 1 where the kernel lets us set
+# it) on the same real data, in the same VM run (issue 14). Called by guest.sh (row `zram`) or
+# alone where /dev/ublk-control and the zram module are. Both devices exist side by side; every job
+# runs REPS times, interleaved (compress, zram, compress, ...):
+#   data      a tar of real system files built here from /usr (TAR_MB, default 384 MiB of
+#             usr/lib, usr/share/doc, usr/share/man), written with czload (real bytes, which fio
+#             cannot carry); block b of a device always gets block b of the tar
+#   write1m   the tar onto the device, 1M writes QD8 (czload)      -> MB/s
+#   space     after the first write: compress physical_bytes vs zram mm_stat mem_used_total
+#   read1m    1M sequential reads QD8 (fio, time based)            -> MB/s
+#   randread4k / randwrite4k   4k QD32, time based (fio / czload)  -> IOPS
+#   verify    the device reads back identical to the tar (czload verify), after the writes
+#   ext4      mkfs.ext4, untar TREE (many small files), sync; umount, drop caches, read every
+#             file back (tar to a pipe); diff against the source       -> seconds
+# Raw results: $OUT/raw/zram.{ours,ref}.JOB.REP.json (fio-shaped), $OUT/zram-space.json,
+# $OUT/zram-ext4.json, $OUT/zram-info.txt, $OUT/status-zram ("ok", "n/a (...)" or "FAILED ...").
+# env: OUT (required), UC_BIN, CZLOAD, BENCH_WORK (default /var/tmp/ucbench), REPS (3), RUNTIME (4),
+#      TAR_MB (384), TREE (default /usr/include), CZ_CLUSTER (64K), CZ_EXTRA (more compress keys)
+set -u -o pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+UC_BIN=${UC_BIN:-$REPO/build/ublk-compose}
+CZLOAD=${CZLOAD:-$REPO/build/czload}
+W=${BENCH_WORK:-/var/tmp/ucbench}
+REPS=${REPS:-3} RUNTIME=${RUNTIME:-4} TAR_MB=${TAR_MB:-384} TREE=${TREE:-/usr/include}
+CZ_CLUSTER=${CZ_CLUSTER:-64K} CZ_EXTRA=${CZ_EXTRA:-}
+RAW=$OUT/raw
+mkdir -p "$RAW" "$W"
+log() { echo "[zram $(date +%T)] $*" >&2; }
+fail() { log "$*"; echo "FAILED: $*" > "$OUT/status-zram"; exit 1; }
+INFO=$OUT/zram-info.txt
+: > "$INFO"
+
+[ -x "$CZLOAD" ] || fail "no czload at $CZLOAD (cmake --build build)"
+[ -e /sys/block/zram0 ] || modprobe zram num_devices=1 2>/dev/null
+[ -e /sys/block/zram0 ] || { echo "n/a (no zram module)" > "$OUT/status-zram"; log "no zram"; exit 0; }
+
+# ------------------------------------------------------------------ data
+cd "$W" || exit 1
+TAR=$W/usr.tar TREETAR=$W/tree.tar
+tar cf - -C / usr/lib usr/share/doc usr/share/man 2>/dev/null | head -c $((TAR_MB << 20)) > "$TAR"
+SZ=$(stat -c %s "$TAR")
+[ "$SZ" -ge $((TAR_MB << 20)) ] || fail "the tar of /usr holds only $SZ bytes"
+tar cf "$TREETAR" -C "$(dirname "$TREE")" "$(basename "$TREE")" 2>/dev/null || fail "tar of $TREE"
+TREE_FILES=$(tar tf "$TREETAR" | grep -vc '/$')
+TREE_BYTES=$(stat -c %s "$TREETAR")
+echo "tar_bytes=$SZ" >> "$INFO"
+echo "tar_zstd1_bytes=$(zstd -1 -c -q "$TAR" | wc -c)" >> "$INFO"
+echo "tree=$TREE files=$TREE_FILES tar_bytes=$TREE_BYTES" >> "$INFO"
+log "data: $SZ bytes of /usr ($(sed -n 's/tar_zstd1_bytes=//p' "$INFO") with zstd -1), tree $TREE: $TREE_FILES files"
+# both devices hold the tar, then a filesystem with the tree
+DEV_MB=$(( (TAR_MB > TREE_BYTES / 1048576 * 3 ? TAR_MB : TREE_BYTES / 1048576 * 3) + 64 ))
+
+# ------------------------------------------------------------------ zram
+ZDEV=/dev/zram0 ZS=/sys/block/zram0
+echo 1 > $ZS/reset 2>/dev/null
+echo zstd > $ZS/comp_algorithm || fail "zram has no zstd ($(cat $ZS/comp_algorithm))"
+ZLEVEL="default (the kernel's zstd level: no algorithm_params)"
+if [ -e $ZS/algorithm_params ]; then
+  echo "algo=zstd level=1" > $ZS/algorithm_params && ZLEVEL=1
+fi
+echo "${DEV_MB}M" > $ZS/disksize || fail "zram disksize"
+echo "zram_algorithm=$(cat $ZS/comp_algorithm) zram_level=$ZLEVEL" >> "$INFO"
+log "zram: $(cat $ZS/comp_algorithm), level $ZLEVEL, ${DEV_MB}M"
+
+# ------------------------------------------------------------------ compress
+CPID=''
+cz_stop() {
+  [ -n "$CPID" ] || return 0
+  kill -TERM "$CPID" 2>/dev/null
+  local i; for i in $(seq 1 300); do kill -0 "$CPID" 2>/dev/null || break; sleep 0.2; done
+  kill -KILL "$CPID" 2>/dev/null; wait "$CPID" 2>/dev/null; CPID=''
+}
+cleanup() { cz_stop; umount "$W/mnt" 2>/dev/null; echo 1 > $ZS/reset 2>/dev/null; rm -f "$W"/cz.img; }
+trap cleanup EXIT
+rm -f cz.img
+cat > zram-cz.conf <<EOF
+device = { queues = 1; depth = 128; max_io = "1M"; block_size = 4096; };
+volume = { type = "compress"; name = "cz"; level = 1; cluster = "$CZ_CLUSTER"; size = "${DEV_MB}M"; $CZ_EXTRA
+  children = ( { type = "file"; path = "$W/cz.img"; size = "$((DEV_MB + DEV_MB / 8))M"; } ); };
+EOF
+"$UC_BIN" -c zram-cz.conf > "$OUT/daemon-zram.out" 2>"$OUT/daemon-zram.err" </dev/null &
+CPID=$!
+CDEV=''
+for i in $(seq 1 300); do
+  CDEV=$(grep -m1 -oE '^/dev/ublkb[0-9]+' "$OUT/daemon-zram.out" 2>/dev/null || true)
+  [ -n "$CDEV" ] && [ -b "$CDEV" ] && break
+  kill -0 "$CPID" 2>/dev/null || fail "ublk-compose exited: $(tail -n 2 "$OUT/daemon-zram.err")"
+  CDEV=''; sleep 0.2
+done
+[ -n "$CDEV" ] || fail "no compress device after 60 s"
+echo "compress: $(sed -n 's/^volume = //p' zram-cz.conf | tr -s ' ')" >> "$INFO"
+log "compress: $CDEV (cluster $CZ_CLUSTER) pid $CPID"
+
+dev_of() { [ "$1" = ours ] && echo "$CDEV" || echo "$ZDEV"; }
+czload() { # SIDE JOB REP MODE ARGS...
+  local s=$1 job=$2 rep=$3 mode=$4; shift 4
+  "$CZLOAD" "$mode" "$(dev_of "$s")" "$TAR" "$@" > "$RAW/zram.$s.$job.$rep.json" 2>"$RAW/zram.$s.$job.$rep.err" ||
+    fail "czload $mode on $(dev_of "$s"): $(head -c 300 "$RAW/zram.$s.$job.$rep.err")"
+  [ -s "$RAW/zram.$s.$job.$rep.err" ] || rm -f "$RAW/zram.$s.$job.$rep.err"
+}
+fiojob() { # SIDE JOB REP FIO-ARGS...
+  local s=$1 job=$2 rep=$3; shift 3
+  timeout -k 10 $((RUNTIME * 4 + 120)) fio --name="$job" --filename="$(dev_of "$s")" --ioengine=io_uring \
+    --direct=1 --time_based --runtime="$RUNTIME" --size="$SZ" --norandommap --randrepeat=0 \
+    --percentile_list=50:99 --output-format=json --output="$RAW/zram.$s.$job.$rep.json" "$@" \
+    </dev/null >/dev/null 2>&1 || fail "fio $job on $(dev_of "$s")"
+}
+space() { # SIDE: bytes the data takes
+  if [ "$1" = ours ]; then
+    "$UC_BIN" status "${CDEV#/dev/ublkb}" --json | python3 -c 'import json,sys
+v = json.load(sys.stdin)["volume"]
+print(v["physical_bytes"], v["logical_bytes"])'
+  else
+    awk '{print $3, $1}' $ZS/mm_stat
+  fi
+}
+
+# ------------------------------------------------------------------ the jobs, interleaved
+for rep in $(seq 1 "$REPS"); do
+  for s in ours ref; do
+    czload "$s" write1m "$rep" write --bs 1048576 --qd 8
+    if [ "$rep" = 1 ]; then
+      sync; sleep 1
+      read -r used stored < <(space "$s")
+      echo "$s $used $stored" >> "$W/space.txt"
+    fi
+  done
+done
+log "write1m done; space: $(tr '\n' ';' < "$W/space.txt")"
+for rep in $(seq 1 "$REPS"); do
+  for s in ours ref; do fiojob "$s" read1m "$rep" --rw=read --bs=1M --iodepth=8; done
+done
+for rep in $(seq 1 "$REPS"); do
+  for s in ours ref; do fiojob "$s" randread4k "$rep" --rw=randread --bs=4k --iodepth=32; done
+done
+log "reads done"
+for rep in $(seq 1 "$REPS"); do
+  for s in ours ref; do czload "$s" randwrite4k "$rep" randwrite --bs 4096 --qd 32 --seconds "$RUNTIME"; done
+done
+log "randwrite4k done: $("$UC_BIN" status "${CDEV#/dev/ublkb}" 2>/dev/null | grep -m1 compress | tr -s ' ')"
+for s in ours ref; do
+  "$CZLOAD" verify "$(dev_of "$s")" "$TAR" --bs 1048576 --qd 8 > "$RAW/zram.$s.verify.json" 2>"$W/verify.err" ||
+    fail "$(dev_of "$s") does not read back the tar: $(cat "$W/verify.err")"
+done
+echo "verified=yes" >> "$INFO"
+log "both devices read back identical to the tar"
+python3 - "$W/space.txt" "$OUT/zram-space.json" <<'EOF'
+import json, sys
+d = {}
+for line in open(sys.argv[1]):
+    s, used, stored = line.split()
+    d[s] = {"bytes": int(used), "stored": int(stored)}
+json.dump(d, open(sys.argv[2], "w"), indent=1)
+EOF
+
+# ------------------------------------------------------------------ ext4 with many small files
+mkdir -p "$W/mnt"
+E4=$W/ext4.txt
+: > "$E4"
+for rep in $(seq 1 "$REPS"); do
+  for s in ours ref; do
+    d=$(dev_of "$s")
+    mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0,nodiscard "$d" || fail "mkfs.ext4 on $d"
+    mount -o noinit_itable "$d" "$W/mnt" || fail "mount $d"
+    sync; echo 3 > /proc/sys/vm/drop_caches
+    t0=$(date +%s.%N)
+    tar xf "$TREETAR" -C "$W/mnt" && sync
+    t1=$(date +%s.%N)
+    umount "$W/mnt" || fail "umount $d"
+    mount -o ro "$d" "$W/mnt" || fail "mount $d again"
+    echo 3 > /proc/sys/vm/drop_caches
+    t2=$(date +%s.%N)
+    rb=$(tar cf - -C "$W/mnt" . | wc -c)
+    t3=$(date +%s.%N)
+    # every file as the source has it (contents, not metadata)
+    diff -r "$TREE" "$W/mnt/$(basename "$TREE")" > "$W/diff.out" 2>&1 || fail "ext4 on $d: the files differ: $(head -c 300 "$W/diff.out")"
+    umount "$W/mnt" || fail "umount $d"
+    echo "$s $rep $(echo "$t1 - $t0" | bc -l) $(echo "$t3 - $t2" | bc -l) $rb" >> "$E4"
+  done
+done
+log "ext4: $(tr '\n' ';' < "$E4")"
+python3 - "$E4" "$OUT/zram-ext4.json" "$TREE_FILES" "$TREE_BYTES" <<'EOF'
+import json, sys
+d = {"files": int(sys.argv[3]), "tar_bytes": int(sys.argv[4]), "ours": [], "ref": []}
+for line in open(sys.argv[1]):
+    s, rep, untar, readback, rb = line.split()
+    d[s].append({"untar_sync_s": float(untar), "read_back_s": float(readback), "read_bytes": int(rb)})
+json.dump(d, open(sys.argv[2], "w"), indent=1)
+EOF
+"$UC_BIN" status "${CDEV#/dev/ublkb}" > "$OUT/status-zram.txt" 2>&1
+cat $ZS/mm_stat >> "$OUT/status-zram.txt"
+echo ok > "$OUT/status-zram"
+log "done"
