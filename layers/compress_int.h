@@ -43,7 +43,7 @@ enum phase {
 struct jpage {
 	struct cz_entry e;	/* loading: its fragment, or kind CZ_NONE (the base holds it); storing: the new one */
 	uint64_t stamp;		/* loading: the fragment's stamp */
-	uint32_t src;		/* storing: its bytes, at comp + src (zstd) or plain + src (raw) */
+	uint32_t src;		/* storing: its bytes, at comp + src (zstd) or in + src (raw) */
 	uint32_t hold;		/* storing: the hold on the blocks its fragment went to */
 	bool loaded;		/* loading: it is in plain */
 };
@@ -83,6 +83,8 @@ struct job {
 	bool spacewait;		/* P_PACKWAIT: for space (else for a free pack) */
 	unsigned int pcur;	/* the next page to put in a pack */
 	uint8_t *plain;		/* the cluster */
+	uint8_t *out;		/* where loading puts the cluster: plain, or a whole-cluster read's own memory */
+	uint8_t *in;		/* what a base write stores: plain, or a whole-cluster write's own memory */
 	uint8_t *comp;		/* stored bytes */
 	struct job *next;
 	struct job *wnext;	/* the workers' queue, then the done list */

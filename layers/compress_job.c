@@ -67,7 +67,7 @@ static void internal_read_done(struct uc_queue *q, struct uc_io *io, int res)
 	struct uc_node *n = j->s->node;
 
 	if (!res)
-		memcpy(j->phase == P_LOAD_FRAGS || cz_kind(&j->old) != CZ_RAW ? j->comp : j->plain,
+		memcpy(j->phase == P_LOAD_FRAGS || cz_kind(&j->old) != CZ_RAW ? j->comp : j->out,
 		       io->buf, io->len);
 	job_io_done(n, n->priv, q, j, res, 0);
 }
@@ -107,7 +107,7 @@ static bool job_io(struct uc_queue *q, struct job *j, int op, uint64_t pblk, uns
 static void job_read(struct uc_queue *q, struct cz *cz, struct job *j)
 {
 	bool base = j->phase == P_LOAD_BASE;
-	void *buf = base && cz_kind(&j->old) == CZ_RAW ? j->plain : j->comp;	/* raw lands in place */
+	void *buf = base && cz_kind(&j->old) == CZ_RAW ? j->out : j->comp;	/* raw lands in place */
 
 	j->attempt++;
 	if (!job_io(q, j, UC_OP_READ, base ? cz_pblk(&j->old) : j->rblk,
@@ -198,7 +198,7 @@ static void load_frags(struct uc_node *n, struct cz *cz, struct uc_queue *q, str
 
 			if (cz_kind(&g->e) == CZ_ZERO ||
 			    (cz_kind(&g->e) == CZ_NONE && !cz_has_data(&j->old)))
-				memset(j->plain + (size_t)p * CZ_PAGE, 0, CZ_PAGE);
+				memset(j->out + (size_t)p * CZ_PAGE, 0, CZ_PAGE);
 			g->loaded = !cz_has_data(&g->e);
 		}
 	}
@@ -256,7 +256,7 @@ static void base_read_done(struct uc_node *n, struct cz *cz, struct uc_queue *q,
 		j->crc_failed = false;
 		j->phase = P_REPAIR;
 		job_io(q, j, UC_OP_WRITE, cz_pblk(&j->old), cz_nblk(&j->old),
-		       cz_kind(&j->old) == CZ_RAW ? j->plain : j->comp, cz);
+		       cz_kind(&j->old) == CZ_RAW ? j->out : j->comp, cz);
 		return;
 	}
 	load_frags(n, cz, q, j);
@@ -288,6 +288,17 @@ static void frags_read_done(struct uc_node *n, struct cz *cz, struct uc_queue *q
 		return;
 	}
 	load_frags(n, cz, q, j);
+}
+
+/* The request's memory for [off, off+len) of its data, if it is in one piece; else NULL. */
+static uint8_t *req_span(const struct uc_sub *s, uint64_t off, uint64_t len)
+{
+	for (unsigned int i = 0; i < s->nr_iov; i++) {
+		if (off < s->iov[i].iov_len)
+			return off + len <= s->iov[i].iov_len ? (uint8_t *)s->iov[i].iov_base + off : NULL;
+		off -= s->iov[i].iov_len;
+	}
+	return NULL;
 }
 
 /* ---- base writes: the whole cluster stored again ---- */
@@ -322,13 +333,13 @@ void cz_job_place(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct j
 	}
 	j->neu.loc = cz_loc(pblk, nblk, kind);
 	j->phase = P_WRITE;
-	job_io(q, j, UC_OP_WRITE, pblk, nblk, kind == CZ_RAW ? j->plain : j->comp, cz);
+	job_io(q, j, UC_OP_WRITE, pblk, nblk, kind == CZ_RAW ? j->in : j->comp, cz);
 }
 
-/* The cluster's new content is in plain: store it (or map it as zero). */
+/* The cluster's new content is in j->in: store it (or map it as zero). */
 static void job_store(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct job *j)
 {
-	if (all_zero(j->plain, cz->cluster)) {
+	if (all_zero(j->in, cz->cluster)) {
 		bool nothing;
 
 		pthread_mutex_lock(&cz->lock);
@@ -361,7 +372,9 @@ static void load_done(struct uc_node *n, struct cz *cz, struct uc_queue *q, stru
 {
 	cz_read_unpin(cz, j);
 	if (j->op == J_READ) {
-		uc_iov_copy(j->s->iov, j->s->nr_iov, j->req_off, j->plain + j->in_off, j->in_len, true);
+		if (j->out == j->plain)	/* else it is there already */
+			uc_iov_copy(j->s->iov, j->s->nr_iov, j->req_off, j->plain + j->in_off, j->in_len,
+				    true);
 		cz_job_done(n, cz, q, j);
 	} else {
 		job_merge(n, cz, q, j);
@@ -394,7 +407,15 @@ static void job_locked(struct uc_node *n, struct cz *cz, struct uc_queue *q, str
 		j->neu = (struct cz_entry){ 0 };	/* a whole cluster unmapped */
 		job_map(n, cz, q, j);
 	} else if (full) {
-		job_merge(n, cz, q, j);
+		uint8_t *mem = req_span(j->s, j->req_off, j->in_len);
+
+		/* compressed straight from the request (page aligned: a raw copy is written from there) */
+		if (mem && !((uintptr_t)mem % CZ_BLOCK)) {
+			j->in = mem;
+			job_store(n, cz, q, j);
+		} else {
+			job_merge(n, cz, q, j);
+		}
 	} else {
 		load_start(n, cz, q, j);
 	}
@@ -473,6 +494,11 @@ static void job_map(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct
 static void job_start(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct job *j)
 {
 	if (j->op == J_READ) {
+		uint8_t *mem = j->in_len == cz->cluster ? req_span(j->s, j->req_off, j->in_len) : NULL;
+
+		/* a whole cluster loads straight into the request (page aligned: raw extents are read there) */
+		if (mem && !((uintptr_t)mem % CZ_BLOCK))
+			j->out = mem;
 		j->pfirst = j->in_off / CZ_PAGE;
 		j->plast = (j->in_off + j->in_len - 1) / CZ_PAGE;
 		pthread_mutex_lock(&cz->lock);
@@ -511,8 +537,8 @@ void cz_launch(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct uc_s
 		z->free = j->next;
 		s->state++;
 		*j = (struct job){ .s = s, .cluster = c, .in_off = start - lo, .in_len = end - start,
-				   .req_off = start - s->off, .plain = j->plain, .comp = j->comp,
-				   .pg = j->pg,
+				   .req_off = start - s->off, .plain = j->plain, .out = j->plain,
+				   .in = j->plain, .comp = j->comp, .pg = j->pg,
 				   .op = s->op == UC_OP_READ ? J_READ : s->op == UC_OP_WRITE ? J_WRITE :
 					 s->op == UC_OP_FOLD ? J_FOLD : J_ZERO };
 		if ((j->op == J_WRITE || j->op == J_ZERO) && cz_pages_fit(cz, j))

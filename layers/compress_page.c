@@ -400,7 +400,7 @@ static void pack_add(struct uc_node *n, struct cz *cz, struct uc_queue *q, struc
 
 	for (; j->pcur <= j->plast; j->pcur++) {
 		struct jpage *g = &j->pg[j->pcur];
-		const uint8_t *src = (cz_kind(&g->e) == CZ_RAW ? j->plain : j->comp) + g->src;
+		const uint8_t *src = (cz_kind(&g->e) == CZ_RAW ? j->in : j->comp) + g->src;
 		struct pack *p = z->open;
 
 		if (!cz_has_data(&g->e))

@@ -62,12 +62,12 @@ static bool looks_random(const uint8_t *p, size_t len)
 	return 256 * sq / n - n < 2 * 255;
 }
 
-/* Compress plain into comp (or settle for raw): j->neu gets all but its place. */
+/* Compress j->in into comp (or settle for raw): j->neu gets all but its place. */
 static void job_compress(struct cz *cz, ZSTD_CCtx *cctx, struct job *j)
 {
 	unsigned int kind = CZ_ZSTD;
-	bool raw = !cctx || looks_random(j->plain, cz->cluster);
-	size_t clen = raw ? 0 : ZSTD_compress2(cctx, j->comp, comp_cap(cz), j->plain, cz->cluster);
+	bool raw = !cctx || looks_random(j->in, cz->cluster);
+	size_t clen = raw ? 0 : ZSTD_compress2(cctx, j->comp, comp_cap(cz), j->in, cz->cluster);
 	uint8_t *data = j->comp;
 
 	/* it must save a whole block, or it is stored raw */
@@ -76,7 +76,7 @@ static void job_compress(struct cz *cz, ZSTD_CCtx *cctx, struct job *j)
 	if (raw || ZSTD_isError(clen) || clen > cz->cluster - CZ_BLOCK) {
 		kind = CZ_RAW;
 		clen = cz->cluster;
-		data = j->plain;
+		data = j->in;
 	} else {
 		memset(j->comp + clen, 0, (CZ_BLOCK - clen % CZ_BLOCK) % CZ_BLOCK);
 	}
@@ -88,7 +88,7 @@ static void job_compress(struct cz *cz, ZSTD_CCtx *cctx, struct job *j)
 static int job_decode(struct cz *cz, ZSTD_DCtx *dctx, struct job *j)
 {
 	const struct cz_entry *e = &j->old;
-	const uint8_t *data = cz_kind(e) == CZ_RAW ? j->plain : j->comp;
+	const uint8_t *data = cz_kind(e) == CZ_RAW ? j->out : j->comp;
 
 	if (uc_crc32c(0, data, e->clen) != e->crc)
 		return -EBADMSG;
@@ -97,7 +97,7 @@ static int job_decode(struct cz *cz, ZSTD_DCtx *dctx, struct job *j)
 
 		if (!dctx)
 			return -ENOMEM;
-		r = ZSTD_decompressDCtx(dctx, j->plain, cz->cluster, j->comp, e->clen);
+		r = ZSTD_decompressDCtx(dctx, j->out, cz->cluster, j->comp, e->clen);
 		if (ZSTD_isError(r) || r != cz->cluster)
 			return -EBADMSG;
 	}
@@ -111,15 +111,15 @@ static int job_decode(struct cz *cz, ZSTD_DCtx *dctx, struct job *j)
 #define PAGE_KEEP	(CZ_PAGE - CZ_PAGE / 16)
 
 /*
- * Each page [pfirst, plast] of plain on its own: zero, zstd (its bytes
- * appended to comp) or raw (it stays in plain). pg[p].e gets all but its place.
+ * Each page [pfirst, plast] of j->in on its own: zero, zstd (its bytes
+ * appended to comp) or raw (it stays where it is). pg[p].e gets all but its place.
  */
 static void job_pages(struct cz *cz, ZSTD_CCtx *cctx, struct job *j)
 {
 	size_t pos = 0;
 
 	for (unsigned int p = j->pfirst; p <= j->plast; p++) {
-		const uint8_t *src = j->plain + (size_t)p * CZ_PAGE;
+		const uint8_t *src = j->in + (size_t)p * CZ_PAGE;
 		struct jpage *g = &j->pg[p];
 		size_t clen = 0;
 
@@ -155,7 +155,7 @@ static int job_frags(struct cz *cz, ZSTD_DCtx *dctx, struct job *j)
 	for (unsigned int p = j->pfirst; p <= j->plast; p++) {
 		struct jpage *g = &j->pg[p];
 		const uint8_t *data;
-		uint8_t *dst = j->plain + (size_t)p * CZ_PAGE;
+		uint8_t *dst = j->out + (size_t)p * CZ_PAGE;
 
 		if (g->loaded || !cz_has_data(&g->e) || cz_pblk(&g->e) < j->rblk ||
 		    cz_pblk(&g->e) + cz_fblocks(&g->e) > j->rblk + j->rnblk)
