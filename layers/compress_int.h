@@ -318,7 +318,7 @@ void cz_park_job(struct czq *z, struct job *j, int phase);
 void cz_job_done(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct job *j);
 void cz_job_fail(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct job *j, int err);
 void cz_job_place(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct job *j);
-void cz_map_blocked(struct cz *cz);
+void cz_map_blocked(struct cz *cz, unsigned int frees);
 void cz_map_changed(struct cz *cz);
 void cz_launch(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct uc_sub *s);
 void compress_child_end(struct uc_node *n, struct uc_queue *q, struct uc_sub *s,

@@ -441,14 +441,15 @@ static void job_lock(struct uc_node *n, struct cz *cz, struct uc_queue *q, struc
 }
 
 /*
- * Map changes are blocked: a checkpoint when the ring runs out, a commit
- * when frees pile up (else the journal writer frees memory). Lock held.
+ * Map changes that free up to `frees` extents are blocked: a checkpoint
+ * when the ring runs out, a commit when the frees not yet durable fill
+ * their list (else the journal writer frees memory). Lock held.
  */
-void cz_map_blocked(struct cz *cz)
+void cz_map_blocked(struct cz *cz, unsigned int frees)
 {
 	if (cz->kstate == K_NONE && cz->jused + 4 >= cz->sb.journal_blocks)
 		cz->kstate = K_WAIT;
-	else if (cz->frees[0].n + 1024 >= FREES_MAX)
+	else if (cz->frees[0].n + frees > FREES_MAX)
 		cz_commit_needed(cz);
 }
 
@@ -476,7 +477,7 @@ static void job_map(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct
 		return;
 	}
 	if (!cz_journal_room(cz, 1, 1 + 2 * cz->ppc)) {
-		cz_map_blocked(cz);
+		cz_map_blocked(cz, 1 + 2 * cz->ppc);
 		pthread_mutex_unlock(&cz->lock);
 		cz_park_job(czq_of(cz, q), j, P_MAP);
 		return;

@@ -227,7 +227,7 @@ static void base_unused(struct cz *cz, uint64_t c)
 /* j's pages are written (or zero): they go into the map and the journal. */
 static void pages_map(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct job *j)
 {
-	unsigned int k = job_pages(j);
+	unsigned int k = job_pages(j), frees;
 
 	pthread_mutex_lock(&cz->lock);
 	if (cz_dead(cz)) {
@@ -236,8 +236,9 @@ static void pages_map(struct uc_node *n, struct cz *cz, struct uc_queue *q, stru
 		return;
 	}
 	/* frees: each page's old fragment (two blocks), the base, the blocks of its holds */
-	if (!cz_journal_room(cz, k + 1, 2 * k + 2 + k * cz->pack_cap / CZ_BLOCK)) {
-		cz_map_blocked(cz);
+	frees = 2 * k + 2 + k * cz->pack_cap / CZ_BLOCK;
+	if (!cz_journal_room(cz, k + 1, frees)) {
+		cz_map_blocked(cz, frees);
 		pthread_mutex_unlock(&cz->lock);
 		cz_park_job(czq_of(cz, q), j, P_PMAP);
 		return;
