@@ -11,9 +11,11 @@
 #   read1m    1M sequential reads QD8 (fio, time based)            -> MB/s
 #   randread4k / randwrite4k   4k QD32, time based (fio / czload)  -> IOPS
 #   verify    the device reads back identical to the tar (czload verify), after the writes
+#   (the 4k jobs also run on an uncompressed ublk-compose file volume holding the tar, side
+#   "file": the bound the ublk round trip sets for any volume here, compressed or not)
 #   ext4      mkfs.ext4, untar TREE (many small files), sync; umount, drop caches, read every
 #             file back (tar to a pipe); diff against the source       -> seconds
-# Raw results: $OUT/raw/zram.{ours,ref}.JOB.REP.json (fio-shaped), $OUT/zram-space.json,
+# Raw results: $OUT/raw/zram.{ours,ref,file}.JOB.REP.json (fio-shaped), $OUT/zram-space.json,
 # $OUT/zram-ext4.json, $OUT/zram-info.txt, $OUT/status-zram ("ok", "n/a (...)" or "FAILED ...").
 # env: OUT (required), UC_BIN, CZLOAD, BENCH_WORK (default /var/tmp/ucbench), REPS (3), RUNTIME (4),
 #      TAR_MB (384), TREE (default /usr/include), CZ_CLUSTER (64K), CZ_EXTRA (more compress keys)
@@ -65,35 +67,49 @@ echo "zram_algorithm=$(cat $ZS/comp_algorithm) zram_level=$ZLEVEL" >> "$INFO"
 log "zram: $(cat $ZS/comp_algorithm), level $ZLEVEL, ${DEV_MB}M"
 
 # ------------------------------------------------------------------ compress
-CPID=''
-cz_stop() {
-  [ -n "$CPID" ] || return 0
-  kill -TERM "$CPID" 2>/dev/null
-  local i; for i in $(seq 1 300); do kill -0 "$CPID" 2>/dev/null || break; sleep 0.2; done
-  kill -KILL "$CPID" 2>/dev/null; wait "$CPID" 2>/dev/null; CPID=''
+CPID='' FPID=''
+uc_stop() { # PID
+  [ -n "$1" ] || return 0
+  kill -TERM "$1" 2>/dev/null
+  local i; for i in $(seq 1 300); do kill -0 "$1" 2>/dev/null || break; sleep 0.2; done
+  kill -KILL "$1" 2>/dev/null; wait "$1" 2>/dev/null
 }
-cleanup() { cz_stop; umount "$W/mnt" 2>/dev/null; echo 1 > $ZS/reset 2>/dev/null; rm -f "$W"/cz.img; }
+cleanup() {
+  uc_stop "$CPID"; uc_stop "$FPID"; umount "$W/mnt" 2>/dev/null; echo 1 > $ZS/reset 2>/dev/null
+  rm -f "$W"/cz.img "$W"/plain.img
+}
 trap cleanup EXIT
-rm -f cz.img
+# uc_start CONF TAG: starts a daemon (its pid in $W/TAG.pid), prints its device once it is there
+uc_start() {
+  local i dev
+  "$UC_BIN" -c "$1" > "$OUT/daemon-$2.out" 2>"$OUT/daemon-$2.err" </dev/null &
+  echo $! > "$W/$2.pid"
+  for i in $(seq 1 300); do
+    dev=$(grep -m1 -oE '^/dev/ublkb[0-9]+' "$OUT/daemon-$2.out" 2>/dev/null || true)
+    [ -n "$dev" ] && [ -b "$dev" ] && { echo "$dev"; return 0; }
+    kill -0 "$(cat "$W/$2.pid")" 2>/dev/null || return 1
+    sleep 0.2
+  done
+  return 1
+}
+rm -f cz.img plain.img
 cat > zram-cz.conf <<EOF
 device = { queues = 1; depth = 128; max_io = "1M"; block_size = 4096; };
 volume = { type = "compress"; name = "cz"; level = 1; cluster = "$CZ_CLUSTER"; size = "${DEV_MB}M"; $CZ_EXTRA
   children = ( { type = "file"; path = "$W/cz.img"; size = "$((DEV_MB + DEV_MB / 8))M"; } ); };
 EOF
-"$UC_BIN" -c zram-cz.conf > "$OUT/daemon-zram.out" 2>"$OUT/daemon-zram.err" </dev/null &
-CPID=$!
-CDEV=''
-for i in $(seq 1 300); do
-  CDEV=$(grep -m1 -oE '^/dev/ublkb[0-9]+' "$OUT/daemon-zram.out" 2>/dev/null || true)
-  [ -n "$CDEV" ] && [ -b "$CDEV" ] && break
-  kill -0 "$CPID" 2>/dev/null || fail "ublk-compose exited: $(tail -n 2 "$OUT/daemon-zram.err")"
-  CDEV=''; sleep 0.2
-done
-[ -n "$CDEV" ] || fail "no compress device after 60 s"
+CDEV=$(uc_start zram-cz.conf zram) || fail "no compress device: $(tail -n 2 "$OUT/daemon-zram.err")"
+CPID=$(cat "$W/zram.pid")
+# the uncompressed reference for the 4k jobs: a file volume holding the tar
+cp "$TAR" plain.img
+echo 'device = { queues = 1; depth = 128; max_io = "1M"; block_size = 4096; };' > zram-file.conf
+echo "volume = { type = \"file\"; name = \"plain\"; path = \"$W/plain.img\"; };" >> zram-file.conf
+FDEV=$(uc_start zram-file.conf zram-file) || fail "no file device: $(tail -n 2 "$OUT/daemon-zram-file.err")"
+FPID=$(cat "$W/zram-file.pid")
 echo "compress: $(sed -n 's/^volume = //p' zram-cz.conf | tr -s ' ')" >> "$INFO"
 log "compress: $CDEV (cluster $CZ_CLUSTER) pid $CPID"
 
-dev_of() { [ "$1" = ours ] && echo "$CDEV" || echo "$ZDEV"; }
+dev_of() { case $1 in ours) echo "$CDEV" ;; file) echo "$FDEV" ;; *) echo "$ZDEV" ;; esac; }
 czload() { # SIDE JOB REP MODE ARGS...
   local s=$1 job=$2 rep=$3 mode=$4; shift 4
   "$CZLOAD" "$mode" "$(dev_of "$s")" "$TAR" "$@" > "$RAW/zram.$s.$job.$rep.json" 2>"$RAW/zram.$s.$job.$rep.err" ||
@@ -133,12 +149,13 @@ for rep in $(seq 1 "$REPS"); do
   for s in ours ref; do fiojob "$s" read1m "$rep" --rw=read --bs=1M --iodepth=8; done
 done
 for rep in $(seq 1 "$REPS"); do
-  for s in ours ref; do fiojob "$s" randread4k "$rep" --rw=randread --bs=4k --iodepth=32; done
+  for s in ours ref file; do fiojob "$s" randread4k "$rep" --rw=randread --bs=4k --iodepth=32; done
 done
 log "reads done"
 for rep in $(seq 1 "$REPS"); do
-  for s in ours ref; do czload "$s" randwrite4k "$rep" randwrite --bs 4096 --qd 32 --seconds "$RUNTIME"; done
+  for s in ours ref file; do czload "$s" randwrite4k "$rep" randwrite --bs 4096 --qd 32 --seconds "$RUNTIME"; done
 done
+uc_stop "$FPID"; FPID=''; rm -f plain.img
 log "randwrite4k done: $("$UC_BIN" status "${CDEV#/dev/ublkb}" 2>/dev/null | grep -m1 compress | tr -s ' ')"
 for s in ours ref; do
   "$CZLOAD" verify "$(dev_of "$s")" "$TAR" --bs 1048576 --qd 8 > "$RAW/zram.$s.verify.json" 2>"$W/verify.err" ||

@@ -54,12 +54,14 @@ def collect(d):
 
     raw = os.path.join(d, "raw")
     for job, title, k, target in JOBS:
-        runs = {s: [one(p) for p in sorted(glob.glob(f"{raw}/zram.{s}.{job}.*.json"))] for s in ("ours", "ref")}
+        runs = {s: [one(p) for p in sorted(glob.glob(f"{raw}/zram.{s}.{job}.*.json"))]
+                for s in ("ours", "ref", "file")}
         if not runs["ours"] and not runs["ref"]:
             continue
         row(job, title, "MB/s" if k == "mbps" else "IOPS", med(runs["ours"], k), med(runs["ref"], k), target,
             ours_all=[round(x[k], 1) for x in runs["ours"] if x], ref_all=[round(x[k], 1) for x in runs["ref"] if x],
-            ours_p50_us=med(runs["ours"], "p50_us"), ref_p50_us=med(runs["ref"], "p50_us"))
+            ours_p50_us=med(runs["ours"], "p50_us"), ref_p50_us=med(runs["ref"], "p50_us"),
+            file=med(runs["file"], k), file_all=[round(x[k], 1) for x in runs["file"] if x])
     sp = os.path.join(d, "zram-space.json")
     if os.path.exists(sp):
         s = json.load(open(sp))
@@ -96,13 +98,18 @@ def markdown(z):
              f"files are compared with their source. Ratio: compress / zram for throughput, zram / compress for "
              f"space and time (higher is better for compress).")
     L.append("")
-    L.append("| job | compress | zram | unit | ratio | target | |")
-    L.append("| --- | ---: | ---: | --- | ---: | --- | --- |")
+    L.append("| job | compress | zram | unit | ratio | target | | uncompressed file volume |")
+    L.append("| --- | ---: | ---: | --- | ---: | --- | --- | ---: |")
     for r in z["rows"]:
         nd = 2 if r["unit"] == "s" else 1 if r["unit"] in ("MB/s", "MiB") else 0
+        fv = r.get("file")
+        fcell = f"{fmt(fv)} ({fv / r['ref']:.2f}x zram)" if fv and r["ref"] else "–"
         L.append(f"| {r['title']} | {fmt(r['ours'], nd)} | {fmt(r['ref'], nd)} | {r['unit']} | "
                  f"{fmt(r['ratio'], 2) + 'x' if r['ratio'] else '–'} | >= {r['target']:.1f}x | "
-                 f"{'–' if r['met'] is None else 'met' if r['met'] else '**not met**'} |")
+                 f"{'–' if r['met'] is None else 'met' if r['met'] else '**not met**'} | {fcell} |")
+    L.append("")
+    L.append("Last column: the same 4k jobs on an uncompressed ublk-compose `file` volume holding the tar on "
+             "the same tmpfs, in the same run: what the ublk round trip alone allows any volume here.")
     return "\n".join(L) + "\n"
 
 
