@@ -220,6 +220,7 @@ struct cz {
 	/* folds: clusters stored whole again when space runs low */
 	unsigned int folds;		/* under way */
 	bool space_short;		/* a cluster found no run of free blocks: fold, low or not */
+	uint64_t fold_stall;		/* a fold found no space with this many blocks free: wait for more */
 	_Atomic uint64_t folds_done;
 	uint64_t fold_cursor;
 	/* commits */

@@ -84,6 +84,11 @@ static void fold_done(struct uc_queue *q, struct uc_io *io, int res)
 	if (res < 0 && res != -ENOSPC)
 		uc_warn("%s: folding a cluster failed: %s", n->name, strerror(-res));
 	pthread_mutex_lock(&cz->lock);
+	/* no room even for a fold: no more folds until blocks come back */
+	if (res == -ENOSPC)
+		cz->fold_stall = cz->space.nr_blocks - cz->space.used;
+	else if (!res)
+		cz->fold_stall = 0;
 	cz->folds--;
 	pthread_mutex_unlock(&cz->lock);
 	atomic_fetch_add(&cz->folds_done, 1);
@@ -102,17 +107,23 @@ static uint64_t fold_victim(struct cz *cz)
 		uint64_t c = cz->fold_cursor;
 
 		cz->fold_cursor = (c + 1) % cz->nclusters;
-		if (cz->ovn[c] && !atomic_load(&cz->busy[c]) && (best == UINT64_MAX || cz->ovn[c] > cz->ovn[best]))
+		if (cz->ovn[c] && !atomic_load(&cz->busy[c]) &&
+		    (best == UINT64_MAX || cz->ovn[c] > cz->ovn[best]))
 			best = c;
 	}
 	return best;
 }
 
-/* Should folds run: space is low or in pieces, or the page table fills. Lock held. */
+/*
+ * Should folds run: space is low or in pieces, or the page table fills;
+ * and no fold found itself without space since the last blocks came back.
+ * Lock held.
+ */
 static bool fold_wanted(const struct cz *cz)
 {
-	return cz->ov_count && (cz_space_low(cz) || cz->space_short ||
-				cz->ov_count + cz->ov_reserved > cz->ov_cap - cz->ov_cap / 8);
+	return cz->ov_count && cz->space.nr_blocks - cz->space.used > cz->fold_stall &&
+	       (cz_space_low(cz) || cz->space_short ||
+		cz->ov_count + cz->ov_reserved > cz->ov_cap - cz->ov_cap / 8);
 }
 
 /*
@@ -442,6 +453,8 @@ bool cz_pages_convert(struct uc_node *n, struct cz *cz, struct uc_queue *q, stru
 {
 	bool ok;
 
+	if (j->op == J_FOLD)
+		return false;	/* it would store the same pages alone again */
 	pthread_mutex_lock(&cz->lock);
 	ok = cz->space.nr_blocks - cz->space.used >= cz_nblk(&j->neu) + cz->space_reserve + 2 &&
 	     cz->ov_count + cz->ov_reserved + cz->ppc <= cz->ov_cap;
