@@ -1051,9 +1051,12 @@ static int test_pages(void)
 	h.compressible = true;
 	for (uint64_t off = 0; off < 4 * M; off += 128 * K)
 		CHECK(one(&h, UC_OP_WRITE, off, 128 * K) == 128 * K, "fill");
-	for (int i = 0; i < 200; i++)
-		CHECK(one(&h, UC_OP_WRITE, 4096 * (t_rand() % (4 * M / 4096)), 4096 * (1 + t_rand() % 3)) > 0,
+	for (int i = 0; i < 200; i++) {
+		uint64_t len = 4096 * (1 + t_rand() % 3);
+
+		CHECK(one(&h, UC_OP_WRITE, 4096 * (t_rand() % ((4 * M - len) / 4096 + 1)), len) > 0,
 		      "a page write");
+	}
 	CHECK(json_u64(h.g.root, "\"page_writes\"") >= 200 && json_u64(h.g.root, "\"pages_alone\"") > 100,
 	      "page writes did not store pages alone: %s", json(h.g.root));
 	for (uint64_t off = 0; off < 4 * M; off += 128 * K)
