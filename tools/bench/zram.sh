@@ -77,6 +77,7 @@ uc_stop() { # PID
 cleanup() {
   uc_stop "$CPID"; uc_stop "$FPID"; umount "$W/mnt" 2>/dev/null; echo 1 > $ZS/reset 2>/dev/null
   rm -f "$W"/cz.img "$W"/plain.img
+  [ -s "$OUT/status-zram" ] || echo "FAILED: zram.sh stopped early (see its log)" > "$OUT/status-zram"
 }
 trap cleanup EXIT
 # uc_start CONF TAG: starts a daemon (its pid in $W/TAG.pid), prints its device once it is there
@@ -123,11 +124,13 @@ fiojob() { # SIDE JOB REP FIO-ARGS...
     --percentile_list=50:99 --output-format=json --output="$RAW/zram.$s.$job.$rep.json" "$@" \
     </dev/null >/dev/null 2>&1 || fail "fio $job on $(dev_of "$s")"
 }
-space() { # SIDE: bytes the data takes
+space() { # SIDE: bytes the data takes, bytes stored
   if [ "$1" = ours ]; then
-    "$UC_BIN" status "${CDEV#/dev/ublkb}" --json | python3 -c 'import json,sys
-v = json.load(sys.stdin)["volume"]
-print(v["physical_bytes"], v["logical_bytes"])'
+    "$UC_BIN" status "${CDEV#/dev/ublkb}" --json > "$W/status.json" 2>&1
+    python3 -c 'import json,sys
+v = json.load(open(sys.argv[1]))["volume"]
+print(v["physical_bytes"], v["logical_bytes"])' "$W/status.json" 2>>"$W/status.json" ||
+      fail "status --json of $CDEV: $(head -c 400 "$W/status.json")"
   else
     awk '{print $3, $1}' $ZS/mm_stat
   fi
@@ -139,8 +142,8 @@ for rep in $(seq 1 "$REPS"); do
     czload "$s" write1m "$rep" write --bs 1048576 --qd 8
     if [ "$rep" = 1 ]; then
       sync; sleep 1
-      read -r used stored < <(space "$s")
-      echo "$s $used $stored" >> "$W/space.txt"
+      sp=$(space "$s") || exit 1
+      echo "$s $sp" >> "$W/space.txt"
     fi
   done
 done
