@@ -183,6 +183,8 @@ static void czq_free(struct czq *z)
 	for (unsigned int i = 0; i < PACKS; i++)
 		free(z->packs[i].buf);
 	free(z->holds);
+	free(z->cache);
+	free(z->cache_mem);
 	free(z->jobs);
 	free(z->pages);
 	free(z->mem);
@@ -205,6 +207,7 @@ static void compress_close(struct uc_node *n)
 	free(cz->ov);
 	free(cz->ovn);
 	free(cz->ovz);
+	free(cz->gen);
 	free(cz->refs);
 	for (int i = 0; i < 2; i++)
 		free(cz->frees[i].e);
@@ -216,23 +219,32 @@ static void compress_close(struct uc_node *n)
 
 struct czq *czq_new(struct cz *cz)
 {
-	struct czq *z = calloc(1, sizeof(*z));
+	size_t zlen = (sizeof(struct czq) + 63) & ~(size_t)63;
+	struct czq *z = aligned_alloc(64, zlen);	/* no cache line shared with another queue's */
 	size_t per = cz->cluster + comp_cap(cz);
 	bool nomem = false;
 
 	if (!z)
 		return NULL;
+	memset(z, 0, zlen);
 	z->nr_jobs = cz->jobs_per_queue;
 	z->jobs = calloc(z->nr_jobs, sizeof(*z->jobs));
 	z->pages = calloc((size_t)z->nr_jobs * cz->ppc, sizeof(*z->pages));
 	z->holds = calloc((size_t)z->nr_jobs * cz->ppc, sizeof(*z->holds));
+	/* decoded clusters kept for the reads that come back to them (both powers of two) */
+	z->nr_cache = CACHE_BYTES / cz->cluster < 4 ? 4 : CACHE_BYTES / cz->cluster;
+	z->cache = calloc(z->nr_cache, sizeof(*z->cache));
+	z->cache_mem = aligned_alloc(CZ_BLOCK, (size_t)z->nr_cache * cz->cluster);
+	for (unsigned int i = 0; z->cache && z->cache_mem && i < z->nr_cache; i++)
+		z->cache[i].data = z->cache_mem + (size_t)i * cz->cluster;
 	z->mem = aligned_alloc(CZ_BLOCK, per * z->nr_jobs);
 	z->cctx = ZSTD_createCCtx();
 	z->dctx = ZSTD_createDCtx();
 	for (unsigned int i = 0; i < PACKS; i++)
 		if (!(z->packs[i].buf = aligned_alloc(CZ_BLOCK, cz->pack_cap)))
 			nomem = true;
-	if (nomem || !z->jobs || !z->pages || !z->holds || !z->mem || !z->cctx || !z->dctx) {
+	if (nomem || !z->jobs || !z->pages || !z->holds || !z->cache || !z->cache_mem || !z->mem ||
+	    !z->cctx || !z->dctx) {
 		czq_free(z);
 		return NULL;
 	}
@@ -401,7 +413,11 @@ static int compress_status(const struct uc_node *n, char *buf, size_t len)
 static int compress_json(const struct uc_node *n, char *buf, size_t len)
 {
 	struct cz *cz = n->priv;
-	uint64_t lg, ph, used;
+	uint64_t lg, ph, used, hits = 0;
+
+	for (unsigned int i = 0; i <= UC_MAX_QUEUES; i++)
+		if (cz->q[i])
+			hits += atomic_load_explicit(&cz->q[i]->cache_hits, memory_order_relaxed);
 
 	pthread_mutex_lock(&cz->lock);
 	stats(cz, &lg, &ph);
@@ -416,7 +432,7 @@ static int compress_json(const struct uc_node *n, char *buf, size_t len)
 			", \"commits\": %" PRIu64 ", \"checkpoints\": %" PRIu64
 			", \"zstd_skipped\": %" PRIu64 ", \"workers\": %u, \"pages_alone\": %" PRIu64
 			", \"page_capacity\": %" PRIu64 ", \"page_writes\": %" PRIu64
-			", \"packs_written\": %" PRIu64 ", \"folds\": %" PRIu64,
+			", \"packs_written\": %" PRIu64 ", \"folds\": %" PRIu64 ", \"cache_hits\": %" PRIu64,
 			cz->level, cz->cluster, lg, ph, ph ? (double)lg / ph : 1.0,
 			cz->sb.data_blocks * CZ_BLOCK, (uint64_t)atomic_load(&cz->nr_kind[CZ_ZERO]),
 			(uint64_t)atomic_load(&cz->nr_kind[CZ_RAW]),
@@ -427,7 +443,7 @@ static int compress_json(const struct uc_node *n, char *buf, size_t len)
 			(uint64_t)atomic_load(&cz->zstd_skipped), cz->nr_workers,
 			(uint64_t)atomic_load(&cz->alone_pages), cz->ov_cap,
 			(uint64_t)atomic_load(&cz->page_writes), (uint64_t)atomic_load(&cz->packs_written),
-			(uint64_t)atomic_load(&cz->folds_done));
+			(uint64_t)atomic_load(&cz->folds_done), hits);
 }
 
 static int compress_health(const struct uc_node *n)

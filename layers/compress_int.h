@@ -25,6 +25,7 @@
 #define PACKS		4	/* packs of fragments per queue: one filling, the rest being written */
 #define PACK_BYTES	(128U << 10)	/* a pack is written when it holds this much (or at the turn's end) */
 #define RETRY_SUBS	(8 * ATTEMPTS)	/* child subs a request may spend on re-reading fragments */
+#define CACHE_BYTES	(4U << 20)	/* per queue: decoded clusters kept for reads (at least 4) */
 
 /* J_FOLD: store the cluster whole again, its pages stored alone in it (space comes back) */
 enum job_op { J_READ, J_WRITE, J_ZERO, J_FOLD };
@@ -36,7 +37,7 @@ enum job_op { J_READ, J_WRITE, J_ZERO, J_FOLD };
 enum job_mode { M_BASE, M_PAGES };
 enum phase {
 	P_FREE, P_LOCK, P_LOAD_BASE, P_LOAD_FRAGS, P_WRITE, P_REPAIR, P_MAP, P_SPACE, P_JWAIT,
-	P_PACK, P_PACKWAIT, P_PMAP, P_IOWAIT,
+	P_PACK, P_PACKWAIT, P_PMAP, P_IOWAIT, P_CWAIT,
 };
 
 /* A page of the job's cluster. */
@@ -49,6 +50,7 @@ struct jpage {
 };
 
 struct pack;
+struct cslot;
 
 struct job {
 	struct uc_sub *s;	/* the request it serves (holds a reference) */
@@ -83,8 +85,11 @@ struct job {
 	bool spacewait;		/* P_PACKWAIT: for space (else for a free pack) */
 	unsigned int pcur;	/* the next page to put in a pack */
 	uint8_t *plain;		/* the cluster */
-	uint8_t *out;		/* where loading puts the cluster: plain, or a whole-cluster read's own memory */
+	uint8_t *out;		/* where loading puts the cluster: plain, a cache slot, or mem */
+	uint8_t *mem;		/* a whole-cluster read's own memory (NULL: none) */
 	uint8_t *in;		/* what a base write stores: plain, or a whole-cluster write's own memory */
+	struct cslot *slot;	/* reads: the cache slot it loads the cluster into, or waits for (P_CWAIT) */
+	bool filling;		/* it loads slot */
 	uint8_t *comp;		/* stored bytes */
 	struct job *next;
 	struct job *wnext;	/* the workers' queue, then the done list */
@@ -118,7 +123,23 @@ struct pack {
 	bool used;
 };
 
-struct czq {			/* per queue: only its thread touches it */
+/*
+ * A decoded cluster kept for the reads that come back to it (small files,
+ * metadata), in the per-queue cache (slot: cluster % its size). It holds
+ * the cluster as the map was at (gen, epoch); any map change of the
+ * cluster moves its gen on, so a slot whose gen and epoch are not the
+ * cluster's current ones is never used again.
+ */
+struct cslot {
+	uint64_t cluster;
+	uint64_t epoch;
+	uint32_t gen;
+	uint8_t state;		/* C_EMPTY, C_FILLING (a read loads it), C_VALID */
+	uint8_t *data;		/* cz->cluster bytes */
+};
+enum { C_EMPTY, C_FILLING, C_VALID };
+
+struct czq {			/* per queue: only its thread touches it (cache lines of its own) */
 	struct job *jobs;
 	uint8_t *mem;
 	struct jpage *pages;
@@ -133,6 +154,10 @@ struct czq {			/* per queue: only its thread touches it */
 	uint32_t free_hold;	/* the free list (UINT32_MAX: empty) */
 	unsigned int compressing;	/* page jobs with the workers */
 	unsigned int wnew;	/* jobs handed to the workers in this loop turn */
+	struct cslot *cache;	/* nr_cache slots, a power of two */
+	unsigned int nr_cache;
+	uint8_t *cache_mem;
+	_Atomic uint64_t cache_hits;	/* reads served from the cache (status reads it) */
 	ZSTD_CCtx *cctx;
 	ZSTD_DCtx *dctx;
 	pthread_mutex_t dlock;
@@ -196,6 +221,12 @@ struct cz {
 	uint64_t ov_mask, ov_count;	/* table size - 1; pages in it */
 	uint64_t ov_cap, ov_reserved;	/* pages it may hold at run time; promised to jobs under way */
 	uint16_t *ovn, *ovz;		/* per cluster: its pages stored alone; those zero */
+	/*
+	 * Per cluster: +1 on every map change (the read caches' check); when
+	 * one wraps around, the epoch moves on and every cached cluster goes.
+	 */
+	_Atomic uint32_t *gen;
+	_Atomic uint64_t cache_epoch;
 	uint16_t *refs;			/* per data block: fragments in it (+1 while its pack is mapped) */
 	struct cz_space space;
 	struct free_list frees[2];	/* freed, until durable; waiting for readers */
@@ -290,6 +321,7 @@ void cz_break(struct uc_node *n, struct cz *cz, const char *what, int err);
 struct czq *czq_new(struct cz *cz);
 
 /* compress_map.c (lock held) */
+void cz_cluster_changed(struct cz *cz, uint64_t c);
 int cz_ov_init(struct cz *cz, uint64_t capacity);
 struct cz_ov *cz_ov_find(const struct cz *cz, uint64_t page);
 void cz_block_unref(struct cz *cz, uint64_t b, uint64_t entry);

@@ -33,6 +33,10 @@ void cz_job_done(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct jo
 	struct uc_sub *s = j->s;
 
 	cz_read_unpin(cz, j);
+	if (j->filling)
+		j->slot->state = C_EMPTY;	/* the load failed */
+	j->filling = false;
+	j->slot = NULL;
 	uc_sub_error(s, j->err);
 	j->phase = P_FREE;
 	j->s = NULL;
@@ -372,8 +376,12 @@ static void load_done(struct uc_node *n, struct cz *cz, struct uc_queue *q, stru
 {
 	cz_read_unpin(cz, j);
 	if (j->op == J_READ) {
-		if (j->out == j->plain)	/* else it is there already */
-			uc_iov_copy(j->s->iov, j->s->nr_iov, j->req_off, j->plain + j->in_off, j->in_len,
+		if (j->filling)
+			j->slot->state = C_VALID;
+		j->filling = false;
+		j->slot = NULL;
+		if (j->out != j->mem)	/* else it is there already */
+			uc_iov_copy(j->s->iov, j->s->nr_iov, j->req_off, j->out + j->in_off, j->in_len,
 				    true);
 		cz_job_done(n, cz, q, j);
 	} else {
@@ -492,25 +500,90 @@ static void job_map(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct
 
 /* ---- starting and resuming ---- */
 
-static void job_start(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct job *j)
-{
-	if (j->op == J_READ) {
-		uint8_t *mem = j->in_len == cz->cluster ? req_span(j->s, j->req_off, j->in_len) : NULL;
+/* ---- reads, and the read cache ---- */
 
-		/* a whole cluster loads straight into the request (page aligned: raw extents are read there) */
-		if (mem && !((uintptr_t)mem % CZ_BLOCK))
-			j->out = mem;
+static struct cslot *cache_slot(struct czq *z, uint64_t c)
+{
+	return &z->cache[c & (z->nr_cache - 1)];
+}
+
+/* Does slot hold cluster c as the map holds it now? (gen first: see cz_cluster_changed) */
+static bool slot_current(struct cz *cz, const struct cslot *slot, uint64_t c)
+{
+	return slot->cluster == c &&
+	       slot->gen == atomic_load_explicit(&cz->gen[c], memory_order_acquire) &&
+	       slot->epoch == atomic_load_explicit(&cz->cache_epoch, memory_order_acquire);
+}
+
+/*
+ * A read: from the cache if its slot holds the cluster as it is now (or
+ * after the read loading it there, P_CWAIT). Else it loads what it needs:
+ * a whole cluster straight into the request's memory, or the whole cluster
+ * into its slot (the reads that come back to it find it there), or, when
+ * the slot is being filled with another cluster, its pages alone.
+ */
+static void read_start(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct job *j)
+{
+	struct czq *z = czq_of(cz, q);
+	struct cslot *slot = cache_slot(z, j->cluster);
+	uint8_t *mem = j->in_len == cz->cluster ? req_span(j->s, j->req_off, j->in_len) : NULL;
+	bool fill;
+
+	if (slot->state != C_EMPTY && slot_current(cz, slot, j->cluster)) {
+		if (slot->state == C_FILLING) {
+			j->slot = slot;
+			cz_park_job(z, j, P_CWAIT);
+			return;
+		}
+		uc_iov_copy(j->s->iov, j->s->nr_iov, j->req_off, slot->data + j->in_off, j->in_len, true);
+		atomic_fetch_add_explicit(&z->cache_hits, 1, memory_order_relaxed);
+		cz_job_done(n, cz, q, j);
+		return;
+	}
+	j->slot = NULL;
+	j->out = j->plain;
+	j->mem = NULL;
+	/* a whole cluster loads straight into the request (page aligned: raw extents are read there) */
+	if (mem && !((uintptr_t)mem % CZ_BLOCK))
+		j->out = j->mem = mem;
+	fill = !j->mem && slot->state != C_FILLING;
+	j->pfirst = fill ? 0 : j->in_off / CZ_PAGE;
+	j->plast = fill ? cz->ppc - 1 : (j->in_off + j->in_len - 1) / CZ_PAGE;
+	pthread_mutex_lock(&cz->lock);
+	load_sample(cz, j);
+	/* a cluster holding nothing but zeroes is not worth a slot */
+	if (fill && (cz_has_data(&j->old) || cz->ovn[j->cluster] > cz->ovz[j->cluster])) {
+		*slot = (struct cslot){ .cluster = j->cluster, .state = C_FILLING, .data = slot->data,
+					.gen = atomic_load_explicit(&cz->gen[j->cluster], memory_order_relaxed),
+					.epoch = atomic_load_explicit(&cz->cache_epoch, memory_order_relaxed) };
+		j->slot = slot;
+		j->filling = true;
+		j->out = slot->data;
+	} else if (fill) {
 		j->pfirst = j->in_off / CZ_PAGE;
 		j->plast = (j->in_off + j->in_len - 1) / CZ_PAGE;
-		pthread_mutex_lock(&cz->lock);
-		load_sample(cz, j);
-		pthread_mutex_unlock(&cz->lock);
-		load_start(n, cz, q, j);
-	} else if (j->mode == M_PAGES) {
-		cz_pages_start(n, cz, q, j);
-	} else {
-		job_lock(n, cz, q, j);
 	}
+	pthread_mutex_unlock(&cz->lock);
+	load_start(n, cz, q, j);
+}
+
+/* A read waiting for a slot being filled: goes on once it is filled (or the fill failed). */
+static void read_resume(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct job *j)
+{
+	if (j->slot->state == C_FILLING && j->slot->cluster == j->cluster)
+		cz_park_job(czq_of(cz, q), j, P_CWAIT);
+	else
+		read_start(n, cz, q, j);
+}
+
+static void job_start(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct job *j)
+{
+	if (j->op == J_READ)
+		read_start(n, cz, q, j);
+	else if (j->mode == M_PAGES)
+		cz_pages_start(n, cz, q, j);
+	else
+		job_lock(n, cz, q, j);
 }
 
 /* Jobs for s's clusters while free ones last; else s waits for one. */
@@ -652,6 +725,8 @@ void cz_resume_jobs(struct uc_node *n, struct cz *cz, struct czq *z, struct uc_q
 			job_read(q, cz, j);
 		} else if (j->phase == P_LOCK) {
 			job_lock(n, cz, q, j);
+		} else if (j->phase == P_CWAIT) {
+			read_resume(n, cz, q, j);
 		} else if (j->phase == P_MAP) {
 			job_map(n, cz, q, j);
 		} else if (j->phase == P_PMAP || j->phase == P_PACKWAIT) {

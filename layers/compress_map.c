@@ -71,6 +71,20 @@ static void ov_remove(struct cz *cz, struct cz_ov *o)
 	cz->ov_count--;
 }
 
+/*
+ * Cluster c's map changed: what the read caches hold of it is out of date.
+ * A wrap of its gen first moves the epoch on (a cache that loads the new
+ * gen, acquire, then sees the new epoch too).
+ */
+void cz_cluster_changed(struct cz *cz, uint64_t c)
+{
+	uint32_t g = atomic_load_explicit(&cz->gen[c], memory_order_relaxed);
+
+	if (g == UINT32_MAX)
+		atomic_fetch_add_explicit(&cz->cache_epoch, 1, memory_order_release);
+	atomic_store_explicit(&cz->gen[c], g + 1, memory_order_release);
+}
+
 /* Pages of cluster c that hold data (for the stats). */
 static uint64_t stored_of(const struct cz *cz, uint64_t c)
 {
@@ -130,6 +144,7 @@ void cz_set_base(struct cz *cz, uint64_t c, const struct cz_entry *e, bool clear
 			cz_free_later(cz, cz_pblk(old), cz_nblk(old), entry);
 	}
 	cz->map[c] = *e;
+	cz_cluster_changed(cz, c);
 	for (unsigned int p = 0; clear && cz->ovn[c] && p < cz->ppc; p++) {
 		struct cz_ov *o = cz_ov_find(cz, c * cz->ppc + p);
 
@@ -166,6 +181,7 @@ int cz_set_page(struct cz *cz, uint64_t c, unsigned int p, const struct cz_entry
 	}
 	o->e = *e;
 	o->stamp = stamp;
+	cz_cluster_changed(cz, c);
 	if (cz_kind(e) == CZ_ZERO)
 		cz->ovz[c]++;
 	else if (live) {

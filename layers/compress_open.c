@@ -377,10 +377,11 @@ static int cz_alloc_mem(struct cz *cz, const struct uc_graph *g)
 	cz->busy = calloc(cz->nclusters, sizeof(*cz->busy));
 	cz->ovn = calloc(cz->nclusters, sizeof(*cz->ovn));
 	cz->ovz = calloc(cz->nclusters, sizeof(*cz->ovz));
+	cz->gen = calloc(cz->nclusters, sizeof(*cz->gen));
 	cz->jb = calloc(JBUF, sizeof(*cz->jb));
 	for (int i = 0; i < 2; i++)
 		cz->frees[i].e = calloc(FREES_MAX, sizeof(struct cz_free));
-	if (!cz->map || !cz->busy || !cz->ovn || !cz->ovz || !cz->jb || !cz->frees[0].e ||
+	if (!cz->map || !cz->busy || !cz->ovn || !cz->ovz || !cz->gen || !cz->jb || !cz->frees[0].e ||
 	    !cz->frees[1].e)
 		return -ENOMEM;
 	/* per queue: the device's queues and the one activate uses */
