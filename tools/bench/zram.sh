@@ -18,7 +18,9 @@
 # Raw results: $OUT/raw/zram.{ours,ref,file}.JOB.REP.json (fio-shaped), $OUT/zram-space.json,
 # $OUT/zram-ext4.json, $OUT/zram-info.txt, $OUT/status-zram ("ok", "n/a (...)" or "FAILED ...").
 # env: OUT (required), UC_BIN, CZLOAD, BENCH_WORK (default /var/tmp/ucbench), REPS (3), RUNTIME (4),
-#      TAR_MB (384), TREE (default /usr/include), CZ_CLUSTER (64K), CZ_EXTRA (more compress keys)
+#      TAR_MB (384), TREE (default /usr/include), CZ_CLUSTER (64K), CZ_EXTRA (more compress keys),
+#      JOBS (default "read1m randread4k randwrite4k ext4": which of them run after write1m)
+# The compress volume's status --json after each job: $OUT/zram-cz.JOB.json.
 set -u -o pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -27,6 +29,8 @@ CZLOAD=${CZLOAD:-$REPO/build/czload}
 W=${BENCH_WORK:-/var/tmp/ucbench}
 REPS=${REPS:-3} RUNTIME=${RUNTIME:-4} TAR_MB=${TAR_MB:-384} TREE=${TREE:-/usr/include}
 CZ_CLUSTER=${CZ_CLUSTER:-64K} CZ_EXTRA=${CZ_EXTRA:-}
+JOBS=" ${JOBS:-read1m randread4k randwrite4k ext4} "
+want() { [[ $JOBS == *" $1 "* ]]; }
 RAW=$OUT/raw
 mkdir -p "$RAW" "$W"
 log() { echo "[zram $(date +%T)] $*" >&2; }
@@ -41,7 +45,9 @@ INFO=$OUT/zram-info.txt
 # ------------------------------------------------------------------ data
 cd "$W" || exit 1
 TAR=$W/usr.tar TREETAR=$W/tree.tar
-tar cf - -C / usr/lib usr/share/doc usr/share/man 2>/dev/null | head -c $((TAR_MB << 20)) > "$TAR"
+# a tar of that size left in BENCH_WORK by an earlier run in this guest is used again
+[ "$(stat -c %s "$TAR" 2>/dev/null)" = $((TAR_MB << 20)) ] ||
+  tar cf - -C / usr/lib usr/share/doc usr/share/man 2>/dev/null | head -c $((TAR_MB << 20)) > "$TAR"
 SZ=$(stat -c %s "$TAR")
 [ "$SZ" -ge $((TAR_MB << 20)) ] || fail "the tar of /usr holds only $SZ bytes"
 tar cf "$TREETAR" -C "$(dirname "$TREE")" "$(basename "$TREE")" 2>/dev/null || fail "tar of $TREE"
@@ -136,6 +142,10 @@ print(v["physical_bytes"], v["logical_bytes"])' "$W/status.json" 2>>"$W/status.j
   fi
 }
 
+cz_status() { # JOB
+  "$UC_BIN" status "${CDEV#/dev/ublkb}" --json > "$OUT/zram-cz.$1.json" 2>&1
+}
+
 # ------------------------------------------------------------------ the jobs, interleaved
 for rep in $(seq 1 "$REPS"); do
   for s in ours ref; do
@@ -147,17 +157,24 @@ for rep in $(seq 1 "$REPS"); do
     fi
   done
 done
+cz_status write1m
 log "write1m done; space: $(tr '\n' ';' < "$W/space.txt")"
 for rep in $(seq 1 "$REPS"); do
+  want read1m || break
   for s in ours ref; do fiojob "$s" read1m "$rep" --rw=read --bs=1M --iodepth=8; done
 done
+want read1m && cz_status read1m
 for rep in $(seq 1 "$REPS"); do
+  want randread4k || break
   for s in ours ref file; do fiojob "$s" randread4k "$rep" --rw=randread --bs=4k --iodepth=32; done
 done
+want randread4k && cz_status randread4k
 log "reads done"
 for rep in $(seq 1 "$REPS"); do
+  want randwrite4k || break
   for s in ours ref file; do czload "$s" randwrite4k "$rep" randwrite --bs 4096 --qd 32 --seconds "$RUNTIME"; done
 done
+want randwrite4k && cz_status randwrite4k
 uc_stop "$FPID"; FPID=''; rm -f plain.img
 log "randwrite4k done: $("$UC_BIN" status "${CDEV#/dev/ublkb}" 2>/dev/null | grep -m1 compress | tr -s ' ')"
 for s in ours ref; do
@@ -180,6 +197,7 @@ mkdir -p "$W/mnt"
 E4=$W/ext4.txt
 : > "$E4"
 for rep in $(seq 1 "$REPS"); do
+  want ext4 || break
   for s in ours ref; do
     d=$(dev_of "$s")
     mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0,nodiscard "$d" || fail "mkfs.ext4 on $d"
@@ -188,14 +206,16 @@ for rep in $(seq 1 "$REPS"); do
     t0=$(date +%s.%N)
     tar xf "$TREETAR" -C "$W/mnt" && sync
     t1=$(date +%s.%N)
+    [ "$s" = ours ] && cz_status "ext4-untar.$rep"
     umount "$W/mnt" || fail "umount $d"
     mount -o ro "$d" "$W/mnt" || fail "mount $d again"
     echo 3 > /proc/sys/vm/drop_caches
     t2=$(date +%s.%N)
     rb=$(tar cf - -C "$W/mnt" . | wc -c)
     t3=$(date +%s.%N)
-    # every file as the source has it (contents, not metadata)
-    diff -r "$TREE" "$W/mnt/$(basename "$TREE")" > "$W/diff.out" 2>&1 || fail "ext4 on $d: the files differ: $(head -c 300 "$W/diff.out")"
+    [ "$s" = ours ] && cz_status "ext4-read.$rep"
+    # every file as the source has it (contents, not metadata; symbolic links as links)
+    diff -r --no-dereference "$TREE" "$W/mnt/$(basename "$TREE")" > "$W/diff.out" 2>&1 || fail "ext4 on $d: the files differ: $(head -c 300 "$W/diff.out")"
     umount "$W/mnt" || fail "umount $d"
     echo "$s $rep $(echo "$t1 - $t0" | bc -l) $(echo "$t3 - $t2" | bc -l) $rb" >> "$E4"
   done
