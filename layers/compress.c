@@ -73,6 +73,7 @@ static int compress_parse(struct uc_node *n, const config_setting_t *cfg)
 	const char *alg = "zstd";
 	uint64_t cluster = 64 << 10, size = 0;
 	long long level = 1, workers = -1;
+	unsigned int pages;
 	struct cz_sb lay;
 	struct cz *cz;
 	int ret;
@@ -125,6 +126,7 @@ static int compress_parse(struct uc_node *n, const config_setting_t *cfg)
 	cz->level = level;
 	cz->cluster = cluster;
 	cz->cluster_shift = __builtin_ctzll(cluster);
+	cz->ppc = cluster / CZ_PAGE;
 	cz->logical = size;
 	cz->nclusters = size >> cz->cluster_shift;
 	if (workers < 0) {
@@ -146,9 +148,21 @@ static int compress_parse(struct uc_node *n, const config_setting_t *cfg)
 	n->io_opt = cluster;
 	n->needs_data = true;
 	n->internal_ios = INTERNAL_IOS;
-	n->internal_buf = CKPT_RUN;
-	/* each cluster of a request: a write and its read attempts and repair */
-	n->child_subs = (n->graph->dev.max_io / cluster + 2) * (ATTEMPTS + 2);
+	/* a checkpoint's run, or a read of any extent or range (past the child subs) */
+	n->internal_buf = comp_cap(cz) > CKPT_RUN ? comp_cap(cz) : CKPT_RUN;
+	/*
+	 * Each cluster of a request: a write (or its pack's) and the base
+	 * copy's read attempts and repair; each page: a read of its fragment;
+	 * some re-reads of fragments. Reads past that use internal requests.
+	 */
+	pages = n->graph->dev.max_io / CZ_PAGE;
+	n->child_subs = (n->graph->dev.max_io / cluster + 2) * (ATTEMPTS + 2) +
+			(pages < 256 ? pages : 256) + RETRY_SUBS;
+	cz->child_subs = n->child_subs;
+	cz->space_reserve = FOLDS * cz->ppc;
+	cz->pack_cap = n->graph->dev.max_io < cluster ? n->graph->dev.max_io : cluster;
+	if (cz->pack_cap < PACK_BYTES)
+		cz->pack_cap = PACK_BYTES;
 	return 0;
 }
 
@@ -168,7 +182,13 @@ static void czq_free(struct czq *z)
 		return;
 	ZSTD_freeCCtx(z->cctx);
 	ZSTD_freeDCtx(z->dctx);
+	for (unsigned int i = 0; i < PACKS; i++)
+		free(z->packs[i].buf);
+	free(z->holds);
+	free(z->cache);
+	free(z->cache_mem);
 	free(z->jobs);
+	free(z->pages);
 	free(z->mem);
 	free(z);
 }
@@ -186,11 +206,14 @@ static void compress_close(struct uc_node *n)
 		pthread_mutex_destroy(&cz->lock);
 	free(cz->map);
 	free((void *)cz->busy);
-	free((void *)cz->readers);
+	free(cz->ov);
+	free(cz->ovn);
+	free(cz->ovz);
+	free(cz->gen);
+	free(cz->refs);
 	for (int i = 0; i < 2; i++)
 		free(cz->frees[i].e);
 	free(cz->jb);
-	free(cz->ksb);
 	cz_space_free_all(&cz->space);
 	free(cz);
 	n->priv = NULL;
@@ -198,19 +221,39 @@ static void compress_close(struct uc_node *n)
 
 struct czq *czq_new(struct cz *cz)
 {
-	struct czq *z = calloc(1, sizeof(*z));
+	size_t zlen = (sizeof(struct czq) + 63) & ~(size_t)63;
+	struct czq *z = aligned_alloc(64, zlen);	/* no cache line shared with another queue's */
 	size_t per = cz->cluster + comp_cap(cz);
+	bool nomem = false;
 
 	if (!z)
 		return NULL;
+	memset(z, 0, zlen);
 	z->nr_jobs = cz->jobs_per_queue;
 	z->jobs = calloc(z->nr_jobs, sizeof(*z->jobs));
+	z->pages = calloc((size_t)z->nr_jobs * cz->ppc, sizeof(*z->pages));
+	z->holds = calloc((size_t)z->nr_jobs * cz->ppc, sizeof(*z->holds));
+	/* decoded clusters kept for the reads that come back to them (both powers of two) */
+	z->nr_cache = CACHE_BYTES / cz->cluster < 4 ? 4 : CACHE_BYTES / cz->cluster;
+	z->cache = calloc(z->nr_cache, sizeof(*z->cache));
+	z->cache_mem = aligned_alloc(CZ_BLOCK, (size_t)z->nr_cache * cz->cluster);
+	for (unsigned int i = 0; z->cache && z->cache_mem && i < z->nr_cache; i++)
+		z->cache[i].data = z->cache_mem + (size_t)i * cz->cluster;
 	z->mem = aligned_alloc(CZ_BLOCK, per * z->nr_jobs);
 	z->cctx = ZSTD_createCCtx();
 	z->dctx = ZSTD_createDCtx();
-	if (!z->jobs || !z->mem || !z->cctx || !z->dctx) {
+	for (unsigned int i = 0; i < PACKS; i++)
+		if (!(z->packs[i].buf = aligned_alloc(CZ_BLOCK, cz->pack_cap)))
+			nomem = true;
+	if (nomem || !z->jobs || !z->pages || !z->holds || !z->cache || !z->cache_mem || !z->mem ||
+	    !z->cctx || !z->dctx) {
 		czq_free(z);
 		return NULL;
+	}
+	z->free_hold = UINT32_MAX;
+	for (uint32_t i = z->nr_jobs * cz->ppc; i--;) {
+		z->holds[i].next_free = z->free_hold;
+		z->free_hold = i;
 	}
 	ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_compressionLevel, cz->level);
 	pthread_mutex_init(&z->dlock, NULL);
@@ -219,6 +262,7 @@ struct czq *czq_new(struct cz *cz)
 
 		j->plain = z->mem + i * per;
 		j->comp = j->plain + cz->cluster;
+		j->pg = z->pages + (size_t)i * cz->ppc;
 		j->next = z->free;
 		z->free = j;
 	}
@@ -247,6 +291,7 @@ static int compress_submit(struct uc_node *n, struct uc_queue *q, struct uc_sub 
 	case UC_OP_WRITE:
 	case UC_OP_DISCARD:
 	case UC_OP_WRITE_ZEROES:
+	case UC_OP_FOLD:
 		s->state = 0;
 		cz_launch(n, cz, q, s);
 		return 0;
@@ -313,6 +358,8 @@ static bool compress_poll(struct uc_node *n, struct uc_queue *q)
 	cz_resume_done(n, cz, z, q);
 	cz_resume_jobs(n, cz, z, q);
 	cz_resume_waiting(n, cz, z, q);
+	cz_pages_poll(cz, z, q);
+	cz_fold_poll(n, cz, q);
 	pthread_mutex_lock(&cz->lock);
 	if (cz->frees[1].n)
 		cz_release_ready(cz);
@@ -326,15 +373,15 @@ static bool compress_poll(struct uc_node *n, struct uc_queue *q)
 				 atomic_load(&cz->jwritten) < cz->appended);
 	pthread_mutex_unlock(&cz->lock);
 	resume_flushes(cz, z, q);
-	return again || z->parked || z->waiting || z->flushing;
+	cz_work_kick(cz, z);
+	return again || z->open || z->parked || z->waiting || z->flushing;
 }
 
 /* ---- admin ---- */
 
 static void stats(const struct cz *cz, uint64_t *logical, uint64_t *physical)
 {
-	*logical = (atomic_load(&cz->nr_kind[CZ_RAW]) + atomic_load(&cz->nr_kind[CZ_ZSTD])) *
-		   (uint64_t)cz->cluster;
+	*logical = atomic_load(&cz->stored_pages) * CZ_PAGE;
 	*physical = cz->space.used * CZ_BLOCK;
 }
 
@@ -352,7 +399,7 @@ static int compress_status(const struct uc_node *n, char *buf, size_t len)
 	used = cz->jused;
 	pthread_mutex_unlock(&cz->lock);
 	return snprintf(buf, len, "%s%s stored in %s (%.2f:1) of %s; clusters zero=%" PRIu64
-			" raw=%" PRIu64 " zstd=%" PRIu64 "; csum_errors=%" PRIu64
+			" raw=%" PRIu64 " zstd=%" PRIu64 ", pages alone=%" PRIu64 "; csum_errors=%" PRIu64
 			" repaired=%" PRIu64 "; journal %" PRIu64 "/%" PRIu64 " blocks",
 			cz_dead(cz) ? "FAILED " : "", uc_size_str(lg, b1, sizeof(b1)),
 			uc_size_str(ph, b2, sizeof(b2)), ph ? (double)lg / ph : 1.0,
@@ -360,6 +407,7 @@ static int compress_status(const struct uc_node *n, char *buf, size_t len)
 			(uint64_t)atomic_load(&cz->nr_kind[CZ_ZERO]),
 			(uint64_t)atomic_load(&cz->nr_kind[CZ_RAW]),
 			(uint64_t)atomic_load(&cz->nr_kind[CZ_ZSTD]),
+			(uint64_t)atomic_load(&cz->alone_pages),
 			(uint64_t)atomic_load(&cz->csum_errors), (uint64_t)atomic_load(&cz->repaired),
 			used, cz->sb.journal_blocks);
 }
@@ -367,7 +415,11 @@ static int compress_status(const struct uc_node *n, char *buf, size_t len)
 static int compress_json(const struct uc_node *n, char *buf, size_t len)
 {
 	struct cz *cz = n->priv;
-	uint64_t lg, ph, used;
+	uint64_t lg, ph, used, hits = 0;
+
+	for (unsigned int i = 0; i <= UC_MAX_QUEUES; i++)
+		if (cz->q[i])
+			hits += atomic_load_explicit(&cz->q[i]->cache_hits, memory_order_relaxed);
 
 	pthread_mutex_lock(&cz->lock);
 	stats(cz, &lg, &ph);
@@ -380,7 +432,9 @@ static int compress_json(const struct uc_node *n, char *buf, size_t len)
 			", \"checksum_errors\": %" PRIu64 ", \"repaired\": %" PRIu64
 			", \"journal_blocks_used\": %" PRIu64 ", \"journal_blocks\": %" PRIu64
 			", \"commits\": %" PRIu64 ", \"checkpoints\": %" PRIu64
-			", \"zstd_skipped\": %" PRIu64 ", \"workers\": %u",
+			", \"zstd_skipped\": %" PRIu64 ", \"workers\": %u, \"pages_alone\": %" PRIu64
+			", \"page_capacity\": %" PRIu64 ", \"page_writes\": %" PRIu64
+			", \"packs_written\": %" PRIu64 ", \"folds\": %" PRIu64 ", \"cache_hits\": %" PRIu64,
 			cz->level, cz->cluster, lg, ph, ph ? (double)lg / ph : 1.0,
 			cz->sb.data_blocks * CZ_BLOCK, (uint64_t)atomic_load(&cz->nr_kind[CZ_ZERO]),
 			(uint64_t)atomic_load(&cz->nr_kind[CZ_RAW]),
@@ -388,7 +442,10 @@ static int compress_json(const struct uc_node *n, char *buf, size_t len)
 			(uint64_t)atomic_load(&cz->csum_errors), (uint64_t)atomic_load(&cz->repaired),
 			used, cz->sb.journal_blocks, (uint64_t)atomic_load(&cz->commits),
 			(uint64_t)atomic_load(&cz->checkpoints),
-			(uint64_t)atomic_load(&cz->zstd_skipped), cz->nr_workers);
+			(uint64_t)atomic_load(&cz->zstd_skipped), cz->nr_workers,
+			(uint64_t)atomic_load(&cz->alone_pages), cz->ov_cap,
+			(uint64_t)atomic_load(&cz->page_writes), (uint64_t)atomic_load(&cz->packs_written),
+			(uint64_t)atomic_load(&cz->folds_done), hits);
 }
 
 static int compress_health(const struct uc_node *n)
@@ -411,6 +468,10 @@ static int compress_examine(const char *path, FILE *out)
 	if (!r[0] || !r[1]) {
 		cz_sb_print(!r[0] && (r[1] || s[0].gen > s[1].gen) ? &s[0] : &s[1], out);
 		ret = 0;
+	} else if (r[0] == -EPROTO || r[1] == -EPROTO) {
+		fprintf(out, "%s: compress volume of format %u; this version reads format %u\n", path,
+			r[0] == -EPROTO ? s[0].version : s[1].version, CZ_VERSION);
+		ret = -EINVAL;
 	} else if (r[0] != -ENOENT || r[1] != -ENOENT) {
 		fprintf(out, "%s: compress superblock with a bad checksum or layout\n", path);
 		ret = -EINVAL;
@@ -428,9 +489,11 @@ static int compress_ctl(struct uc_node *n, const char *key, const char *value, c
 {
 	static const char *const kinds[] = { "zero", "raw", "zstd" };
 	struct cz *cz = n->priv;
-	struct cz_entry e;
+	struct cz_entry e, pe = { cz_loc(0, 0, CZ_NONE), 0, 0 };
+	const struct cz_ov *o;
 	uint64_t off, c;
 	char *end;
+	int k;
 
 	if (strcmp(key, "locate") || !value) {
 		snprintf(reply, len, "compress: keys: locate OFFSET");
@@ -446,15 +509,25 @@ static int compress_ctl(struct uc_node *n, const char *key, const char *value, c
 	c = off >> cz->cluster_shift;
 	pthread_mutex_lock(&cz->lock);
 	e = cz->map[c];
+	if ((o = cz_ov_find(cz, off / CZ_PAGE)))
+		pe = o->e;
 	pthread_mutex_unlock(&cz->lock);
 	if (cz_kind(&e) == CZ_ZERO)
-		snprintf(reply, len, "cluster %" PRIu64 " (bytes %" PRIu64 "+%u): zero, not stored", c,
-			 c << cz->cluster_shift, cz->cluster);
+		k = snprintf(reply, len, "cluster %" PRIu64 " (bytes %" PRIu64 "+%u): zero, not stored", c,
+			     c << cz->cluster_shift, cz->cluster);
 	else
-		snprintf(reply, len, "cluster %" PRIu64 " (bytes %" PRIu64 "+%u): %s, %u bytes at child "
-			 "byte %" PRIu64 " (%u blocks), crc32c %08x", c, c << cz->cluster_shift,
-			 cz->cluster, kinds[cz_kind(&e)], e.clen,
-			 blk_off(cz->sb.data_off + cz_pblk(&e)), cz_nblk(&e), e.crc);
+		k = snprintf(reply, len, "cluster %" PRIu64 " (bytes %" PRIu64 "+%u): %s, %u bytes at child "
+			     "byte %" PRIu64 " (%u blocks), crc32c %08x", c, c << cz->cluster_shift,
+			     cz->cluster, kinds[cz_kind(&e)], e.clen,
+			     blk_off(cz->sb.data_off + cz_pblk(&e)), cz_nblk(&e), e.crc);
+	if (k < 0 || (size_t)k >= len || cz_kind(&pe) == CZ_NONE)
+		return 0;
+	if (cz_kind(&pe) == CZ_ZERO)
+		snprintf(reply + k, len - k, "; page %" PRIu64 " stored alone: zero", off / CZ_PAGE);
+	else
+		snprintf(reply + k, len - k, "; page %" PRIu64 " stored alone: %s, %u bytes at child "
+			 "byte %" PRIu64 ", crc32c %08x", off / CZ_PAGE, kinds[cz_kind(&pe)], pe.clen,
+			 blk_off(cz->sb.data_off + cz_pblk(&pe)) + cz_boff(&pe), pe.crc);
 	return 0;
 }
 

@@ -42,60 +42,93 @@ static void jseal(struct cz *cz)
 }
 
 /*
- * Room for one more map change? Else the caller parks: the journal writer
- * frees memory, a checkpoint frees the ring, a commit frees the free list.
+ * Room for n more map changes that free at most frees extents? Else the
+ * caller parks: the journal writer frees memory, a checkpoint frees the
+ * ring, a commit frees the free list.
  */
-bool cz_journal_room(struct cz *cz)
+bool cz_journal_room(struct cz *cz, unsigned int n, unsigned int frees)
 {
 	struct jblock *b = jopen(cz);
+	uint64_t blocks, have = 0;
 
-	if (cz->kstate != K_NONE || cz->frees[0].n >= FREES_MAX)
+	if (cz->kstate != K_NONE || cz->frees[0].n + frees > FREES_MAX)
 		return false;
 	if (b && b->n == CZ_J_PER_BLOCK)
 		jseal(cz);
-	if (jopen(cz))
-		return true;
-	/* a new block needs room in memory and a slot in the ring */
-	return cz->jb_n < JBUF && cz->jused + 1 < cz->sb.journal_blocks;
+	if ((b = jopen(cz)))
+		have = CZ_J_PER_BLOCK - b->n;
+	/* new blocks need room in memory and slots in the ring */
+	blocks = JBUF - cz->jb_n;
+	if (blocks > cz->sb.journal_blocks - 1 - cz->jused)
+		blocks = cz->sb.journal_blocks - 1 - cz->jused;
+	return have + blocks * CZ_J_PER_BLOCK >= n;
 }
 
 /* Append a map change (cz_journal_room() said yes). Returns its entry number + 1. */
-uint64_t cz_journal_add(struct cz *cz, uint64_t cluster, const struct cz_entry *e)
+uint64_t cz_journal_add(struct cz *cz, const struct cz_jent *e)
 {
 	struct jblock *b = jopen(cz);
 
+	if (b && b->n == CZ_J_PER_BLOCK) {
+		b->sealed = true;
+		b = NULL;
+	}
 	if (!b) {
 		b = jblock(cz, cz->jb_n++);
 		*b = (struct jblock){ .seq = cz->jseq++, .slot = cz->jslot, .first = cz->appended };
 		cz->jslot = (cz->jslot + 1) % cz->sb.journal_blocks;
 		cz->jused++;
 	}
-	b->e[b->n++] = (struct cz_jent){ cluster, *e };
+	b->e[b->n++] = *e;
 	return ++cz->appended;
 }
 
-void cz_free_later(struct cz *cz, const struct cz_entry *e, uint64_t cluster, uint64_t entry)
+/* Blocks [pblk, pblk+nblk) are no longer used once the change numbered entry (+1) is durable. */
+void cz_free_later(struct cz *cz, uint64_t pblk, unsigned int nblk, uint64_t entry)
 {
 	struct free_list *f = &cz->frees[0];
 
-	if (cz_kind(e) == CZ_ZERO)
-		return;
-	f->e[f->n++] = (struct cz_free){ cz_pblk(e), cluster, entry, cz_nblk(e) };
+	assert(f->n < FREES_MAX);
+	f->e[f->n++] = (struct cz_free){ .pblk = pblk, .entry = entry, .nblk = nblk };
 }
 
-/* Durable frees go back to the allocator once no read uses their cluster's old extent. */
+/* Durable frees go back to the allocator once no read that could still use them runs. */
 void cz_release_ready(struct cz *cz)
 {
 	struct free_list *r = &cz->frees[1];
 	unsigned int k = 0;
+	bool newer = false;
 
+	if (!r->n || atomic_load(&cz->rcount[(cz->rgen - 1) & 1]))
+		return;
+	/* every read that began before generation rgen is over */
 	for (unsigned int i = 0; i < r->n; i++) {
-		if (atomic_load(&cz->readers[r->e[i].cluster]))
-			r->e[k++] = r->e[i];
-		else
+		if (r->e[i].rgen < cz->rgen) {
 			cz_space_release(&cz->space, r->e[i].pblk, r->e[i].nblk);
+		} else {
+			r->e[k++] = r->e[i];
+			newer = true;
+		}
 	}
 	r->n = k;
+	/* reads from now on count apart: the rest waits only for those before */
+	if (newer)
+		cz->rgen++;
+}
+
+/* A read takes the current grace slot: blocks freed from now on wait for it. */
+void cz_read_pin(struct cz *cz, struct job *j)
+{
+	j->rslot = cz->rgen & 1;
+	j->pinned = true;
+	atomic_fetch_add(&cz->rcount[j->rslot], 1);
+}
+
+void cz_read_unpin(struct cz *cz, struct job *j)
+{
+	if (j->pinned)
+		atomic_fetch_sub(&cz->rcount[j->rslot], 1);
+	j->pinned = false;
 }
 
 /* Frees whose entry is durable move to the ready list (room permitting: the rest waits). */
@@ -106,11 +139,14 @@ static void make_ready(struct cz *cz)
 	unsigned int k = 0;
 
 	cz_release_ready(cz);
-	for (unsigned int i = 0; i < f->n; i++)
-		if (f->e[i].entry <= durable && r->n < FREES_MAX)
-			r->e[r->n++] = f->e[i];
-		else
+	for (unsigned int i = 0; i < f->n; i++) {
+		if (f->e[i].entry <= durable && r->n < FREES_MAX) {
+			r->e[r->n] = f->e[i];
+			r->e[r->n++].rgen = cz->rgen;
+		} else {
 			f->e[k++] = f->e[i];
+		}
+	}
 	f->n = k;
 	cz_release_ready(cz);
 }
@@ -280,6 +316,7 @@ void cz_ckpt_finish(struct uc_node *n, struct cz *cz)
 	cz->sb.ckpt_id++;
 	cz->sb.ckpt_seq = cz->jseq - 1;
 	cz->sb.journal_head = cz->jslot;
+	cz->sb.ckpt_pages = cz->ov_count;
 	cz->jb_n = 0;
 	cz->jused = 0;
 	atomic_store(&cz->jwritten, cz->appended);
@@ -294,22 +331,59 @@ void cz_ckpt_finish(struct uc_node *n, struct cz *cz)
 	       cz->sb.ckpt_area ? 'B' : 'A');
 }
 
-/* Map blocks [from, from+nr) of the next checkpoint into buf. */
-void cz_ckpt_encode(struct cz *cz, uint8_t *buf, uint64_t from, unsigned int nr)
+/* A checkpoint starts: the map blocks, then the page records as they are now. */
+void cz_ckpt_begin(struct cz *cz)
 {
-	for (unsigned int i = 0; i < nr; i++) {
-		uint64_t first = (from + i) * CZ_MAP_PER_BLOCK;
-		unsigned int cnt = cz->nclusters - first < CZ_MAP_PER_BLOCK ?
-				   cz->nclusters - first : CZ_MAP_PER_BLOCK;
-
-		cz_map_encode(buf + (size_t)i * CZ_BLOCK, &cz->map[first], cnt, cz->sb.ckpt_id + 1,
-			      from + i);
-	}
+	cz->kpos = 0;
+	cz->kslot = 0;
+	cz->kpages = (cz->ov_count + CZ_PG_PER_BLOCK - 1) / CZ_PG_PER_BLOCK;
 }
 
-uint64_t cz_ckpt_area_off(const struct cz *cz, unsigned int area)
+static void ckpt_encode_pages(struct cz *cz, uint8_t *block, uint32_t index)
 {
-	return cz->sb.map_off + area * cz->sb.map_blocks;
+	struct cz_prec r[CZ_PG_PER_BLOCK];
+	unsigned int n = 0;
+
+	for (; n < CZ_PG_PER_BLOCK && cz->kslot <= cz->ov_mask; cz->kslot++) {
+		const struct cz_ov *o = &cz->ov[cz->kslot];
+
+		if (o->key)
+			r[n++] = (struct cz_prec){ o->key - 1, o->e, o->stamp };
+	}
+	cz_pages_encode(block, r, n, cz->sb.ckpt_id + 1, index);
+}
+
+/*
+ * The checkpoint's next run of blocks, encoded into buf (CKPT_RUN bytes), in
+ * order: its place on the child in *dst. Returns its block count, 0 when
+ * everything is written.
+ */
+unsigned int cz_ckpt_next(struct cz *cz, uint8_t *buf, uint64_t *dst)
+{
+	unsigned int area = cz->sb.ckpt_area ^ 1, nr = CKPT_RUN / CZ_BLOCK;
+	uint64_t from = cz->kpos, m = cz->sb.map_blocks;
+
+	if (from < m) {
+		if (nr > m - from)
+			nr = m - from;
+		for (unsigned int i = 0; i < nr; i++) {
+			uint64_t first = (from + i) * CZ_MAP_PER_BLOCK;
+			unsigned int cnt = cz->nclusters - first < CZ_MAP_PER_BLOCK ?
+					   cz->nclusters - first : CZ_MAP_PER_BLOCK;
+
+			cz_map_encode(buf + (size_t)i * CZ_BLOCK, &cz->map[first], cnt,
+				      cz->sb.ckpt_id + 1, from + i);
+		}
+		*dst = cz->sb.map_off + area * m + from;
+	} else {
+		if (nr > m + cz->kpages - from)
+			nr = m + cz->kpages - from;
+		for (unsigned int i = 0; i < nr; i++)
+			ckpt_encode_pages(cz, buf + (size_t)i * CZ_BLOCK, from - m + i);
+		*dst = cz->sb.pages_off + area * cz->sb.page_blocks + from - m;
+	}
+	cz->kpos += nr;
+	return nr;
 }
 
 /* The superblock that the checkpoint being written makes current. */
@@ -322,6 +396,7 @@ void cz_ckpt_sb(const struct cz *cz, uint8_t *block, bool clean)
 	sb.ckpt_id++;
 	sb.ckpt_seq = cz->jseq - 1;
 	sb.journal_head = cz->jslot;
+	sb.ckpt_pages = cz->ov_count;
 	sb.flags = clean ? CZ_SB_CLEAN : 0;
 	sb.level = cz->level;
 	cz_sb_encode(&sb, block);
@@ -336,26 +411,22 @@ bool cz_ckpt_poll(struct uc_node *n, struct cz *cz, struct uc_queue *q)
 		/* map changes wait; a commit and a journal write under way finish first */
 		if (cz->cstate != C_IDLE || cz->jw_inflight)
 			return true;
-		cz->kpos = 0;
+		cz_ckpt_begin(cz);
 		cz->kstate = K_MAP;
 		/* fall through */
 	case K_MAP:
-		while (cz->kpos < cz->sb.map_blocks && (io = uc_internal_get(q))) {
-			unsigned int nr = CKPT_RUN / CZ_BLOCK;
-			uint64_t from = cz->kpos;
+		while (cz->kpos < cz->sb.map_blocks + cz->kpages && (io = uc_internal_get(q))) {
+			uint64_t dst;
+			unsigned int nr = cz_ckpt_next(cz, io->buf, &dst);
 
-			if (nr > cz->sb.map_blocks - from)
-				nr = cz->sb.map_blocks - from;
-			cz_ckpt_encode(cz, io->buf, from, nr);
-			cz->kpos += nr;
 			cz->kinflight++;
 			pthread_mutex_unlock(&cz->lock);
-			uc_internal_start(q, io, n->children[0], UC_OP_WRITE, 0,
-					  blk_off(cz_ckpt_area_off(cz, cz->sb.ckpt_area ^ 1) + from),
+			uc_internal_start(q, io, n->children[0], UC_OP_WRITE, 0, blk_off(dst),
 					  (uint64_t)nr * CZ_BLOCK, ckpt_written, n);
 			pthread_mutex_lock(&cz->lock);
 		}
-		if (cz->kpos < cz->sb.map_blocks || cz->kinflight || !(io = uc_internal_get(q)))
+		if (cz->kpos < cz->sb.map_blocks + cz->kpages || cz->kinflight ||
+		    !(io = uc_internal_get(q)))
 			return true;
 		cz->kstate = K_FLUSH;
 		cz->kinflight++;

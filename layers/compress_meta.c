@@ -13,32 +13,55 @@ enum {
 	S_MAGIC = 0, S_VERSION = 8, S_FLAGS = 12, S_UUID = 16, S_GEN = 32, S_CLUSTER = 40,
 	S_LEVEL = 44, S_LOGICAL = 48, S_CHILD = 56, S_MAP_OFF = 64, S_MAP_BLOCKS = 72,
 	S_J_OFF = 80, S_J_BLOCKS = 88, S_DATA_OFF = 96, S_DATA_BLOCKS = 104, S_CKPT_AREA = 112,
-	S_CKPT_ID = 120, S_CKPT_SEQ = 128, S_J_HEAD = 136, S_CRC = CZ_BLOCK - 4,
+	S_CKPT_ID = 120, S_CKPT_SEQ = 128, S_J_HEAD = 136, S_PAGES_OFF = 144, S_PAGE_BLOCKS = 152,
+	S_CKPT_PAGES = 160, S_CRC = CZ_BLOCK - 4,
 };
 
 /* map block trailer, journal block header */
 enum { M_ID = 4080, M_INDEX = 4088, M_CRC = 4092 };
 enum {
 	J_MAGIC = 0, J_CRC = 4, J_SEQ = 8, J_UUID = 16, J_NR = 24, J_FIRST = 32, J_DURABLE = 40,
-	J_ENTRIES = 48, J_ENT = 24,
+	J_ENTRIES = 48, J_ENT = 32,
 };
+/* a page record: page number, fragment, stamp */
+enum { P_REC = 32 };
+
+/*
+ * Pages that may have fragments at once: every page, but no more than a
+ * quarter of the child's blocks (at least 4096): the table in memory costs
+ * 32 bytes a page, and beyond that folds keep it from filling.
+ */
+static uint64_t page_cap(uint64_t nclusters, uint32_t cluster, uint64_t blocks)
+{
+	uint64_t pages = nclusters * (cluster / CZ_PAGE), cap = blocks / 4 > 4096 ? blocks / 4 : 4096;
+
+	return pages < cap ? pages : cap;
+}
 
 int cz_layout(struct cz_sb *sb, uint64_t child_size, uint64_t logical, uint32_t cluster)
 {
 	uint64_t nclusters = (logical + cluster - 1) / cluster, blocks = child_size / CZ_BLOCK;
+	uint64_t cap = page_cap(nclusters, cluster, blocks);
 
 	sb->cluster = cluster;
 	sb->logical = logical;
 	sb->child_size = blocks * CZ_BLOCK;
 	sb->map_off = 2;
 	sb->map_blocks = (nclusters + CZ_MAP_PER_BLOCK - 1) / CZ_MAP_PER_BLOCK;
-	/* a checkpoint every journal_blocks commits at the latest: about four times the map */
-	sb->journal_blocks = sb->map_blocks * 4;
+	sb->page_blocks = (cap + CZ_PG_PER_BLOCK - 1) / CZ_PG_PER_BLOCK;
+	if (!sb->page_blocks)
+		sb->page_blocks = 1;
+	/*
+	 * A checkpoint when the ring is 3/4 full: its size grows with what a
+	 * checkpoint writes (the map and, at most, the page records)
+	 */
+	sb->journal_blocks = sb->map_blocks * 4 + cap / 64;
 	if (sb->journal_blocks < 256)
 		sb->journal_blocks = 256;
 	if (sb->journal_blocks > 16384)
 		sb->journal_blocks = 16384;
-	sb->journal_off = sb->map_off + 2 * sb->map_blocks;
+	sb->pages_off = sb->map_off + 2 * sb->map_blocks;
+	sb->journal_off = sb->pages_off + 2 * sb->page_blocks;
 	sb->data_off = sb->journal_off + sb->journal_blocks;
 	if (blocks < sb->data_off + 2 * (cluster / CZ_BLOCK) || blocks - sb->data_off >= (1ULL << 40))
 		return -ENOSPC;
@@ -49,6 +72,11 @@ int cz_layout(struct cz_sb *sb, uint64_t child_size, uint64_t logical, uint32_t 
 uint64_t cz_nclusters(const struct cz_sb *sb)
 {
 	return (sb->logical + sb->cluster - 1) / sb->cluster;
+}
+
+uint64_t cz_page_capacity(const struct cz_sb *sb)
+{
+	return sb->page_blocks * CZ_PG_PER_BLOCK;
 }
 
 void cz_sb_encode(const struct cz_sb *sb, void *block)
@@ -75,6 +103,9 @@ void cz_sb_encode(const struct cz_sb *sb, void *block)
 	uc_put64(b, S_CKPT_ID, sb->ckpt_id);
 	uc_put64(b, S_CKPT_SEQ, sb->ckpt_seq);
 	uc_put64(b, S_J_HEAD, sb->journal_head);
+	uc_put64(b, S_PAGES_OFF, sb->pages_off);
+	uc_put64(b, S_PAGE_BLOCKS, sb->page_blocks);
+	uc_put64(b, S_CKPT_PAGES, sb->ckpt_pages);
 	uc_put32(b, S_CRC, uc_crc32c(0, b, S_CRC));
 }
 
@@ -83,13 +114,16 @@ int cz_sb_decode(struct cz_sb *sb, const void *block)
 	const uint8_t *b = block;
 	struct cz_sb x;
 
+	memset(&x, 0, sizeof(x));	/* padding too: callers may compare whole structs */
 	if (memcmp(b + S_MAGIC, CZ_MAGIC, 8))
 		return -ENOENT;
 	if (uc_get32(b, S_CRC) != uc_crc32c(0, b, S_CRC))
 		return -EBADMSG;
 	x.version = uc_get32(b, S_VERSION);
-	if (x.version != CZ_VERSION)
+	if (x.version != CZ_VERSION) {
+		sb->version = x.version;	/* the caller says which format it found */
 		return -EPROTO;
+	}
 	x.flags = uc_get32(b, S_FLAGS);
 	memcpy(x.uuid, b + S_UUID, 16);
 	x.gen = uc_get64(b, S_GEN);
@@ -107,6 +141,9 @@ int cz_sb_decode(struct cz_sb *sb, const void *block)
 	x.ckpt_id = uc_get64(b, S_CKPT_ID);
 	x.ckpt_seq = uc_get64(b, S_CKPT_SEQ);
 	x.journal_head = uc_get64(b, S_J_HEAD);
+	x.pages_off = uc_get64(b, S_PAGES_OFF);
+	x.page_blocks = uc_get64(b, S_PAGE_BLOCKS);
+	x.ckpt_pages = uc_get64(b, S_CKPT_PAGES);
 	/* the layout must be the one cz_layout() gives, or nothing below can be trusted */
 	{
 		struct cz_sb want;
@@ -114,6 +151,8 @@ int cz_sb_decode(struct cz_sb *sb, const void *block)
 		if (x.cluster < 4096 || (x.cluster & (x.cluster - 1)) || x.cluster > (1U << 20) ||
 		    cz_layout(&want, x.child_size, x.logical, x.cluster) ||
 		    want.map_off != x.map_off || want.map_blocks != x.map_blocks ||
+		    want.pages_off != x.pages_off || want.page_blocks != x.page_blocks ||
+		    x.ckpt_pages > cz_page_capacity(&want) ||
 		    want.journal_off != x.journal_off || want.journal_blocks != x.journal_blocks ||
 		    want.data_off != x.data_off || want.data_blocks != x.data_blocks ||
 		    x.ckpt_area > 1 || x.journal_head >= x.journal_blocks)
@@ -146,13 +185,16 @@ void cz_sb_print(const struct cz_sb *sb, FILE *out)
 		"     zstd level : %d\n"
 		"     Child size : %" PRIu64 " bytes\n"
 		"            Map : 2 x %" PRIu64 " blocks at block %" PRIu64 "\n"
+		"          Pages : 2 x %" PRIu64 " blocks at block %" PRIu64 " (%" PRIu64 " pages)\n"
 		"        Journal : %" PRIu64 " blocks at block %" PRIu64 "\n"
 		"           Data : %" PRIu64 " blocks at block %" PRIu64 "\n"
-		"     Checkpoint : area %c, id %" PRIu64 ", journal after seq %" PRIu64 " at slot %" PRIu64 "\n"
+		"     Checkpoint : area %c, id %" PRIu64 ", %" PRIu64 " pages stored alone, journal after seq %"
+		PRIu64 " at slot %" PRIu64 "\n"
 		"          State : %s\n",
 		sb->version, u, sb->gen, sb->logical, sb->cluster, sb->level, sb->child_size,
-		sb->map_blocks, sb->map_off, sb->journal_blocks, sb->journal_off, sb->data_blocks,
-		sb->data_off, sb->ckpt_area ? 'B' : 'A', sb->ckpt_id, sb->ckpt_seq, sb->journal_head,
+		sb->map_blocks, sb->map_off, sb->page_blocks, sb->pages_off, cz_page_capacity(sb),
+		sb->journal_blocks, sb->journal_off, sb->data_blocks, sb->data_off,
+		sb->ckpt_area ? 'B' : 'A', sb->ckpt_id, sb->ckpt_pages, sb->ckpt_seq, sb->journal_head,
 		sb->flags & CZ_SB_CLEAN ? "clean" : "active (journal to replay)");
 }
 
@@ -196,6 +238,39 @@ int cz_map_decode(const void *block, struct cz_entry *e, unsigned int n, uint64_
 	return 0;
 }
 
+void cz_pages_encode(void *block, const struct cz_prec *r, unsigned int n, uint64_t ckpt_id,
+		     uint32_t index)
+{
+	uint8_t *b = block;
+
+	memset(b, 0, CZ_BLOCK);
+	for (unsigned int i = 0; i < n && i < CZ_PG_PER_BLOCK; i++) {
+		/* page numbers are stored + 1: an all-zero record is an unused one */
+		uc_put64(b, i * P_REC, r[i].page + 1);
+		entry_put(b + i * P_REC + 8, &r[i].e);
+		uc_put64(b, i * P_REC + 24, r[i].stamp);
+	}
+	uc_put64(b, M_ID, ckpt_id);
+	uc_put32(b, M_INDEX, index);
+	uc_put32(b, M_CRC, uc_crc32c(0, b, M_CRC));
+}
+
+int cz_pages_decode(const void *block, struct cz_prec *r, uint64_t ckpt_id, uint32_t index)
+{
+	const uint8_t *b = block;
+	int n = 0;
+
+	if (uc_get32(b, M_CRC) != uc_crc32c(0, b, M_CRC) || uc_get64(b, M_ID) != ckpt_id ||
+	    uc_get32(b, M_INDEX) != index)
+		return -EBADMSG;
+	for (unsigned int i = 0; i < CZ_PG_PER_BLOCK && uc_get64(b, i * P_REC); i++, n++) {
+		r[i].page = uc_get64(b, i * P_REC) - 1;
+		entry_get(b + i * P_REC + 8, &r[i].e);
+		r[i].stamp = uc_get64(b, i * P_REC + 24);
+	}
+	return n;
+}
+
 void cz_journal_encode(void *block, uint64_t uuid_lo, const struct cz_jhdr *h,
 		       const struct cz_jent *j)
 {
@@ -209,8 +284,12 @@ void cz_journal_encode(void *block, uint64_t uuid_lo, const struct cz_jhdr *h,
 	uc_put64(b, J_FIRST, h->first);
 	uc_put64(b, J_DURABLE, h->durable);
 	for (unsigned int i = 0; i < h->n; i++) {
-		uc_put64(b, J_ENTRIES + i * J_ENT, j[i].cluster);
-		entry_put(b + J_ENTRIES + i * J_ENT + 8, &j[i].e);
+		uint8_t *p = b + J_ENTRIES + i * J_ENT;
+
+		/* cluster (48 bits) | page << 48 | type << 56, then the entry, then s */
+		uc_put64(p, 0, j[i].cluster | (uint64_t)j[i].page << 48 | (uint64_t)j[i].type << 56);
+		entry_put(p + 8, &j[i].e);
+		uc_put64(p, 24, j[i].s);
 	}
 	uc_put32(b, J_CRC, uc_crc32c(0, b, CZ_BLOCK));
 }
@@ -233,8 +312,14 @@ int cz_journal_decode(const void *block, uint64_t seq, uint64_t uuid_lo, struct 
 	h->first = uc_get64(b, J_FIRST);
 	h->durable = uc_get64(b, J_DURABLE);
 	for (unsigned int i = 0; i < n; i++) {
-		j[i].cluster = uc_get64(b, J_ENTRIES + i * J_ENT);
-		entry_get(b + J_ENTRIES + i * J_ENT + 8, &j[i].e);
+		const uint8_t *p = b + J_ENTRIES + i * J_ENT;
+		uint64_t key = uc_get64(p, 0);
+
+		j[i].cluster = key & ((1ULL << 48) - 1);
+		j[i].page = key >> 48 & 0xff;
+		j[i].type = key >> 56;
+		entry_get(p + 8, &j[i].e);
+		j[i].s = uc_get64(p, 24);
 	}
 	return n;
 }
@@ -246,6 +331,7 @@ int cz_space_init(struct cz_space *sp, uint64_t nr_blocks)
 	sp->bits = calloc((nr_blocks + 63) / 64 + 1, sizeof(uint64_t));
 	sp->nr_blocks = nr_blocks;
 	sp->used = sp->cursor = 0;
+	sp->no_run = 0;
 	return sp->bits ? 0 : -ENOMEM;
 }
 
@@ -271,23 +357,33 @@ static void set_range(struct cz_space *sp, uint64_t b, unsigned int n, bool used
 	sp->used += used ? n : -(uint64_t)n;
 }
 
-/* The first free run of n blocks in [from, to), or UINT64_MAX. */
+/* The first free run of n blocks in [from, to), or UINT64_MAX. Whole words at once where it can. */
 static uint64_t find_run(const struct cz_space *sp, uint64_t from, uint64_t to, unsigned int n)
 {
-	uint64_t run = 0;
+	uint64_t run = 0, b = from;
 
-	for (uint64_t b = from; b < to; b++) {
-		/* whole used words are skipped at once */
-		if (!(b % 64) && !run && sp->bits[b / 64] == ~0ULL) {
-			b += 63;
-			continue;
+	while (b < to) {
+		if (!(b % 64) && b + 64 <= to) {
+			uint64_t w = sp->bits[b / 64];
+
+			if (w == ~0ULL) {
+				run = 0;
+				b += 64;
+				continue;
+			}
+			if (!w) {
+				if (run + 64 >= n)
+					return b - run;
+				run += 64;
+				b += 64;
+				continue;
+			}
 		}
-		if (is_used(sp, b)) {
+		if (is_used(sp, b))
 			run = 0;
-			continue;
-		}
-		if (++run == n)
+		else if (++run == n)
 			return b + 1 - n;
+		b++;
 	}
 	return UINT64_MAX;
 }
@@ -296,15 +392,49 @@ uint64_t cz_space_alloc(struct cz_space *sp, unsigned int n)
 {
 	uint64_t b;
 
-	if (!n || sp->nr_blocks - sp->used < n)
+	if (!n || sp->nr_blocks - sp->used < n || (sp->no_run && n >= sp->no_run))
 		return UINT64_MAX;
 	b = find_run(sp, sp->cursor, sp->nr_blocks, n);
 	if (b == UINT64_MAX)
 		b = find_run(sp, 0, sp->cursor + n - 1 < sp->nr_blocks ? sp->cursor + n - 1 : sp->nr_blocks, n);
-	if (b == UINT64_MAX)
+	if (b == UINT64_MAX) {
+		/* taking blocks makes no run longer: until one is released, it fails at once */
+		sp->no_run = n;
 		return b;
+	}
 	set_range(sp, b, n, true);
 	sp->cursor = b + n < sp->nr_blocks ? b + n : 0;
+	return b;
+}
+
+/* The first free block in [from, to), or UINT64_MAX. */
+static uint64_t find_free(const struct cz_space *sp, uint64_t from, uint64_t to)
+{
+	for (uint64_t b = from; b < to; b++) {
+		if (!(b % 64) && sp->bits[b / 64] == ~0ULL) {
+			b += 63;
+			continue;
+		}
+		if (!is_used(sp, b))
+			return b;
+	}
+	return UINT64_MAX;
+}
+
+uint64_t cz_space_alloc_upto(struct cz_space *sp, unsigned int max, unsigned int *got)
+{
+	uint64_t b = find_free(sp, sp->cursor, sp->nr_blocks);
+	unsigned int n = 1;
+
+	if (b == UINT64_MAX)
+		b = find_free(sp, 0, sp->cursor);
+	if (b == UINT64_MAX || !max)
+		return UINT64_MAX;
+	while (n < max && b + n < sp->nr_blocks && !is_used(sp, b + n))
+		n++;
+	set_range(sp, b, n, true);
+	sp->cursor = b + n < sp->nr_blocks ? b + n : 0;
+	*got = n;
 	return b;
 }
 
@@ -322,4 +452,10 @@ int cz_space_take(struct cz_space *sp, uint64_t b, unsigned int n)
 void cz_space_release(struct cz_space *sp, uint64_t b, unsigned int n)
 {
 	set_range(sp, b, n, false);
+	sp->no_run = 0;
+}
+
+bool cz_space_used(const struct cz_space *sp, uint64_t b)
+{
+	return b < sp->nr_blocks && is_used(sp, b);
 }

@@ -32,18 +32,16 @@ static int sync_rw(struct uc_node *n, int op, uint64_t blk, void *buf, uint64_t 
 /* A checkpoint now, synchronously (open, clean stop). Returns 0 or -errno. */
 static int ckpt_sync(struct uc_node *n, struct cz *cz, bool clean)
 {
-	uint64_t nr = cz->sb.map_blocks;
 	uint8_t *buf = aligned_alloc(CZ_BLOCK, CKPT_RUN);
+	unsigned int nr;
+	uint64_t dst;
 	int ret = 0;
 
 	if (!buf)
 		return -ENOMEM;
-	for (uint64_t from = 0; !ret && from < nr; from += CKPT_RUN / CZ_BLOCK) {
-		unsigned int k = nr - from < CKPT_RUN / CZ_BLOCK ? nr - from : CKPT_RUN / CZ_BLOCK;
-
-		cz_ckpt_encode(cz, buf, from, k);
-		ret = sync_rw(n, UC_OP_WRITE, cz_ckpt_area_off(cz, cz->sb.ckpt_area ^ 1) + from, buf, k);
-	}
+	cz_ckpt_begin(cz);
+	while (!ret && (nr = cz_ckpt_next(cz, buf, &dst)))
+		ret = sync_rw(n, UC_OP_WRITE, dst, buf, nr);
 	if (!ret)
 		ret = sync_rw(n, UC_OP_FLUSH, 0, NULL, 0);
 	if (!ret) {
@@ -89,6 +87,8 @@ static int read_sb(struct uc_node *n, struct cz_sb *sb, bool *blank)
 			*sb = s[1];
 		else
 			ret = r[0] == -ENOENT && r[1] == -ENOENT ? -ENOENT : r[0] == -ENOENT ? r[1] : r[0];
+		if (ret == -EPROTO)
+			sb->version = r[0] == -EPROTO ? s[0].version : s[1].version;
 	}
 	free(buf);
 	return ret;
@@ -105,7 +105,7 @@ static int load_map(struct uc_node *n, struct cz *cz)
 	for (uint64_t from = 0; !ret && from < nr; from += CKPT_RUN / CZ_BLOCK) {
 		unsigned int k = nr - from < CKPT_RUN / CZ_BLOCK ? nr - from : CKPT_RUN / CZ_BLOCK;
 
-		ret = sync_rw(n, UC_OP_READ, cz_ckpt_area_off(cz, cz->sb.ckpt_area) + from, buf, k);
+		ret = sync_rw(n, UC_OP_READ, cz->sb.map_off + cz->sb.ckpt_area * nr + from, buf, k);
 		for (unsigned int i = 0; !ret && i < k; i++) {
 			uint64_t first = (from + i) * CZ_MAP_PER_BLOCK;
 			unsigned int cnt = cz->nclusters - first < CZ_MAP_PER_BLOCK ?
@@ -121,6 +121,71 @@ static int load_map(struct uc_node *n, struct cz *cz)
 		}
 	}
 	free(buf);
+	return ret;
+}
+
+/* Is e a fragment that can be in this volume? */
+static bool frag_ok(const struct cz *cz, const struct cz_entry *e)
+{
+	switch (cz_kind(e)) {
+	case CZ_ZERO:
+		return true;
+	case CZ_RAW:
+	case CZ_ZSTD:
+		return e->clen && e->clen <= CZ_PAGE && (cz_kind(e) == CZ_ZSTD || e->clen == CZ_PAGE) &&
+		       cz_pblk(e) + cz_fblocks(e) <= cz->sb.data_blocks;
+	}
+	return false;
+}
+
+/* Is e a base copy that can be in this volume? */
+static bool base_ok(const struct cz *cz, const struct cz_entry *e)
+{
+	unsigned int k = cz_kind(e), nb = cz_nblk(e);
+
+	if (k == CZ_ZERO)
+		return true;
+	return (k == CZ_RAW || k == CZ_ZSTD) && nb && nb <= cz->cluster / CZ_BLOCK &&
+	       e->clen <= (uint64_t)nb * CZ_BLOCK && (k == CZ_ZSTD || e->clen == cz->cluster) &&
+	       cz_pblk(e) + nb <= cz->sb.data_blocks;
+}
+
+/* The checkpoint's pages stored alone. */
+static int load_pages(struct uc_node *n, struct cz *cz)
+{
+	uint64_t left = cz->sb.ckpt_pages, nr = (left + CZ_PG_PER_BLOCK - 1) / CZ_PG_PER_BLOCK;
+	uint8_t *buf = aligned_alloc(CZ_BLOCK, CZ_BLOCK);
+	struct cz_prec *r = malloc(CZ_PG_PER_BLOCK * sizeof(*r));
+	int ret = !buf || !r ? -ENOMEM : 0;
+
+	for (uint64_t i = 0; !ret && i < nr; i++) {
+		int k;
+
+		ret = sync_rw(n, UC_OP_READ, cz->sb.pages_off + cz->sb.ckpt_area * cz->sb.page_blocks + i,
+			      buf, 1);
+		if (ret)
+			break;
+		k = cz_pages_decode(buf, r, cz->sb.ckpt_id, i);
+		if (k != (int)(left < CZ_PG_PER_BLOCK ? left : CZ_PG_PER_BLOCK)) {
+			uc_err("%s: page block %" PRIu64 " of checkpoint %" PRIu64 " is corrupted; "
+			       "refusing to open (see `ublk-compose examine`)", n->name, i, cz->sb.ckpt_id);
+			ret = -EINVAL;
+			break;
+		}
+		for (int x = 0; !ret && x < k; x++) {
+			uint64_t c = r[x].page / cz->ppc;
+
+			if (c >= cz->nclusters || !frag_ok(cz, &r[x].e) || cz_ov_find(cz, r[x].page) ||
+			    cz_set_page(cz, c, r[x].page % cz->ppc, &r[x].e, r[x].stamp, 0, false)) {
+				uc_err("%s: page record %d of block %" PRIu64 " is impossible (page %" PRIu64
+				       "); refusing to open", n->name, x, i, r[x].page);
+				ret = -EINVAL;
+			}
+		}
+		left -= k;
+	}
+	free(buf);
+	free(r);
 	return ret;
 }
 
@@ -173,33 +238,66 @@ struct replay {
 	uint8_t *data;		/* an extent read back to check it */
 };
 
-/* Entries below the durable mark apply; later ones only if their data made it. */
+/* Did the data of e (a base copy, or a fragment) reach the disk? Returns 1, 0, or -errno. */
+static int data_made_it(struct uc_node *n, struct cz *cz, const struct cz_entry *e, bool page,
+			uint8_t *buf)
+{
+	unsigned int nblk = page ? cz_fblocks(e) : cz_nblk(e), off = page ? cz_boff(e) : 0;
+	int ret = sync_rw(n, UC_OP_READ, cz->sb.data_off + cz_pblk(e), buf, nblk);
+
+	if (ret)
+		return ret;
+	return uc_crc32c(0, buf + off, e->clen) == e->crc;
+}
+
+/*
+ * Entries below the durable mark apply as they are; later ones only if
+ * their data made it (else that write is lost, as unflushed writes may be),
+ * and a base copy is dropped only if every page still has a fragment.
+ */
 static int apply_block(struct uc_node *n, struct cz *cz, const struct cz_jhdr *h,
 		       const struct cz_jent *j, void *arg)
 {
 	struct replay *r = arg;
 
 	for (unsigned int i = 0; i < h->n; i++) {
-		const struct cz_entry *e = &j[i].e;
+		const struct cz_jent *x = &j[i];
+		uint64_t entry = h->first + i + 1;	/* the stamp it gave */
+		bool page = x->type == CZ_J_PAGE, durable = entry <= r->durable;
 		int ret;
 
-		if (j[i].cluster >= cz->nclusters || cz_kind(e) > CZ_ZSTD ||
-		    (cz_kind(e) != CZ_ZERO && (!cz_nblk(e) || cz_nblk(e) > cz->cluster / CZ_BLOCK ||
-					       cz_pblk(e) + cz_nblk(e) > cz->sb.data_blocks))) {
+		if (x->cluster >= cz->nclusters || x->type < CZ_J_BASE_CLEAR || x->type > CZ_J_PAGE ||
+		    (page ? x->page >= cz->ppc || !frag_ok(cz, &x->e) : !base_ok(cz, &x->e)) ||
+		    (x->type == CZ_J_BASE && cz_has_data(&x->e))) {
 			uc_err("%s: journal block %" PRIu64 " holds an impossible entry (cluster %" PRIu64
-			       "); refusing to open", n->name, h->seq, j[i].cluster);
+			       "); refusing to open", n->name, h->seq, x->cluster);
 			return -EINVAL;
 		}
-		if (h->first + i >= r->durable && cz_kind(e) != CZ_ZERO) {
-			if ((ret = sync_rw(n, UC_OP_READ, cz->sb.data_off + cz_pblk(e), r->data, cz_nblk(e))))
+		if (!durable && cz_has_data(&x->e)) {
+			if ((ret = data_made_it(n, cz, &x->e, page, r->data)) < 0)
 				return ret;
-			if (e->clen > (uint64_t)cz_nblk(e) * CZ_BLOCK ||
-			    uc_crc32c(0, r->data, e->clen) != e->crc) {
+			if (!ret) {
 				r->skipped++;	/* written to the journal, but its data did not make it */
 				continue;
 			}
 		}
-		cz->map[j[i].cluster] = *e;
+		if (x->type == CZ_J_BASE && cz->ovn[x->cluster] < cz->ppc) {
+			r->skipped++;	/* a page write before it was left out: the base still counts */
+			continue;
+		}
+		if (page) {
+			if (cz_set_page(cz, x->cluster, x->page, &x->e, entry, 0, false)) {
+				if (durable) {
+					uc_err("%s: journal block %" PRIu64 " stores more pages alone than "
+					       "the volume holds; refusing to open", n->name, h->seq);
+					return -EINVAL;
+				}
+				r->skipped++;
+				continue;
+			}
+		} else {
+			cz_set_base(cz, x->cluster, &x->e, x->type == CZ_J_BASE_CLEAR, x->s, 0, false);
+		}
 		r->applied++;
 	}
 	return 0;
@@ -213,7 +311,7 @@ static int64_t replay(struct uc_node *n, struct cz *cz, struct replay *r)
 	uint64_t seq, slot;
 	int64_t ret;
 
-	r->data = aligned_alloc(CZ_BLOCK, cz->cluster);
+	r->data = aligned_alloc(CZ_BLOCK, cz->cluster > 2 * CZ_BLOCK ? cz->cluster : 2 * CZ_BLOCK);
 	if (!buf || !j || !r->data) {
 		ret = -ENOMEM;
 		goto out;
@@ -230,44 +328,81 @@ out:
 	return ret;
 }
 
-/* Every mapped extent takes its blocks; two clusters sharing one is corruption. */
+/*
+ * Every base copy takes its blocks, every fragment counts in its blocks'
+ * refs; a block in two base copies, or in a base copy and a fragment, is
+ * corruption. The stats start from what is there.
+ */
 static int build_space(struct uc_node *n, struct cz *cz)
 {
+	uint64_t stored = 0, alone = 0;
+
 	for (uint64_t c = 0; c < cz->nclusters; c++) {
 		const struct cz_entry *e = &cz->map[c];
 		unsigned int k = cz_kind(e), nb = cz_nblk(e);
 
-		if (k == CZ_ZERO)
-			continue;
-		if (k > CZ_ZSTD || !nb || nb > cz->cluster / CZ_BLOCK || e->clen > (uint64_t)nb * CZ_BLOCK ||
-		    (k == CZ_RAW && e->clen != cz->cluster) ||
-		    cz_space_take(&cz->space, cz_pblk(e), nb)) {
+		if (k != CZ_ZERO && (!base_ok(cz, e) || cz_space_take(&cz->space, cz_pblk(e), nb))) {
 			uc_err("%s: cluster %" PRIu64 " has a bad or shared extent (block %" PRIu64
 			       "+%u); refusing to open", n->name, c, cz_pblk(e), nb);
 			return -EINVAL;
 		}
 		atomic_fetch_add(&cz->nr_kind[k], 1);
+		stored += (cz_has_data(e) ? cz->ppc - cz->ovn[c] : 0) + cz->ovn[c] - cz->ovz[c];
 	}
-	atomic_store(&cz->nr_kind[CZ_ZERO], cz->nclusters - atomic_load(&cz->nr_kind[CZ_RAW]) -
-		     atomic_load(&cz->nr_kind[CZ_ZSTD]));
+	for (uint64_t i = 0; i <= cz->ov_mask; i++) {
+		const struct cz_ov *o = &cz->ov[i];
+
+		if (!o->key || !cz_has_data(&o->e))
+			continue;
+		alone++;
+		for (unsigned int b = 0; b < cz_fblocks(&o->e); b++) {
+			uint64_t blk = cz_pblk(&o->e) + b;
+
+			if ((!cz->refs[blk] && cz_space_take(&cz->space, blk, 1)) || cz->refs[blk] == UINT16_MAX) {
+				uc_err("%s: page %" PRIu64 " has its fragment in a block of a cluster's extent "
+				       "(block %" PRIu64 "); refusing to open", n->name, o->key - 1, blk);
+				return -EINVAL;
+			}
+			cz->refs[blk]++;
+		}
+	}
+	atomic_store(&cz->stored_pages, stored);
+	atomic_store(&cz->alone_pages, alone);
 	return 0;
 }
 
-static int cz_alloc(struct cz *cz, const struct uc_graph *g)
+static int cz_alloc_mem(struct cz *cz, const struct uc_graph *g)
 {
 	cz->map = calloc(cz->nclusters, sizeof(*cz->map));
 	cz->busy = calloc(cz->nclusters, sizeof(*cz->busy));
-	cz->readers = calloc(cz->nclusters, sizeof(*cz->readers));
+	cz->ovn = calloc(cz->nclusters, sizeof(*cz->ovn));
+	cz->ovz = calloc(cz->nclusters, sizeof(*cz->ovz));
+	cz->gen = calloc(cz->nclusters, sizeof(*cz->gen));
 	cz->jb = calloc(JBUF, sizeof(*cz->jb));
 	for (int i = 0; i < 2; i++)
 		cz->frees[i].e = calloc(FREES_MAX, sizeof(struct cz_free));
-	if (!cz->map || !cz->busy || !cz->readers || !cz->jb || !cz->frees[0].e || !cz->frees[1].e)
+	if (!cz->map || !cz->busy || !cz->ovn || !cz->ovz || !cz->gen || !cz->jb || !cz->frees[0].e ||
+	    !cz->frees[1].e)
 		return -ENOMEM;
 	/* per queue: the device's queues and the one activate uses */
 	for (unsigned int i = 0; i <= UC_MAX_QUEUES; i++)
 		if ((i < g->dev.queues || i == UC_SYNC_QUEUE_ID) && !(cz->q[i] = czq_new(cz)))
 			return -ENOMEM;
 	pthread_mutex_init(&cz->lock, NULL);
+	cz->rgen = 1;
+	return 0;
+}
+
+/* What depends on the superblock: the page table, the blocks' fragment counts. */
+static int cz_alloc_sb(struct cz *cz)
+{
+	uint64_t capacity = cz_page_capacity(&cz->sb);
+
+	/* some room stays free for what a replay may keep that the running volume had dropped */
+	cz->ov_cap = capacity - capacity / 16;
+	cz->refs = calloc(cz->sb.data_blocks, sizeof(*cz->refs));
+	if (!cz->refs || cz_ov_init(cz, capacity))
+		return -ENOMEM;
 	return 0;
 }
 
@@ -280,7 +415,7 @@ int compress_activate(struct uc_node *n)
 	char b1[32], b2[32];
 	int ret;
 
-	if ((ret = cz_alloc(cz, n->graph))) {
+	if ((ret = cz_alloc_mem(cz, n->graph))) {
 		uc_err("%s: out of memory for the map of %" PRIu64 " clusters", n->name, cz->nclusters);
 		return ret;
 	}
@@ -302,11 +437,15 @@ int compress_activate(struct uc_node *n)
 		uc_err("%s: the child holds data but no compress superblock; refusing to format it "
 		       "(zero its first 8K to start a new volume)", n->name);
 		return -EINVAL;
+	} else if (ret == -EPROTO) {
+		uc_err("%s: the volume is of format %u (this version of ublk-compose reads format %u "
+		       "only); refusing to open: copy its data with the version that made it to a new "
+		       "volume", n->name, cz->sb.version, CZ_VERSION);
+		return -EINVAL;
 	} else if (ret) {
 		uc_err("%s: %s; refusing to open (see `ublk-compose examine`)", n->name,
-		       ret == -EBADMSG ? "corrupted superblock" :
-		       ret == -EPROTO ? "superblock of an unknown version" : strerror(-ret));
-		return ret == -EBADMSG || ret == -EPROTO ? -EINVAL : ret;
+		       ret == -EBADMSG ? "corrupted superblock" : strerror(-ret));
+		return ret == -EBADMSG ? -EINVAL : ret;
 	} else {
 		if (cz->sb.cluster != cz->cluster || cz->sb.logical != cz->logical) {
 			uc_err("%s: the volume was made with cluster %s and size %s; this config gives "
@@ -322,12 +461,17 @@ int compress_activate(struct uc_node *n)
 			return -EINVAL;
 		}
 		memcpy(&cz->uuid_lo, cz->sb.uuid, 8);
-		if ((ret = load_map(n, cz)))
+		if ((ret = cz_alloc_sb(cz)) || (ret = load_map(n, cz)) || (ret = load_pages(n, cz)))
 			return ret;
 		replayed = replay(n, cz, &r);
 		if (replayed < 0)
 			return replayed;
+		/* stamps count from the entries of this run: the pages there now are older */
+		for (uint64_t i = 0; i <= cz->ov_mask; i++)
+			cz->ov[i].stamp = 0;
 	}
+	if (!cz->refs && (ret = cz_alloc_sb(cz)))
+		return ret;
 	if ((ret = cz_space_init(&cz->space, cz->sb.data_blocks)) || (ret = build_space(n, cz)))
 		return ret;
 	if (replayed || (!(cz->sb.flags & CZ_SB_CLEAN) && cz->sb.gen))

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The compress layer's CPU work: compressing and checking/decoding
- * clusters, on worker threads (or the queue thread with workers = 0).
+ * The compress layer's CPU work: compressing clusters and pages, checking
+ * and decoding what was read, on worker threads (or on the queue thread
+ * with workers = 0).
  */
 #include <errno.h>
 #include <string.h>
@@ -61,21 +62,21 @@ static bool looks_random(const uint8_t *p, size_t len)
 	return 256 * sq / n - n < 2 * 255;
 }
 
-/* Compress plain into comp (or settle for raw): j->neu gets all but its place. */
-void cz_job_compress(struct cz *cz, ZSTD_CCtx *cctx, struct job *j)
+/* Compress j->in into comp (or settle for raw): j->neu gets all but its place. */
+static void job_compress(struct cz *cz, ZSTD_CCtx *cctx, struct job *j)
 {
 	unsigned int kind = CZ_ZSTD;
-	bool raw = looks_random(j->plain, cz->cluster);
-	size_t clen = raw ? 0 : ZSTD_compress2(cctx, j->comp, comp_cap(cz), j->plain, cz->cluster);
+	bool raw = !cctx || looks_random(j->in, cz->cluster);
+	size_t clen = raw ? 0 : ZSTD_compress2(cctx, j->comp, comp_cap(cz), j->in, cz->cluster);
 	uint8_t *data = j->comp;
 
 	/* it must save a whole block, or it is stored raw */
-	if (raw)
+	if (raw && cctx)
 		atomic_fetch_add(&cz->zstd_skipped, 1);
 	if (raw || ZSTD_isError(clen) || clen > cz->cluster - CZ_BLOCK) {
 		kind = CZ_RAW;
 		clen = cz->cluster;
-		data = j->plain;
+		data = j->in;
 	} else {
 		memset(j->comp + clen, 0, (CZ_BLOCK - clen % CZ_BLOCK) % CZ_BLOCK);
 	}
@@ -83,15 +84,135 @@ void cz_job_compress(struct cz *cz, ZSTD_CCtx *cctx, struct job *j)
 				    uc_crc32c(0, data, clen) };
 }
 
-bool cz_use_workers(const struct cz *cz, const struct uc_queue *q)
+/* The base copy was read into plain (raw) or comp: check it, decode it. Returns 0 or -errno. */
+static int job_decode(struct cz *cz, ZSTD_DCtx *dctx, struct job *j)
 {
-	return cz->wstarted && q->id != UC_SYNC_QUEUE_ID;
+	const struct cz_entry *e = &j->old;
+	const uint8_t *data = cz_kind(e) == CZ_RAW ? j->out : j->comp;
+
+	if (uc_crc32c(0, data, e->clen) != e->crc)
+		return -EBADMSG;
+	if (cz_kind(e) == CZ_ZSTD) {
+		size_t r;
+
+		if (!dctx)
+			return -ENOMEM;
+		r = ZSTD_decompressDCtx(dctx, j->out, cz->cluster, j->comp, e->clen);
+		if (ZSTD_isError(r) || r != cz->cluster)
+			return -EBADMSG;
+	}
+	return 0;
 }
 
-/* Hand j's CPU work to the workers; poll() goes on with it when it comes back. */
-void cz_offload(struct cz *cz, struct uc_queue *q, struct job *j, int work)
+/*
+ * A compressed page is kept only if it saves this much: smaller savings
+ * are not worth a decompression on every read.
+ */
+#define PAGE_KEEP	(CZ_PAGE - CZ_PAGE / 16)
+
+/*
+ * Each page [pfirst, plast] of j->in on its own: zero, zstd (its bytes
+ * appended to comp) or raw (it stays where it is). pg[p].e gets all but its place.
+ */
+static void job_pages(struct cz *cz, ZSTD_CCtx *cctx, struct job *j)
 {
+	size_t pos = 0;
+
+	for (unsigned int p = j->pfirst; p <= j->plast; p++) {
+		const uint8_t *src = j->in + (size_t)p * CZ_PAGE;
+		struct jpage *g = &j->pg[p];
+		size_t clen = 0;
+
+		if (all_zero(src, CZ_PAGE)) {
+			g->e = (struct cz_entry){ cz_loc(0, 0, CZ_ZERO), 0, 0 };
+			continue;
+		}
+		if (cctx)
+			clen = ZSTD_compress2(cctx, j->comp + pos, comp_cap(cz) - pos, src, CZ_PAGE);
+		if (cctx && !ZSTD_isError(clen) && clen <= PAGE_KEEP) {
+			g->e = (struct cz_entry){ cz_loc(0, 0, CZ_ZSTD), clen,
+						  uc_crc32c(0, j->comp + pos, clen) };
+			g->src = pos;
+			pos += clen;
+		} else {
+			g->e = (struct cz_entry){ cz_loc(0, 0, CZ_RAW), CZ_PAGE, uc_crc32c(0, src, CZ_PAGE) };
+			g->src = (uint32_t)p * CZ_PAGE;
+		}
+	}
+}
+
+/*
+ * The range rblk+rnblk was read into comp: check and decode every page
+ * still to load whose fragment lies in it. Returns 0, or -EBADMSG if one
+ * failed its checksum (it stays to load: the range is read again from
+ * another copy).
+ */
+static int job_frags(struct cz *cz, ZSTD_DCtx *dctx, struct job *j)
+{
+	int ret = 0;
+
+	(void)cz;
+	for (unsigned int p = j->pfirst; p <= j->plast; p++) {
+		struct jpage *g = &j->pg[p];
+		const uint8_t *data;
+		uint8_t *dst = j->out + (size_t)p * CZ_PAGE;
+
+		if (g->loaded || !cz_has_data(&g->e) || cz_pblk(&g->e) < j->rblk ||
+		    cz_pblk(&g->e) + cz_fblocks(&g->e) > j->rblk + j->rnblk)
+			continue;
+		data = j->comp + (cz_pblk(&g->e) - j->rblk) * CZ_BLOCK + cz_boff(&g->e);
+		if (uc_crc32c(0, data, g->e.clen) != g->e.crc) {
+			ret = -EBADMSG;
+			continue;
+		}
+		if (cz_kind(&g->e) == CZ_RAW) {
+			memcpy(dst, data, CZ_PAGE);
+		} else {
+			size_t r = dctx ? ZSTD_decompressDCtx(dctx, dst, CZ_PAGE, data, g->e.clen) : 0;
+
+			if (ZSTD_isError(r) || r != CZ_PAGE) {
+				ret = -EBADMSG;
+				continue;
+			}
+		}
+		g->loaded = true;
+	}
+	return ret;
+}
+
+static void do_work(struct cz *cz, ZSTD_CCtx *cctx, ZSTD_DCtx *dctx, struct job *j)
+{
+	switch (j->work) {
+	case W_COMPRESS:
+		job_compress(cz, cctx, j);
+		break;
+	case W_DECODE:
+		j->wres = job_decode(cz, dctx, j);
+		break;
+	case W_PAGES:
+		job_pages(cz, cctx, j);
+		break;
+	case W_FRAGS:
+		j->wres = job_frags(cz, dctx, j);
+		break;
+	}
+}
+
+/*
+ * Job j's CPU work (W_*): handed to the workers, whose result comes back
+ * through the queue's poll, or done here at once. Either way the job goes
+ * on in cz_work_done().
+ */
+void cz_work(struct uc_node *n, struct cz *cz, struct uc_queue *q, struct job *j, int work)
+{
+	struct czq *z = czq_of(cz, q);
+
 	j->work = work;
+	if (!cz->wstarted || q->id == UC_SYNC_QUEUE_ID) {
+		do_work(cz, z->cctx, z->dctx, j);
+		cz_work_done(n, cz, q, j);
+		return;
+	}
 	j->qid = q->id;
 	j->wnext = NULL;
 	pthread_mutex_lock(&cz->wlock);
@@ -100,25 +221,22 @@ void cz_offload(struct cz *cz, struct uc_queue *q, struct job *j, int work)
 	else
 		cz->whead = j;
 	cz->wtail = j;
-	pthread_cond_signal(&cz->wcond);
 	pthread_mutex_unlock(&cz->wlock);
+	z->wnew++;	/* the workers are woken once, at the end of the loop turn (cz_work_kick) */
 }
 
-/* A read of the extent came back into plain or comp: check it, decode it. Returns 0 or -errno. */
-int cz_job_decode(struct cz *cz, ZSTD_DCtx *dctx, struct job *j)
+/* Wake the workers for the work this queue handed them in this turn. */
+void cz_work_kick(struct cz *cz, struct czq *z)
 {
-	const struct cz_entry *e = &j->old;
-	const uint8_t *data = cz_kind(e) == CZ_RAW ? j->plain : j->comp;
-
-	if (uc_crc32c(0, data, e->clen) != e->crc)
-		return -EBADMSG;
-	if (cz_kind(e) == CZ_ZSTD) {
-		size_t r = ZSTD_decompressDCtx(dctx, j->plain, cz->cluster, j->comp, e->clen);
-
-		if (ZSTD_isError(r) || r != cz->cluster)
-			return -EBADMSG;
-	}
-	return 0;
+	if (!z->wnew)
+		return;
+	pthread_mutex_lock(&cz->wlock);
+	if (z->wnew > 1)
+		pthread_cond_broadcast(&cz->wcond);
+	else
+		pthread_cond_signal(&cz->wcond);
+	pthread_mutex_unlock(&cz->wlock);
+	z->wnew = 0;
 }
 
 /* ---- workers: compression and decompression off the queue threads ---- */
@@ -135,6 +253,7 @@ static void *worker_main(void *arg)
 	for (;;) {
 		struct job *j;
 		struct czq *z;
+		bool kick;
 
 		while (!cz->whead && !cz->wstop)
 			pthread_cond_wait(&cz->wcond, &cz->wlock);
@@ -145,19 +264,16 @@ static void *worker_main(void *arg)
 		if (!cz->whead)
 			cz->wtail = NULL;
 		pthread_mutex_unlock(&cz->wlock);
-		if (j->work == W_COMPRESS && cctx)
-			cz_job_compress(cz, cctx, j);
-		else if (j->work == W_COMPRESS)
-			j->neu = (struct cz_entry){ cz_loc(0, cz->cluster / CZ_BLOCK, CZ_RAW), cz->cluster,
-						    uc_crc32c(0, j->plain, cz->cluster) };
-		else
-			j->wres = dctx ? cz_job_decode(cz, dctx, j) : -ENOMEM;
+		/* without a context (out of memory) clusters and pages are stored raw */
+		do_work(cz, cctx, dctx, j);
 		z = cz->q[j->qid];
 		pthread_mutex_lock(&z->dlock);
+		kick = !z->done;	/* else a kick is on its way and the queue takes this one too */
 		j->wnext = z->done;
 		z->done = j;
 		pthread_mutex_unlock(&z->dlock);
-		uc_graph_kick_queue(cz->g, j->qid);
+		if (kick)
+			uc_graph_kick_queue(cz->g, j->qid);
 		pthread_mutex_lock(&cz->wlock);
 	}
 	pthread_mutex_unlock(&cz->wlock);
@@ -194,10 +310,10 @@ void cz_workers_start(struct uc_node *n, struct cz *cz)
 	cz->wstarted = i > 0;
 }
 
-/* Jobs the workers handed back to this queue go on. */
+/* Jobs the workers handed back to this queue go on (oldest first). */
 void cz_resume_done(struct uc_node *n, struct cz *cz, struct czq *z, struct uc_queue *q)
 {
-	struct job *j;
+	struct job *j, *rev = NULL;
 
 	if (!z->done)
 		return;
@@ -208,10 +324,14 @@ void cz_resume_done(struct uc_node *n, struct cz *cz, struct czq *z, struct uc_q
 	while (j) {
 		struct job *next = j->wnext;
 
-		if (j->work == W_COMPRESS)
-			cz_job_place(n, cz, q, j);
-		else
-			cz_job_read_done(n, cz, q, j, j->wres);
+		j->wnext = rev;
+		rev = j;
 		j = next;
+	}
+	while (rev) {
+		struct job *next = rev->wnext;
+
+		cz_work_done(n, cz, q, rev);
+		rev = next;
 	}
 }

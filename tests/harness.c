@@ -167,18 +167,18 @@ void issue(struct harness *h, uint8_t op, uint8_t flags, uint64_t off, uint64_t 
 /* A random mix of every op, then a full read-back. Returns failures. */
 int run_mix(struct harness *h, unsigned int nr, bool discards)
 {
-	uint64_t max_io = h->g.dev.max_io, size = h->g.size;
+	uint64_t max_io = h->g.dev.max_io, size = h->g.size, a = h->align ? h->align : 512;
 
 	h->lax = false;
 	for (unsigned int i = 0; i < nr; i++) {
 		unsigned int pick = t_rand() % 100;
-		uint64_t len = 512 * (1 + t_rand() % (max_io / 512)), off;
+		uint64_t len = a * (1 + t_rand() % (max_io / a)), off;
 
 		if (t_rand() % 4 == 0)
-			len = 512 * (1 + t_rand() % 16);
+			len = a * (1 + t_rand() % 16);
 		if (len > size)
 			len = size;
-		off = 512 * (t_rand() % ((size - len) / 512 + 1));
+		off = a * (t_rand() % ((size - len) / a + 1));
 		if (pick < 45)
 			issue(h, UC_OP_WRITE, t_rand() % 8 ? 0 : UC_F_FUA, off, len);
 		else if (pick < 90 || !discards)

@@ -31,6 +31,7 @@ struct harness {
 	bool lax;		/* one(): the caller checks results */
 	bool compressible;	/* writes carry data that compresses about 2:1 */
 	const uint8_t *data;	/* if set: what writes carry (their length of it) */
+	unsigned int align;	/* run_mix: offsets and lengths in multiples of this (0: 512) */
 	uint64_t nr_reqs;
 };
 

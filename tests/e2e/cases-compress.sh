@@ -14,6 +14,9 @@
 #   compress-corrupt      4K of one stored extent corrupted: EIO and a counted checksum error; under a
 #                         mirror with one leg corrupted: the data is right, the copy rewritten
 #   compress-confs        conf/compress.conf and conf/compressed-raid10.conf as written
+#   compress-zram-bench   a short run of the compress vs zram benchmark rows (tools/bench/zram.sh:
+#                         16M of /usr, 1 s per job, /usr/include/linux for ext4): every job ran on
+#                         both devices, both read back identical to the tar, ext4 files identical
 
 # cz_conf NAME LOGICAL CHILD [MORE]: a compress volume "cz" over $E2E_WORK/compress/NAME.img;
 # MORE replaces the child; sets CZ_CONF, CZ_IMG
@@ -255,6 +258,29 @@ case_compress_confs() {
   done
 }
 
+# the benchmark's compress vs zram rows, short: they run, and what they wrote reads back
+case_compress_zram_bench() {
+  local out=$CASE_DIR/bench j s
+  mkdir -p "$out"
+  [ -x "$(dirname "$UC_BIN")/czload" ] || fail "no czload next to $UC_BIN (cmake --build build)"
+  OUT=$out UC_BIN=$UC_BIN CZLOAD=$(dirname "$UC_BIN")/czload BENCH_WORK=$E2E_WORK/zram REPS=1 RUNTIME=1 \
+    TAR_MB=16 TREE=/usr/include/linux timeout 600 bash "$REPO/tools/bench/zram.sh" 2> "$CASE_DIR/zram.log"
+  log "zram.sh: $(tail -n 3 "$CASE_DIR/zram.log" | tr '\n' ' ')"
+  [ "$(cat "$out/status-zram" 2>/dev/null)" = ok ] || fail "zram.sh: $(cat "$out/status-zram" 2>/dev/null)"
+  grep -q '^verified=yes' "$out/zram-info.txt" || fail "no read-back check"
+  for j in write1m read1m randread4k randwrite4k; do
+    for s in ours ref; do
+      python3 -c 'import json,sys; j=json.load(open(sys.argv[1]))["jobs"][0]; r,w=j["read"],j["write"]
+sys.exit(0 if r["io_bytes"] + w["io_bytes"] > 0 else 1)' "$out/raw/zram.$s.$j.1.json" ||
+        fail "job $j on $s: no I/O in $out/raw/zram.$s.$j.1.json"
+    done
+  done
+  python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); e=json.load(open(sys.argv[2]))
+sys.exit(0 if d["ours"]["bytes"] > 0 and d["ref"]["bytes"] > 0 and len(e["ours"]) == len(e["ref"]) == 1 else 1)' \
+    "$out/zram-space.json" "$out/zram-ext4.json" || fail "space or ext4 results missing"
+  log "$(grep -E 'zram_level|tar_' "$out/zram-info.txt" | tr '\n' ' ')"
+}
+
 COMPRESS_CASES=(
   "compress-ratio case_compress_ratio compress"
   "compress-ext4-tree case_compress_ext4_tree compress"
@@ -263,4 +289,5 @@ COMPRESS_CASES=(
   "compress-enospc case_compress_enospc compress"
   "compress-corrupt case_compress_corrupt compress"
   "compress-confs case_compress_confs compress"
+  "compress-zram-bench case_compress_zram_bench compress"
 )

@@ -9,15 +9,18 @@
  * layers, restart the tags that finished.
  *
  * usage: engine-bench CONF [SECONDS (5) | Nios] [DEPTH (32)] [BS (4096)]
- *                     [MODE randread|randwrite|read|write (randread)] [DATA random|half (random)]
- *                     [FSYNC (0)]
+ *                     [MODE randread|randwrite|read|write (randread)]
+ *                     [DATA random|half|file:PATH (random)] [FSYNC (0)]
  * "Nios" (e.g. 200000ios) runs exactly N requests instead of a time: with
  * valgrind --tool=callgrind --toggle-collect=measured_run the instruction
  * count of N requests, repeatable on a busy machine (tools/bench/engine-ir.sh).
  * DATA is what writes carry: random bytes, or half of every 4K random and half
- * zero (zstd makes about 2:1 of it). Read modes first fill the whole volume
- * with that data (1M sequential writes, not timed), so that reads of a
- * compress volume decompress real extents. FSYNC N > 0: every N-th request
+ * zero (zstd makes about 2:1 of it), or a real file's bytes (byte x of the
+ * volume gets byte x of the file, repeated if it is shorter; it is read
+ * into memory first). Read modes and randwrite first fill the
+ * whole volume with that data (1M sequential writes, not timed), so that
+ * reads of a compress volume decompress real extents and random writes land
+ * in stored clusters, as on a volume in use. FSYNC N > 0: every N-th request
  * is a FLUSH instead (fio's --fsync=N); ios counts them too.
  * output: one JSON object on stdout.
  */
@@ -47,6 +50,8 @@ struct bench {
 	uint8_t op;
 	bool seq;
 	double end;
+	uint8_t *src;		/* DATA file:PATH: its bytes */
+	uint64_t src_len;	/* a multiple of bs and of max_io */
 };
 
 static uint64_t rnd(struct bench *b)
@@ -85,6 +90,8 @@ static void start(struct bench *b, unsigned int tag)
 	} else {
 		r.off = (rnd(b) % b->nr_blocks) * b->bs;
 	}
+	if (b->src && r.op == UC_OP_WRITE)
+		memcpy(b->q.ios[tag].buf, b->src + r.off % b->src_len, r.len);
 	uc_queue_start(&b->q, tag, &r);
 }
 
@@ -113,6 +120,25 @@ static void fill(uint8_t *p, size_t len, bool half, struct bench *b)
 
 		memcpy(p + i, &v, 8);
 	}
+}
+
+/* DATA file:PATH: the file's bytes, as many whole max_io pieces as it holds. Returns 0 or -1. */
+static int load_src(struct bench *b, const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	uint64_t cap = b->g.size, unit = b->g.dev.max_io;
+
+	b->src = f ? malloc(cap) : NULL;
+	if (b->src)
+		b->src_len = fread(b->src, 1, cap, f) / unit * unit;
+	if (f)
+		fclose(f);
+	if (!b->src_len) {
+		fprintf(stderr, "engine-bench: %s: not %llu bytes to read\n", path,
+			(unsigned long long)unit);
+		return -1;
+	}
+	return 0;
 }
 
 /* One loop turn of the engine, as the test harness drives it. */
@@ -173,6 +199,7 @@ int main(int argc, char **argv)
 	unsigned int depth = argc > 3 ? (unsigned int)atoi(argv[3]) : 32;
 	const char *mode = argc > 5 ? argv[5] : "randread";
 	bool half = argc > 6 && !strcmp(argv[6], "half");
+	const char *data = argc > 6 ? argv[6] : "random";
 	double t0, c0, t1, c1;
 	int ret;
 
@@ -205,13 +232,15 @@ int main(int argc, char **argv)
 	b.q.owner = &b;
 	b.q.commit = on_commit;
 	b.nr_blocks = b.g.size / b.bs;
+	if (!strncmp(data, "file:", 5) && load_src(&b, data + 5))
+		return 1;
 	b.done_tags = calloc(depth, sizeof(*b.done_tags));
 	b.restart = calloc(depth, sizeof(*b.restart));
 
 	for (unsigned int t = 0; t < depth; t++)
 		fill(b.q.ios[t].buf, b.g.dev.max_io, half, &b);
-	if (b.op == UC_OP_READ) {
-		/* fill the volume: reads then hit real (compressed) extents */
+	if (b.op == UC_OP_READ || !strcmp(mode, "randwrite")) {
+		/* fill the volume: reads then hit real (compressed) extents, writes replace them */
 		uint8_t op = b.op;
 		unsigned int bs = b.bs;
 		bool seq = b.seq;
@@ -243,7 +272,7 @@ int main(int argc, char **argv)
 	       "\"bs\": %u, \"mode\": \"%s\", \"data\": \"%s\", \"fsync\": %u, \"size\": %llu}\n",
 	       (unsigned long long)b.ios, (unsigned long long)b.errors, t1 - t0, c1 - c0,
 	       b.ios / (t1 - t0), b.ios * (double)b.bs / (t1 - t0) / 1e6,
-	       (c1 - c0) * 1e6 / (b.ios ? b.ios : 1), depth, b.bs, mode, half ? "half" : "random",
+	       (c1 - c0) * 1e6 / (b.ios ? b.ios : 1), depth, b.bs, mode, data,
 	       b.fsync_every, (unsigned long long)b.g.size);
 	uc_queue_exit(&b.q);
 	uc_graph_free(&b.g);

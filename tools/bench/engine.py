@@ -16,8 +16,9 @@ and repeatable on a busy machine: tools/bench/engine-ir.sh).
 Third part, compress: the same engine (real CPU, no TCG) with a compress volume (zstd level 1,
 64K clusters, worker threads) against the same volume without compression, both over one file on
 the same medium: throughput (MB/s) of 1M sequential writes of 2:1 and of random data, 1M
-sequential reads and 4k random reads of 2:1 data (read jobs first fill the volume). This shows
-what the layer costs on a real CPU, apart from the guest's emulation.
+sequential reads, 4k random reads and 4k random writes of 2:1 data (read jobs and the random
+writes first fill the volume). This shows what the layer costs on a real CPU, apart from the
+guest's emulation.
 
 usage: engine.py ENGINE_BIN OUT.json [--seconds S] [--reps N] [--dir D] [--leg-mb MB] [--no-compress] [--no-raid] [--ir]
 """
@@ -224,7 +225,9 @@ def raid_rows(a, d):
 CZ_JOBS = [("1M write, 2:1 data", "write", 1 << 20, 8, "half", 1.0),
            ("1M write, random data", "write", 1 << 20, 8, "random", 0.5),
            ("1M read, 2:1 data", "read", 1 << 20, 8, "half", None),
-           ("4k randread QD32, 2:1 data", "randread", 4096, 32, "half", 0.5)]
+           ("4k randread QD32, 2:1 data", "randread", 4096, 32, "half", 0.5),
+           # into a volume filled first (as one in use): each write lands in a stored cluster
+           ("4k randwrite QD32, 2:1 data", "randwrite", 4096, 32, "half", None)]
 
 
 def compress_rows(a, d):

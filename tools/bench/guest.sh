@@ -7,8 +7,8 @@
 # env: OUT (required), UC_BIN, UC_NULL_BIN (the do-nothing target, build/ucbench-null), BENCH_WORK
 #      (default /var/tmp/ucbench), QUEUES, NUMJOBS, RUNTIME, REPS, JOBS (names, see job_args), ROWS
 #      (file stripe4 raid10 mirror2 compress compress_rand null_file null_stripe4 batch_off nbd
-#      mirror_nbd), NULL_JOBS, BATCH_JOBS, NBD_JOBS (the jobs of the null_*, batch_off and nbd rows),
-#      SCALING (1/0)
+#      mirror_nbd zram), NULL_JOBS, BATCH_JOBS, NBD_JOBS (the jobs of the null_*, batch_off and nbd
+#      rows), SCALING (1/0); the zram row (tools/bench/zram.sh) also takes CZLOAD, TAR_MB, TREE
 set -u -o pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -17,7 +17,7 @@ UC_NULL_BIN=${UC_NULL_BIN:-$REPO/build/ucbench-null}
 W=${BENCH_WORK:-/var/tmp/ucbench}
 QUEUES=${QUEUES:-1} NUMJOBS=${NUMJOBS:-1} RUNTIME=${RUNTIME:-4} REPS=${REPS:-3}
 JOBS=${JOBS:-"randread4k_qd32 randwrite4k_qd32 randread4k_qd1 read1m_qd8 write1m_qd8 randrw70_4k_qd32"}
-ROWS=${ROWS:-"file stripe4 raid10 mirror2 compress compress_rand null_file null_stripe4 batch_off nbd mirror_nbd"}
+ROWS=${ROWS:-"file stripe4 raid10 mirror2 compress compress_rand null_file null_stripe4 batch_off nbd mirror_nbd zram"}
 # file and stripe against the do-nothing ublk target (what the round trip alone allows), and the
 # file volume with UBLK_F_BATCH_IO against itself with per-tag commands (kernels that batch)
 NULL_JOBS=${NULL_JOBS:-"randread4k_qd32 randwrite4k_qd32 randread4k_qd1"}
@@ -331,6 +331,12 @@ for row in $ROWS; do
         echo "n/a (no nbdkit)" > "$OUT/status-mirror_nbd"
       fi
       stop_uc; md_stop; nbd_stop ;;
+    zram)
+      # compress vs zram on real data: a script of its own (its raw results: raw/zram.*)
+      rm -f s?.img
+      OUT=$OUT UC_BIN=$UC_BIN BENCH_WORK=$W REPS=$REPS RUNTIME=$RUNTIME bash "$HERE/zram.sh" ||
+        log "zram: $(cat "$OUT/status-zram" 2>/dev/null)"
+      rm -f "$W"/usr.tar "$W"/tree.tar ;;
   esac
 done
 

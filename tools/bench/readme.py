@@ -11,6 +11,8 @@ usage: python3 tools/bench/readme.py [README.md] [--results DIR (bench-results)]
 Reads DIR/latest-{lts,latest}.{json,md} and DIR/latest-engine.json; fails if a marker is missing.
 """
 import json, os, re, sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import zram_report
 
 JOBS = [("randread4k_qd32", "4k rr QD32"), ("randwrite4k_qd32", "4k rw QD32"), ("randread4k_qd1", "4k rr QD1"),
         ("read1m_qd8", "1M read QD8"), ("write1m_qd8", "1M write QD8"), ("randrw70_4k_qd32", "4k 70/30 QD32")]
@@ -74,6 +76,7 @@ def targets(lts, new, eng):
             if a or b:
                 out.append(f"| {NAMES[row].split(' vs ')[0]} vs single file (same run), {jn} | >= 0.95x | "
                            f"{a or '–'} | {b or '–'} |")
+    out += zram_report.target_rows(lts, new)
     out.append(f"| 2 queues / 1 queue (4k rr QD32, 2 jobs) | >= 1.6 | {scaling(lts)} | {scaling(new)} |")
     if eng:
         out.append(f"| engine CPU/IO vs fio direct (host {eng['kernel']}) | <= 1.2 | {eng['ratio']:.2f}x "

@@ -3,6 +3,7 @@
 results.png (gnuplot). usage: report.py RUN_DIR [ENGINE_JSON] [--label LABEL] [--cmd CMD]
 RUN_DIR holds machine.txt, status-ROW and raw/ROW.SIDE.JOB.REP.json."""
 import glob, json, os, re, statistics, subprocess, sys
+import zram_report
 
 ROWS = [  # row, ours label, reference label, throughput target (ratio >=): one, or per job
     ("file", "ublk-compose file", "loop (direct-io=on)", 1.0),
@@ -138,6 +139,7 @@ def main():
               "target": f">= {SCALE_TARGET}x"}
         sc["met"] = sc["ratio"] is not None and sc["ratio"] >= SCALE_TARGET
         res["scaling"] = sc
+    res["zram"] = zram_report.collect(d)
     json.dump(res, open(os.path.join(d, "results.json"), "w"), indent=1)
     md = markdown(res)
     open(os.path.join(d, "results.md"), "w").write(md)
@@ -226,6 +228,8 @@ def markdown(res):
                 L.append(f"| {r['job']} | {r['compress_mb_per_s']:,.0f} | {r['plain_mb_per_s']:,.0f} | "
                          f"{r['ratio']:.2f}x | {r['compress_cpu_us_per_io']:,.1f} / {r['plain_cpu_us_per_io']:,.1f} | "
                          f"{'>= %.1fx' % t if t else '–'} | {met(r['met']) if t else '–'} |")
+    if res.get("zram"):
+        L.append(zram_report.markdown(res["zram"]).rstrip("\n"))
     return "\n".join(L) + "\n"
 
 

@@ -36,7 +36,7 @@ done
 ENVS=(QUEUES="$QUEUES" NUMJOBS="$NUMJOBS" RUNTIME="$RUNTIME" REPS="$REPS")
 if [ "$QUICK" = 1 ]; then
   RUNTIME=2 REPS=1
-  ENVS=(QUEUES="$QUEUES" NUMJOBS="$NUMJOBS" RUNTIME=2 REPS=1 JOBS="randread4k_qd32 randread4k_qd1" ROWS="file stripe4 raid10 mirror2 compress null_file batch_off" NULL_JOBS="randread4k_qd32" BATCH_JOBS="randread4k_qd32" SCALING=1)
+  ENVS=(QUEUES="$QUEUES" NUMJOBS="$NUMJOBS" RUNTIME=2 REPS=1 JOBS="randread4k_qd32 randread4k_qd1" ROWS="file stripe4 raid10 mirror2 compress null_file batch_off zram" NULL_JOBS="randread4k_qd32" BATCH_JOBS="randread4k_qd32" SCALING=1 TAR_MB=32 TREE=/usr/include/linux)
 fi
 [ -n "$ROWS" ] && ENVS+=(ROWS="$ROWS" SCALING=0)
 log() { echo "[bench $(date +%T)] $*" >&2; }
@@ -62,6 +62,12 @@ ENVS+=(UC_BIN="$REPO/build/bench/ublk-compose")
 if [ -x build/ucbench-null ]; then
   cp build/ucbench-null build/bench/ucbench-null
   ENVS+=(UC_NULL_BIN="$REPO/build/bench/ucbench-null")
+fi
+# the zram row's load generator (real file bytes, which fio cannot carry)
+if gcc -O2 -Wall -D_GNU_SOURCE -o build/bench/czload tools/bench/czload.c -luring; then
+  ENVS+=(CZLOAD="$REPO/build/bench/czload")
+else
+  log "czload did not build: the zram row will say so"
 fi
 BUILD_INFO="head=$(git rev-parse --short HEAD 2>/dev/null) built=$(date -u -r build/ublk-compose +%Y-%m-%dT%H:%M:%SZ) sha256=$(sha256sum build/ublk-compose | cut -c1-12)$(git diff --quiet HEAD -- src layers CMakeLists.txt 2>/dev/null || echo ' (src/ or layers/ had uncommitted changes)')"
 ENVS+=(BUILD_INFO="$BUILD_INFO")
