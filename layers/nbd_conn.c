@@ -39,6 +39,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 #include "nbd.h"
+#include "events.h"
 #include "log.h"
 
 #define CMDS(s)		((s)->state & 0xffff)
@@ -341,7 +342,9 @@ static void conn_lost(struct uc_queue *q, struct nbd_conn *c, int err, const cha
 	atomic_store(&c->state, CONN_DOWN);
 	atomic_store(&c->last_err, err);
 	if (was == CONN_UP) {
-		atomic_fetch_add(&nl->nr_down, 1);
+		/* one event per outage of the leaf, not per connection */
+		if (!atomic_fetch_add(&nl->nr_down, 1))
+			uc_event(nl->node, UC_EV_CONNECTION_LOST, "%s: %s", nl->shown, why);
 		c->down_ns = nbd_leaf_now_ns();
 		c->attempts = 0;
 		c->backoff_ms = NBD_BACKOFF_MIN_MS;
@@ -368,11 +371,13 @@ static void conn_ready(struct uc_queue *q, struct nbd_conn *c)
 		return;
 	}
 	atomic_store(&c->state, CONN_UP);
-	atomic_fetch_sub(&nl->nr_down, 1);
 	nbd_leaf_stat_add(&c->reconnects, 1);
 	timer_set(c, nl->epoch_ns, true);
 	uc_warn("%s: connection %u to %s is back (down %.1f s, %u attempts)", nl->node->name,
 		c->idx + 1, nl->shown, (nbd_leaf_now_ns() - c->down_ns) / 1e9, c->attempts);
+	if (atomic_fetch_sub(&nl->nr_down, 1) == 1)
+		uc_event(nl->node, UC_EV_RECONNECTED, "%s: back after %.1f s", nl->shown,
+			 (nbd_leaf_now_ns() - c->down_ns) / 1e9);
 	/* the layers above look at the leg's health in their poll: a mirror re-adds it */
 	if (!atomic_load(&nl->nr_down))
 		uc_graph_kick(nl->node->graph);

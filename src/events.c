@@ -32,6 +32,8 @@ static const char *const type_names[UC_EV_NR] = {
 	[UC_EV_CHECKSUM_ERROR] = "ChecksumError",
 	[UC_EV_SPACE_LOW] = "SpaceLow",
 	[UC_EV_FAILED] = "Failed",
+	[UC_EV_CONNECTION_LOST] = "ConnectionLost",
+	[UC_EV_RECONNECTED] = "Reconnected",
 	[UC_EV_TEST_MESSAGE] = "TestMessage",
 };
 
@@ -59,6 +61,7 @@ int uc_event_prio(const struct uc_event_rec *e)
 		return LOG_ERR;
 	case UC_EV_CHECKSUM_ERROR:
 	case UC_EV_SPACE_LOW:
+	case UC_EV_CONNECTION_LOST:
 		return LOG_WARNING;
 	case UC_EV_SCRUB_FINISHED:
 		return e->count ? LOG_WARNING : LOG_NOTICE;

@@ -30,6 +30,8 @@ enum uc_event_type {
 	UC_EV_CHECKSUM_ERROR,	/* count: checksum errors so far */
 	UC_EV_SPACE_LOW,	/* a compress child is fuller than device.space_warn */
 	UC_EV_FAILED,		/* the volume fails I/O (health became failed) */
+	UC_EV_CONNECTION_LOST,	/* a network leaf (nbd) lost its server; it reconnects */
+	UC_EV_RECONNECTED,	/* ... and has every connection back */
 	UC_EV_TEST_MESSAGE,	/* `monitor --test` */
 	UC_EV_NR
 };

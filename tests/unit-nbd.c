@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "events.h"
 #include "harness.h"
 #include "nbd.h"
 #include "testlib.h"
@@ -467,6 +468,18 @@ out:
 	return ret;
 }
 
+/* How many events of type t the server recorded after seq *from; *from moves to the newest. */
+static int events_of(enum uc_event_type t, uint64_t *from)
+{
+	static struct uc_event_rec ev[64];
+	unsigned int nr = uc_events_since(*from, ev, 64, from);
+	int k = 0;
+
+	for (unsigned int i = 0; i < nr; i++)
+		k += ev[i].type == t;
+	return k;
+}
+
 /*
  * The server dies: what was in flight and what comes next fail with EIO,
  * at once; once it is back on the same socket, the connection comes back
@@ -479,7 +492,7 @@ static int test_reconnect(void)
 	char text[1024], args[1024];
 	struct uc_node *n;
 	int r, errors = 0, res[DEPTH];
-	uint64_t t0;
+	uint64_t t0, seq = 0;
 
 	snprintf(args, sizeof(args), "file %s", tpath("reconnect.img"));
 	CHECK(!truncate(tpath("reconnect.img"), 0) || errno == ENOENT, "truncate");
@@ -496,6 +509,7 @@ static int test_reconnect(void)
 	if (harness_open(&h, conf("reconnect.conf", text)))
 		return T_FAIL;
 	n = h.g.root;
+	events_of(UC_EV_CONNECTION_LOST, &seq);	/* what earlier tests left */
 	CHECK(one_wait(&h, UC_OP_WRITE, 0, 65536, 5000) == 65536, "write");
 	/* requests in flight when it dies */
 	h.lax = true;
@@ -515,12 +529,15 @@ static int test_reconnect(void)
 	CHECK(ms_now() - t0 < 3000, "failing took %llu ms", (unsigned long long)(ms_now() - t0));
 	CHECK(h.g.root->ops->health(n) == UC_HEALTH_DEGRADED, "health");
 	printf("  %d of %d in flight failed\n", errors, DEPTH);
+	/* the monitor hears it once per outage, however many requests failed */
+	CHECK(events_of(UC_EV_CONNECTION_LOST, &seq) == 1, "ConnectionLost events");
 	/* back: the connection returns within the backoff (<= 5 s) */
 	if (server_start(&s, "reconnect", 0, args))
 		return T_FAIL;
 	CHECK(wait_status(&h, n, "up, 1/1", 8000), "not back: %s", status(n));
 	CHECK(strstr(status(n), "1 reconnects"), "%s", status(n));
 	CHECK(h.g.root->ops->health(n) == UC_HEALTH_CLEAN, "health");
+	CHECK(events_of(UC_EV_RECONNECTED, &seq) == 1, "Reconnected events");
 	/* what was acknowledged is there (a failed write may or may not have reached the file) */
 	for (int i = 0; i <= DEPTH; i++) {
 		if (i && res[i - 1] < 0)
