@@ -97,6 +97,7 @@ static void inflight_add(struct mirror *m, const struct uc_sub *s, int v)
 static uint64_t bits_needed_seq(struct mirror *m, const struct uc_sub *s)
 {
 	uint64_t need = 0;
+	bool first = false;
 
 	for (unsigned int c = chunk_of(m, s->off); s->len && c <= chunk_of(m, s->off + s->len - 1); c++) {
 		uint64_t seq;
@@ -108,7 +109,7 @@ static uint64_t bits_needed_seq(struct mirror *m, const struct uc_sub *s)
 			if (!atomic_load(&m->bits[c])) {
 				atomic_store(&m->bit_seq[c], ++m->meta_seq);
 				atomic_store(&m->bits[c], 1);
-				atomic_fetch_add(&m->nr_bits, 1);
+				first |= !atomic_fetch_add(&m->nr_bits, 1);
 			}
 			pthread_mutex_unlock(&m->lock);
 		}
@@ -116,6 +117,9 @@ static uint64_t bits_needed_seq(struct mirror *m, const struct uc_sub *s)
 		if (seq > need)
 			need = seq;
 	}
+	/* queue 0 clears bits; asleep with none set, it schedules no scan: wake it (rare: 0 -> 1) */
+	if (first)
+		uc_graph_kick_queue(s->node->graph, 0);
 	return need;
 }
 

@@ -396,12 +396,14 @@ static bool window_drained(struct mirror *m)
 
 /*
  * Clear bits of regions idle since the last scan, when every leg is in sync.
- * Returns true while bits are set that a later scan may clear: the queue
- * wakes to scan again. With a leg missing or left unsynced (no resync
- * running) none may: nothing to wake for until a replace or an add starts
- * a rebuild, which kicks the queues.
+ * While bits are set that a later scan may clear, the queue's polls run
+ * again when that scan is due (uc_queue_poll_in: the queue sleeps until
+ * then, no 1 ms timer). Returns true when bits were cleared: the metadata
+ * write that makes it durable starts at the next poll. With a leg missing
+ * or left unsynced (no resync running) no bit may clear: nothing to wake for
+ * until a replace or an add starts a rebuild, which kicks the queues.
  */
-static bool bits_clear_idle(struct mirror *m)
+static bool bits_clear_idle(struct mirror *m, struct uc_queue *q)
 {
 	uint64_t now;
 	bool cleared = false;
@@ -410,9 +412,12 @@ static bool bits_clear_idle(struct mirror *m)
 	    (!atomic_load(&m->rs_active) && in_sync_legs(m) != (1U << m->nr) - 1))
 		return false;
 	now = now_ns();
-	if (now - m->last_scan < CLEAR_IDLE_NS)
-		return true;
+	if (now - m->last_scan < CLEAR_IDLE_NS) {
+		uc_queue_poll_in(q, CLEAR_IDLE_NS - (now - m->last_scan));
+		return false;
+	}
 	m->last_scan = now;
+	uc_queue_poll_in(q, CLEAR_IDLE_NS);
 	pthread_mutex_lock(&m->lock);
 	if (live_legs(m) != (1U << m->nr) - 1)
 		goto out;	/* a faulty leg will need every bit written meanwhile */
@@ -445,7 +450,7 @@ static bool bits_clear_idle(struct mirror *m)
 	}
 out:
 	pthread_mutex_unlock(&m->lock);
-	return true;
+	return cleared;
 }
 
 /*
@@ -541,7 +546,7 @@ bool mirror_bg_poll(struct uc_node *n, struct mirror *m, struct uc_queue *q)
 	 */
 	if (!m->bg_draining && !m->bg_held && !atomic_load(&m->rs_active) &&
 	    !atomic_load(&m->scrub_active) && atomic_load(&m->rq_head) == atomic_load(&m->rq_tail))
-		return bits_clear_idle(m);
+		return bits_clear_idle(m, q);
 	if (m->bg_held) {
 		atomic_store(&m->win_lo, m->held_lo);
 		atomic_store(&m->win_hi, m->held_hi);
@@ -560,7 +565,7 @@ bool mirror_bg_poll(struct uc_node *n, struct mirror *m, struct uc_queue *q)
 		}
 		pthread_mutex_unlock(&m->lock);
 		if (!got)
-			return bits_clear_idle(m) || m->rs_active || m->rq_head != m->rq_tail ||
+			return bits_clear_idle(m, q) || m->rs_active || m->rq_head != m->rq_tail ||
 			       m->scrub_active;
 	}
 	/* writes that were in flight in the window before it was locked finish first */
