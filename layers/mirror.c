@@ -131,6 +131,8 @@ static unsigned int mirror_child_max_iov(const struct uc_node *n, unsigned int m
 
 static void mirror_free(struct mirror *m)
 {
+	uc_wait_free(&m->meta_wait);
+	uc_wait_free(&m->window_wait);
 	free(m->bits);
 	free(m->bit_seq);
 	free(m->touched);
@@ -212,6 +214,7 @@ static int meta_write_sync(struct uc_node *n, struct mirror *m, bool clean)
 	free(buf);
 	free(leg_buf);
 	atomic_store(&m->meta_done, m->meta_issued);
+	uc_wake(&m->meta_wait);
 	/* an in-sync leg must hold it: the next start assembles from such a leg */
 	return took & in_sync_legs(m) && !atomic_load(&m->failed) ? 0 : -EIO;
 }
@@ -237,6 +240,11 @@ static int mirror_activate(struct uc_node *n)
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&m->lock, NULL);
+	if (uc_wait_init(&m->meta_wait, n, "mirror metadata", mirror_resume) ||
+	    uc_wait_init(&m->window_wait, n, "mirror resync window", mirror_resume)) {
+		free(buf);
+		return -ENOMEM;
+	}
 	for (unsigned int k = 0; k < MIRROR_MAX_LEGS; k++)
 		leg_of_slot[k] = -1;
 

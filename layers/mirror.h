@@ -19,6 +19,7 @@
 #include <time.h>
 #include "graph.h"
 #include "io.h"
+#include "wait.h"
 #include "mirror_meta.h"
 
 #define UC_OP_META	(UC_OP_PRIVATE + 0)	/* internal: write superblock + bitmap to legs */
@@ -78,7 +79,6 @@ struct repair {
  * lines of its own (nothing here is shared between queue threads).
  */
 struct mirror_q {
-	struct uc_sub *parked;	/* subs waiting for metadata or a window, resumed by poll */
 	unsigned int rr;	/* round-robin: the leg to try first */
 	unsigned int pending[MIRROR_MAX_LEGS];	/* reads this queue has in flight per leg */
 	uint64_t seq_next[MIRROR_MAX_LEGS];	/* where the last read sent to the leg ended */
@@ -96,6 +96,8 @@ struct mirror {
 	uint64_t scrub_win;	/* scrub window: every copy of it fits in ibuf */
 	/* array state */
 	pthread_mutex_t lock;
+	/* parked writes (uc_park): woken when meta_done moves or the mirror fails; when the window is released */
+	struct uc_wait meta_wait, window_wait;
 	struct mirror_sb sb;	/* array-wide fields of the superblock */
 	struct leg legs[MIRROR_MAX_LEGS];
 	_Atomic uint8_t *bits;	/* write-intent, one byte per chunk */
@@ -223,6 +225,7 @@ int mirror_submit(struct uc_node *n, struct uc_queue *q, struct uc_sub *s);
 void mirror_child_end(struct uc_node *n, struct uc_queue *q, struct uc_sub *s, struct uc_sub *cs);
 int mirror_end(struct uc_node *n, struct uc_queue *q, struct uc_sub *s);
 bool mirror_poll(struct uc_node *n, struct uc_queue *q);
+void mirror_resume(struct uc_node *n, struct uc_queue *q, struct uc_sub *s);
 /* Mark leg i faulty (lock held); the mirror fails when no in-sync leg is left. */
 void mirror_leg_fail(struct uc_node *n, struct mirror *m, unsigned int i, const char *why);
 /* Metadata snapshot (lock held): the bitmap at buf, then leg i's superblock at meta_sb(). */

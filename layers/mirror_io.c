@@ -51,16 +51,44 @@ void mirror_meta_snapshot(struct mirror *m, uint8_t *buf, uint32_t legs, bool cl
 	}
 }
 
-/* ---- parking: subs waiting for metadata or a window, resumed by poll ---- */
-
-static void park(struct mirror *m, struct uc_queue *q, struct uc_sub *s, enum phase ph)
+/*
+ * ---- parking: writes waiting for metadata or a window ----
+ * On the engine's waits (uc_park): the queue that parked sleeps until a
+ * waker says the condition may hold (meta_done moved, the mirror failed,
+ * the window was released), then resumes them (mirror_resume). A parker
+ * looks again after it is published, so a change just before is not lost.
+ */
+static bool window_hits(struct mirror *m, const struct uc_sub *s)
 {
-	struct mirror_q *mq = &m->qs[q->id];
+	uint64_t lo = atomic_load(&m->win_lo), hi = atomic_load(&m->win_hi);
+
+	return lo < hi && s->off < hi && lo < s->off + s->len;
+}
+
+/* The metadata write that records s's failed legs faulty */
+static uint64_t faulty_seq(struct mirror *m, const struct uc_sub *s)
+{
+	uint64_t need = 0;
+
+	pthread_mutex_lock(&m->lock);
+	for (unsigned int i = 0; i < m->nr; i++)
+		if ((FAILED(s) & (1U << i)) && m->legs[i].faulty_seq > need)
+			need = m->legs[i].faulty_seq;
+	pthread_mutex_unlock(&m->lock);
+	return need;
+}
+
+/* s waits for meta_done >= seq (PH_WAIT_BIT, PH_WAIT_FAULTY) or the window (PH_WAIT_WINDOW) */
+static void park(struct mirror *m, struct uc_queue *q, struct uc_sub *s, enum phase ph,
+		 uint64_t seq)
+{
+	struct uc_wait *w = ph == PH_WAIT_WINDOW ? &m->window_wait : &m->meta_wait;
 
 	s->state = (s->state & ~0xffU) | ph;
-	uc_sub_get(s);
-	s->next = mq->parked;
-	mq->parked = s;
+	uc_park(q, w, s);
+	if (atomic_load(&m->failed) ||
+	    (ph == PH_WAIT_WINDOW ? !window_hits(m, s) : atomic_load(&m->meta_done) >= seq))
+		uc_wake(w);
 }
 
 /*
@@ -141,7 +169,7 @@ static void issue_writes(struct mirror *m, struct uc_queue *q, struct uc_sub *s)
  */
 static void write_admit(struct mirror *m, struct uc_queue *q, struct uc_sub *s)
 {
-	uint64_t lo, hi;
+	uint64_t need;
 
 	if (atomic_load(&m->failed)) {
 		uc_sub_error(s, -EIO);
@@ -152,15 +180,14 @@ static void write_admit(struct mirror *m, struct uc_queue *q, struct uc_sub *s)
 		return;
 	}
 	inflight_add(m, s, 1);
-	lo = atomic_load(&m->win_lo);
-	hi = atomic_load(&m->win_hi);
-	if (lo < hi && s->off < hi && lo < s->off + s->len) {
+	if (window_hits(m, s)) {
 		inflight_add(m, s, -1);
-		park(m, q, s, PH_WAIT_WINDOW);
+		park(m, q, s, PH_WAIT_WINDOW, 0);
 		return;
 	}
-	if (atomic_load(&m->meta_done) < bits_needed_seq(m, s)) {
-		park(m, q, s, PH_WAIT_BIT);
+	need = bits_needed_seq(m, s);
+	if (atomic_load(&m->meta_done) < need) {
+		park(m, q, s, PH_WAIT_BIT, need);
 		return;
 	}
 	issue_writes(m, q, s);
@@ -294,6 +321,8 @@ void mirror_leg_fail(struct uc_node *n, struct mirror *m, unsigned int i, const 
 	if (!in_sync_legs(m) && !atomic_load(&m->failed)) {
 		atomic_store(&m->failed, true);
 		uc_err("%s: no in-sync leg left: the mirror has failed", n->name);
+		uc_wake(&m->meta_wait);	/* the parked writes fail */
+		uc_wake(&m->window_wait);
 	}
 	/* unsynced regions read from the resync source: a new one at once */
 	if (i == atomic_load(&m->rs_source) && in_sync_legs(m)) {
@@ -442,7 +471,7 @@ int mirror_end(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
 		if (!failed)
 			return 0;
 		/* succeed only once the failed legs are recorded faulty on the others */
-		park(m, q, s, PH_WAIT_FAULTY);
+		park(m, q, s, PH_WAIT_FAULTY, faulty_seq(m, s));
 		return UC_RESUBMITTED;
 	case PH_READ:
 		if (!(failed & (1U << LEG_OF(s)))) {
@@ -498,6 +527,7 @@ static void meta_done(struct uc_queue *q, struct uc_io *io, int res)
 	if (m->meta_legs & ~failed & in_sync_legs(m))
 		atomic_store(&m->meta_done, m->meta_issued);
 	pthread_mutex_unlock(&m->lock);
+	uc_wake(&m->meta_wait);
 }
 
 static bool meta_poll(struct uc_node *n, struct mirror *m, struct uc_queue *q)
@@ -510,9 +540,14 @@ static bool meta_poll(struct uc_node *n, struct mirror *m, struct uc_queue *q)
 		return false;
 	pthread_mutex_lock(&m->lock);
 	pending = m->meta_seq > atomic_load(&m->meta_done) && !atomic_load(&m->failed);
+	/*
+	 * One write in flight: its completion polls the queue that issued it,
+	 * which writes what came meanwhile; parked writes are woken by it
+	 * (meta_wait). Only a lack of internal requests asks to poll again.
+	 */
 	if (!pending || m->meta_inflight || !(io = uc_internal_get(q))) {
 		pthread_mutex_unlock(&m->lock);
-		return pending;
+		return pending && !m->meta_inflight;
 	}
 	m->meta_inflight = true;
 	m->meta_issued = m->meta_seq;
@@ -520,14 +555,16 @@ static bool meta_poll(struct uc_node *n, struct mirror *m, struct uc_queue *q)
 	mirror_meta_snapshot(m, io->buf, m->meta_legs, false);
 	pthread_mutex_unlock(&m->lock);
 	uc_internal_start(q, io, n, UC_OP_META, 0, 0, 0, meta_done, n);
-	return true;
+	return false;
 }
 
 /* ---- poll: resume parked subs, metadata, background ---- */
 
-static void resume(struct uc_node *n, struct mirror *m, struct uc_queue *q, struct uc_sub *s)
+/* A parked write's wait is over (uc_wait): go on, fail, or park again. The engine drops the parking reference. */
+void mirror_resume(struct uc_node *n, struct uc_queue *q, struct uc_sub *s)
 {
-	uint64_t need = 0;
+	struct mirror *m = n->priv;
+	uint64_t need;
 
 	switch (PHASE(s)) {
 	case PH_WAIT_WINDOW:
@@ -537,50 +574,35 @@ static void resume(struct uc_node *n, struct mirror *m, struct uc_queue *q, stru
 		if (atomic_load(&m->failed)) {
 			inflight_add(m, s, -1);
 			uc_sub_error(s, -EIO);
-		} else if (atomic_load(&m->meta_done) < bits_needed_seq(m, s)) {
-			park(m, q, s, PH_WAIT_BIT);
+		} else if (atomic_load(&m->meta_done) < (need = bits_needed_seq(m, s))) {
+			park(m, q, s, PH_WAIT_BIT, need);
 		} else {
 			issue_writes(m, q, s);
 		}
 		break;
 	case PH_WAIT_FAULTY:
-		pthread_mutex_lock(&m->lock);
-		for (unsigned int i = 0; i < m->nr; i++)
-			if ((FAILED(s) & (1U << i)) && m->legs[i].faulty_seq > need)
-				need = m->legs[i].faulty_seq;
-		pthread_mutex_unlock(&m->lock);
+		need = faulty_seq(m, s);
 		if (atomic_load(&m->failed)) {
 			uc_sub_error(s, -EIO);
 			s->state = PH_DONE;
 		} else if (atomic_load(&m->meta_done) < need) {
-			park(m, q, s, PH_WAIT_FAULTY);
+			park(m, q, s, PH_WAIT_FAULTY, need);
 		} else {
 			s->state = PH_DONE;
 		}
 		break;
 	}
-	(void)n;
-	uc_sub_put(q, s);	/* the parking reference */
 }
 
 bool mirror_poll(struct uc_node *n, struct uc_queue *q)
 {
 	struct mirror *m = n->priv;
-	struct mirror_q *mq = &m->qs[q->id];
-	struct uc_sub *s = mq->parked;
 	bool again;
 
 	if (!m->active)
 		return false;
-	mq->parked = NULL;
-	while (s) {
-		struct uc_sub *next = s->next;
-
-		resume(n, m, q, s);
-		s = next;
-	}
 	again = meta_poll(n, m, q);
 	if (q->id == 0)
 		again |= mirror_bg_poll(n, m, q);	/* which starts nothing while pausing or stopping */
-	return again || mq->parked;
+	return again;
 }

@@ -301,6 +301,7 @@ static void bg_done(struct uc_queue *q, struct uc_io *io, int res)
 	pthread_mutex_lock(&m->lock);
 	atomic_store(&m->win_lo, 0);
 	atomic_store(&m->win_hi, 0);
+	uc_wake(&m->window_wait);	/* writes parked on the window go on */
 	m->bg_inflight = false;
 	if (m->bg_is_scrub) {
 		m->scrub_pos = hi;
@@ -532,6 +533,7 @@ bool mirror_bg_poll(struct uc_node *n, struct mirror *m, struct uc_queue *q)
 			m->held_hi = atomic_load(&m->win_hi);
 			atomic_store(&m->win_lo, 0);
 			atomic_store(&m->win_hi, 0);
+			uc_wake(&m->window_wait);
 			m->bg_draining = false;
 			m->bg_held = true;
 		}
