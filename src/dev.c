@@ -764,3 +764,21 @@ int uc_dev_del(int argc, char **argv)
 	uc_ctrl_close(&c);
 	return ret;
 }
+
+bool uc_pid_running(int pid)
+{
+	char path[64], stat[256];
+	bool zombie = false;
+	FILE *f;
+
+	if (pid <= 0 || (kill(pid, 0) && errno != EPERM))
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if ((f = fopen(path, "re"))) {
+		/* "pid (comm) S ...": a zombie has exited */
+		if (fgets(stat, sizeof(stat), f) && strrchr(stat, ')'))
+			zombie = strrchr(stat, ')')[2] == 'Z';
+		fclose(f);
+	}
+	return !zombie;
+}

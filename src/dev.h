@@ -90,5 +90,7 @@ int uc_dev_serve(struct uc_graph *g, const struct uc_serve_opts *opts);
 /* `list` and `del` subcommands. Return the process exit status. */
 int uc_dev_list(void);
 int uc_dev_del(int argc, char **argv);
+/* A process pid exists and has not exited (a zombie has): a device's server, say. */
+bool uc_pid_running(int pid);
 
 #endif

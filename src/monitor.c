@@ -172,22 +172,6 @@ static int subscribe(struct server *s)
 	return 0;
 }
 
-static bool pid_running(int pid)
-{
-	char path[64], st[256];
-	bool zombie = false;
-	FILE *f;
-
-	if (pid <= 0 || (kill(pid, 0) && errno != EPERM))
-		return false;
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	if ((f = fopen(path, "re"))) {
-		if (fgets(st, sizeof(st), f) && strrchr(st, ')'))
-			zombie = strrchr(st, ')')[2] == 'Z';
-		fclose(f);
-	}
-	return !zombie;
-}
 
 /* What the kernel says about device id, for ServerDied. */
 static void device_fate(unsigned int id, char *buf, size_t len)
@@ -226,7 +210,7 @@ static bool server_starting(unsigned int id)
 	if (!ret)
 		ret = uc_ctrl_get_info(&c, id, &info);
 	uc_ctrl_close(&c);
-	return !ret && pid_running(info.ublksrv_pid);
+	return !ret && uc_pid_running(info.ublksrv_pid);
 }
 
 /* The server process of s ended: a death unless it said it was stopping. */
@@ -366,7 +350,7 @@ static void on_tick(void)
 		if (s->tries > 0 && s->fd < 0)
 			connect_due(s);
 		if (s->recheck > 0 && --s->recheck == 0 && s->fd < 0 && s->pid) {
-			if (pid_running(s->pid)) {
+			if (uc_pid_running(s->pid)) {
 				/* it dropped us (we were too slow): again, skipping what we have */
 				s->replay = true;
 				s->tries = CONNECT_TRIES;

@@ -118,22 +118,6 @@ int uc_run_conf(unsigned int id, char *buf, size_t len)
 	return 0;
 }
 
-static bool pid_running(int pid)
-{
-	char path[64], st[256];
-	bool zombie = false;
-	FILE *f;
-
-	if (pid <= 0 || (kill(pid, 0) && errno != EPERM))
-		return false;
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	if ((f = fopen(path, "re"))) {
-		if (fgets(st, sizeof(st), f) && strrchr(st, ')'))
-			zombie = strrchr(st, ')')[2] == 'Z';
-		fclose(f);
-	}
-	return !zombie;
-}
 
 /* NAME.lock, held while this process serves NAME. Returns 0, -EBUSY or -errno. */
 static int lock_name(const char *name)
@@ -268,7 +252,7 @@ static int check_orphaned_legs(struct uc_graph *g, struct uc_ctrl *c)
 
 		if (sscanf(e->d_name, "%u.%7s", &id, tail) != 2 || strcmp(tail, "env") ||
 		    uc_name_of(id, name) || !strcmp(name, g->dev.name) ||
-		    uc_ctrl_get_info(c, id, &info) || pid_running(info.ublksrv_pid) ||
+		    uc_ctrl_get_info(c, id, &info) || uc_pid_running(info.ublksrv_pid) ||
 		    info.state == UBLK_S_DEV_DEAD)
 			continue;
 		if (shares_legs(g, id))
@@ -303,7 +287,7 @@ int uc_run_claim(struct uc_graph *g, struct uc_ctrl *c, int *recover_id)
 		uc_run_forget(id);	/* stale: the device is gone */
 		return check_orphaned_legs(g, c);
 	}
-	if (pid_running(info.ublksrv_pid) && info.ublksrv_pid != getpid()) {
+	if (uc_pid_running(info.ublksrv_pid) && info.ublksrv_pid != getpid()) {
 		uc_err("%s is already running: /dev/ublkb%u, server pid %d", g->dev.name, id,
 		       info.ublksrv_pid);
 		return -EBUSY;

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "admin.h"
+#include "dev.h"
 #include "log.h"
 #include "names.h"
 #include "stop.h"
@@ -182,23 +183,6 @@ void uc_stop_answer(int result, const char *msg)
 
 /* ---- the CLI ---- */
 
-static bool pid_running(int pid)
-{
-	char path[64], stat[256];
-	FILE *f;
-	bool zombie = false;
-
-	if (pid <= 0 || (kill(pid, 0) && errno != EPERM))
-		return false;
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	if ((f = fopen(path, "re"))) {
-		/* "pid (comm) S ...": a zombie has exited */
-		if (fgets(stat, sizeof(stat), f) && strrchr(stat, ')'))
-			zombie = strrchr(stat, ')')[2] == 'Z';
-		fclose(f);
-	}
-	return !zombie;
-}
 
 static int stop_one(struct uc_ctrl *c, unsigned int id, bool force)
 {
@@ -211,7 +195,7 @@ static int stop_one(struct uc_ctrl *c, unsigned int id, bool force)
 		fprintf(stderr, "ublk-compose: device %u: %s\n", id, strerror(-ret));
 		return 1;
 	}
-	if (!pid_running(info.ublksrv_pid)) {
+	if (!uc_pid_running(info.ublksrv_pid)) {
 		fprintf(stderr, "ublk-compose: device %u has no server (it died): `ublk-compose recover %u` "
 			"serves it again, `ublk-compose del %u` removes it\n", id, id, id);
 		return 1;
@@ -221,7 +205,7 @@ static int stop_one(struct uc_ctrl *c, unsigned int id, bool force)
 		return ret;
 	/* the server deletes the device and exits */
 	snprintf(node, sizeof(node), "/dev/ublkc%u", id);
-	for (int i = 0; i < 1200 && (!access(node, F_OK) || pid_running(info.ublksrv_pid)); i++)
+	for (int i = 0; i < 1200 && (!access(node, F_OK) || uc_pid_running(info.ublksrv_pid)); i++)
 		usleep(100000);
 	if (!access(node, F_OK)) {
 		fprintf(stderr, "ublk-compose: device %u is still there 120 s after its server stopped\n", id);
