@@ -19,6 +19,8 @@
 const char *t_tmpdir(void);
 /* Write text to DIR/name; returns the full path (static rotating storage). */
 const char *t_write_file(const char *dir, const char *name, const char *text);
+/* Read a whole file (up to len - 1 bytes) into buf, "" if it cannot; returns buf. */
+char *t_slurp(const char *path, char *buf, size_t len);
 /* Run each test, print its name and verdict; returns the exit status. */
 struct t_case { const char *name; int (*fn)(void); };
 int t_run(const struct t_case *cases, int n);

@@ -727,13 +727,8 @@ static int test_repo_example_confs(void)
 static bool file_has(const char *path, const char *needle)
 {
 	char buf[16384];
-	FILE *f = fopen(path, "r");
-	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
 
-	if (f)
-		fclose(f);
-	buf[n] = 0;
-	return strstr(buf, needle);
+	return strstr(t_slurp(path, buf, sizeof(buf)), needle);
 }
 
 /* every config in conf/ fits the per-queue arena cap with room (a quarter of it) */

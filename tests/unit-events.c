@@ -278,18 +278,6 @@ static int test_names(void)
 	return T_PASS;
 }
 
-/* Read a whole file (up to len - 1 bytes) into buf. */
-static char *slurp(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY);
-	ssize_t n = fd >= 0 ? read(fd, buf, len - 1) : -1;
-
-	buf[n > 0 ? n : 0] = 0;
-	if (fd >= 0)
-		close(fd);
-	return buf;
-}
-
 /* pid runs and is not a zombie */
 static bool process_running(int pid)
 {
@@ -337,14 +325,14 @@ static int test_program_contract(void)
 	CHECK(rc == 7, "exit status %d, want the program's 7", rc);
 	snprintf(want, sizeof(want), "4\nLegFailed\n/dev/ublkb4\nm0.children[1]\n%s\nr10\n4\nunset\nend\n",
 		 e.detail);
-	CHECK(!strcmp(slurp(out, text, sizeof(text)), want), "got:\n%s\nwant:\n%s", text, want);
+	CHECK(!strcmp(t_slurp(out, text, sizeof(text)), want), "got:\n%s\nwant:\n%s", text, want);
 	CHECK(access(marker, F_OK), "DETAIL was run by a shell");
 	/* a device-level event: NODE is "" (still 4 arguments) */
 	e.type = UC_EV_SERVER_DIED;
 	e.node[0] = 0;
 	snprintf(e.detail, sizeof(e.detail), "gone");
 	CHECK(uc_alert_program(script, &e, 10000) == 7, "second run");
-	CHECK(!strcmp(slurp(out, text, sizeof(text)),
+	CHECK(!strcmp(t_slurp(out, text, sizeof(text)),
 		      "4\nServerDied\n/dev/ublkb4\n\ngone\nr10\n4\nunset\nend\n"),
 	      "device event: %s", text);
 	/* a program that hangs is killed after the timeout, and what it started with it */
@@ -357,7 +345,7 @@ static int test_program_contract(void)
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	CHECK(rc == -ETIMEDOUT, "hang: %d", rc);
 	CHECK(t1.tv_sec - t0.tv_sec < 5, "the timeout did not bound the wait");
-	child = atoi(slurp(out, text, sizeof(text)));
+	child = atoi(t_slurp(out, text, sizeof(text)));
 	CHECK(child > 0, "the hung program recorded no child: '%s'", text);
 	for (int i = 0; i < 50 && process_running(child); i++)
 		usleep(20000);
@@ -619,7 +607,7 @@ static bool wait_for(const char *path, const char *needle)
 	char buf[16384];
 
 	for (int i = 0; i < 100; i++) {
-		if (strstr(slurp(path, buf, sizeof(buf)), needle))
+		if (strstr(t_slurp(path, buf, sizeof(buf)), needle))
 			return true;
 		usleep(100000);
 	}
@@ -687,25 +675,25 @@ static int monitor_follows_servers(void)
 	/* a new server: what it recorded before the monitor connected is replayed */
 	s1 = children[1] = start_fake(conf, UC_EV_DEVICE_STARTED);
 	CHECK(s1 > 0, "fake server");
-	CHECK(wait_for(out, "\"DeviceStarted\""), "no DeviceStarted: %s", slurp(out, text, sizeof(text)));
+	CHECK(wait_for(out, "\"DeviceStarted\""), "no DeviceStarted: %s", t_slurp(out, text, sizeof(text)));
 	/* it dies: ServerDied */
 	kill(s1, SIGKILL);
 	waitpid(s1, &status, 0);
 	children[1] = 0;
-	CHECK(wait_for(out, "\"ServerDied\""), "no ServerDied: %s", slurp(out, text, sizeof(text)));
+	CHECK(wait_for(out, "\"ServerDied\""), "no ServerDied: %s", t_slurp(out, text, sizeof(text)));
 	/* a new server of the device (its socket replaces the dead one's): Recovered */
 	s2 = children[2] = start_fake(conf, UC_EV_RECOVERED);
 	CHECK(s2 > 0, "second fake server");
-	CHECK(wait_for(out, "\"Recovered\""), "no Recovered: %s", slurp(out, text, sizeof(text)));
+	CHECK(wait_for(out, "\"Recovered\""), "no Recovered: %s", t_slurp(out, text, sizeof(text)));
 	/* a clean stop: the events before it, DeviceStopped, and no ServerDied */
 	kill(s2, SIGTERM);
 	waitpid(s2, &status, 0);
 	children[2] = 0;
 	CHECK(WIFEXITED(status) && !WEXITSTATUS(status), "fake server exit");
-	CHECK(wait_for(out, "\"DeviceStopped\""), "no DeviceStopped: %s", slurp(out, text, sizeof(text)));
+	CHECK(wait_for(out, "\"DeviceStopped\""), "no DeviceStopped: %s", t_slurp(out, text, sizeof(text)));
 	usleep(1500000);	/* a ServerDied would come within this */
 	kill_children();
-	slurp(out, text, sizeof(text));
+	t_slurp(out, text, sizeof(text));
 	/* the order: DeviceStarted ServerDied Recovered LegFailed DeviceStopped, each once */
 	{
 		const int order[] = { 0, 3, 4, 1, 2 };
@@ -722,9 +710,9 @@ static int monitor_follows_servers(void)
 	CHECK(strstr(text, "\"name\": \"fake\""), "events name the device: %s", text);
 	/* --program ran for each, with EVENT DEVICE */
 	snprintf(sock, sizeof(sock), "ServerDied /dev/ublkb%u", fake_id);
-	CHECK(wait_for(plog, sock), "program log: %s", slurp(plog, text, sizeof(text)));
+	CHECK(wait_for(plog, sock), "program log: %s", t_slurp(plog, text, sizeof(text)));
 	snprintf(sock, sizeof(sock), "DeviceStopped /dev/ublkb%u", fake_id);
-	CHECK(wait_for(plog, sock), "program log: %s", slurp(plog, text, sizeof(text)));
+	CHECK(wait_for(plog, sock), "program log: %s", t_slurp(plog, text, sizeof(text)));
 	return T_PASS;
 }
 

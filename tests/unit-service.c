@@ -31,18 +31,6 @@
 #include "stop.h"
 #include "testlib.h"
 
-/* Read a whole file (up to len - 1 bytes) into buf. */
-static char *slurp(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY);
-	ssize_t n = fd >= 0 ? read(fd, buf, len - 1) : -1;
-
-	buf[n > 0 ? n : 0] = 0;
-	if (fd >= 0)
-		close(fd);
-	return buf;
-}
-
 /* Run fn in a child process whose stderr is the file err; returns its exit status. */
 static int in_child(int (*fn)(void), const char *err)
 {
@@ -107,11 +95,11 @@ static int test_log_priorities(void)
 
 	snprintf(err, sizeof(err), "%s/log-journal", t_tmpdir());
 	CHECK(in_child(log_journal_child, err) == 0, "child");
-	CHECK(!strcmp(slurp(err, text, sizeof(text)), "<3>e 1\n<4>w\n<5>n\n<6>i1\n<7>d2\n"),
+	CHECK(!strcmp(t_slurp(err, text, sizeof(text)), "<3>e 1\n<4>w\n<5>n\n<6>i1\n<7>d2\n"),
 	      "under the journal:\n%s", text);
 	snprintf(err, sizeof(err), "%s/log-plain", t_tmpdir());
 	CHECK(in_child(log_other_stream_child, err) == 0, "child");
-	CHECK(!strcmp(slurp(err, text, sizeof(text)), "ublk-compose: e 1\nublk-compose: w\n"
+	CHECK(!strcmp(t_slurp(err, text, sizeof(text)), "ublk-compose: e 1\nublk-compose: w\n"
 		      "ublk-compose: n\nublk-compose: i1\nublk-compose: d2\n"), "plain:\n%s", text);
 	return T_PASS;
 }
@@ -269,18 +257,18 @@ static int test_sighup_reload(void)
 	rc = in_child(reload_child, err);
 	unsetenv("NOTIFY_SOCKET");
 	snprintf(path, sizeof(path), "%s/server.log", reload_dir);
-	CHECK(rc == 0, "step %d failed; the log:\n%s", rc, slurp(path, text, sizeof(text)));
+	CHECK(rc == 0, "step %d failed; the log:\n%s", rc, t_slurp(path, text, sizeof(text)));
 	/* the first line stayed in the rotated file, the rest went to a new one */
 	snprintf(path, sizeof(path), "%s/server.log.1", reload_dir);
-	CHECK(!strcmp(slurp(path, text, sizeof(text)), "ublk-compose: serving\n"), "rotated:\n%s", text);
+	CHECK(!strcmp(t_slurp(path, text, sizeof(text)), "ublk-compose: serving\n"), "rotated:\n%s", text);
 	snprintf(path, sizeof(path), "%s/server.log", reload_dir);
-	slurp(path, text, sizeof(text));
+	t_slurp(path, text, sizeof(text));
 	CHECK(strstr(text, "SIGHUP: re-read ") && strstr(text, "rl.conf: space_warn 50%; other changes "
 							 "take effect at the next start"), "%s", text);
 	/* the broken configs: the parser's line, then that nothing changed */
 	CHECK(strstr(text, "rl.conf:2: ") && strstr(text, "space_warn must be a percentage") &&
 	      strstr(text, "not applied: it has the problem above; settings unchanged"), "%s", text);
-	CHECK(!strstr(slurp(err, msg, sizeof(msg)), "ublk-compose"), "logged to stderr: %s", msg);
+	CHECK(!strstr(t_slurp(err, msg, sizeof(msg)), "ublk-compose"), "logged to stderr: %s", msg);
 	/* parsing created nothing */
 	snprintf(path, sizeof(path), "%s/rl.img", reload_dir);
 	CHECK(access(path, F_OK), "the reload created the backing file");
@@ -368,8 +356,8 @@ static int run_bin(const char *bin, char *const args[], char *out, char *err, si
 	}
 	if (pid < 0 || waitpid(pid, &status, 0) < 0)
 		return -1;
-	slurp(o, out, len);
-	slurp(e, err, len);
+	t_slurp(o, out, len);
+	t_slurp(e, err, len);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
