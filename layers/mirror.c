@@ -41,7 +41,37 @@
 
 /* the keys parse accepts (ops.keys; ublk-compose.conf(5) documents each) */
 static const char *const mirror_keys[] = { "type", "children", "read_policy", "bitmap_chunk",
-					   "resync_rate", "assume_clean", NULL };
+					   "resync_rate", "assume_clean", "write_mostly", NULL };
+
+/*
+ * write_mostly = [ "leg name", ... ]: legs that serve reads only when no
+ * other leg can (mdadm --write-mostly), e.g. a leg over the network.
+ * A leg is named by its `name` or its path (volume.children[1]).
+ */
+static int parse_write_mostly(struct uc_node *n, struct mirror *m, const config_setting_t *cfg)
+{
+	const config_setting_t *list = config_setting_get_member(cfg, "write_mostly");
+
+	if (!list)
+		return 0;
+	if (!config_setting_is_array(list) && !config_setting_is_list(list))
+		return uc_conf_err(list, "write_mostly must be a list of leg names [ \"b\", ... ]");
+	for (int k = 0; k < config_setting_length(list); k++) {
+		const config_setting_t *e = config_setting_get_elem(list, k);
+		const char *name = config_setting_get_string(e);
+		unsigned int i;
+
+		if (!name)
+			return uc_conf_err(e, "write_mostly must be a list of leg names [ \"b\", ... ]");
+		for (i = 0; i < n->nr_children; i++)
+			if (!strcmp(n->children[i]->name, name))
+				break;
+		if (i == n->nr_children)
+			return uc_conf_err(e, "write_mostly: '%s' is not a leg of this mirror", name);
+		m->write_mostly |= 1U << i;
+	}
+	return 0;
+}
 
 static int mirror_parse(struct uc_node *n, const config_setting_t *cfg)
 {
@@ -80,6 +110,8 @@ static int mirror_parse(struct uc_node *n, const config_setting_t *cfg)
 	if (n->nr_children > MIRROR_MAX_LEGS)
 		return uc_conf_err(cfg, "a mirror has at most %d legs", MIRROR_MAX_LEGS);
 	m->nr = n->nr_children;
+	if ((ret = parse_write_mostly(n, m, cfg)))
+		return ret;
 	n->can_discard = true;
 	for (unsigned int i = 0; i < n->nr_children; i++) {
 		if (n->children[i]->size < smallest)
@@ -570,9 +602,10 @@ static int mirror_status(const struct uc_node *n, char *buf, size_t len)
 	}
 	pthread_mutex_unlock(&m->lock);
 	for (unsigned int i = 0; i < m->nr && off < (int)len; i++)
-		off += snprintf(buf + off, len - off, " [%u %s errors=%llu]", i,
+		off += snprintf(buf + off, len - off, " [%u %s errors=%llu%s]", i,
 				mirror_leg_state_name(leg_state(m, i)),
-				(unsigned long long)atomic_load(&m->legs[i].errors));
+				(unsigned long long)atomic_load(&m->legs[i].errors),
+				m->write_mostly & (1U << i) ? " write-mostly" : "");
 	return off;
 }
 
@@ -615,10 +648,11 @@ static int mirror_json(const struct uc_node *n, char *buf, size_t len)
 	for (unsigned int i = 0; i < m->nr && off < (int)len; i++) {
 		mirror_uuid_str(m->legs[i].uuid, uuid);
 		off += snprintf(buf + off, len - off,
-				"%s{\"index\": %u, \"node\": \"%s\", \"state\": \"%s\", \"errors\": %llu, \"uuid\": \"%s\"}",
+				"%s{\"index\": %u, \"node\": \"%s\", \"state\": \"%s\", \"errors\": %llu, \"uuid\": \"%s\", \"write_mostly\": %s}",
 				i ? ", " : "", i, n->children[i]->name,
 				mirror_leg_state_name(leg_state(m, i)),
-				(unsigned long long)atomic_load(&m->legs[i].errors), uuid);
+				(unsigned long long)atomic_load(&m->legs[i].errors), uuid,
+				m->write_mostly & (1U << i) ? "true" : "false");
 	}
 	if (off < (int)len)
 		off += snprintf(buf + off, len - off, "]");

@@ -89,6 +89,7 @@ struct mirror {
 	/* config */
 	unsigned int nr;
 	bool round_robin, assume_clean;
+	uint32_t write_mostly;	/* legs that serve reads only when no other leg can */
 	unsigned int chunk_shift;
 	uint64_t resync_rate;
 	uint64_t data_off, bitmap_bytes, nbits, slot, window;

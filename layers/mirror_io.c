@@ -239,6 +239,23 @@ static int balance(const struct mirror *m, const struct mirror_q *mq, const stru
 	return seq >= 0 && best_pending ? seq : best;
 }
 
+/* The read policy's choice among the in-sync legs not in skip, or -1. */
+static int choose(const struct mirror *m, struct mirror_q *mq, const struct uc_sub *s, uint32_t skip)
+{
+	if (m->round_robin) {
+		for (unsigned int k = 0; k < m->nr; k++) {
+			unsigned int i = (mq->rr + k) % m->nr;
+
+			if (!(skip & (1U << i)) && leg_state(m, i) == LEG_IN_SYNC) {
+				mq->rr = i + 1;
+				return i;
+			}
+		}
+		return -1;
+	}
+	return balance(m, mq, s->node, s->off, skip);
+}
+
 /*
  * The leg to serve read s: in sync, not tried yet, and holding the range
  * (a leg with a bad range over it never serves it). Returns -1 if none.
@@ -268,18 +285,13 @@ static int pick_read_leg(struct mirror *m, struct uc_queue *q, const struct uc_s
 		    range_unsynced(m, s->off, s->len))
 			return src;
 	}
-	if (m->round_robin) {
-		for (unsigned int k = 0; k < m->nr; k++) {
-			unsigned int i = (mq->rr + k) % m->nr;
+	/* write-mostly legs serve only what no other leg can */
+	if (m->write_mostly) {
+		int leg = choose(m, mq, s, skip | m->write_mostly);
 
-			if (!(skip & (1U << i)) && leg_state(m, i) == LEG_IN_SYNC) {
-				mq->rr = i + 1;
-				return i;
-			}
-		}
-		return -1;
+		return leg >= 0 ? leg : choose(m, mq, s, skip);
 	}
-	return balance(m, mq, s->node, s->off, skip);
+	return choose(m, mq, s, skip);
 }
 
 static void issue_read(struct mirror *m, struct uc_queue *q, struct uc_sub *s, unsigned int leg)

@@ -666,6 +666,63 @@ static int test_read_balance(void)
 	return T_PASS;
 }
 
+/*
+ * write_mostly (mdadm --write-mostly): leg a serves no read while leg b
+ * can, neither random nor sequential ones; it serves what b cannot (a
+ * range b fails to read, everything once b is faulty) and gets every write.
+ */
+#define MIRROR2_WM(wm) \
+	"device = { max_io = \"256K\"; };\n" \
+	"volume = { type = \"mirror\"; name = \"m\"; bitmap_chunk = \"1M\"; resync_rate = \"0\";\n" \
+	"  write_mostly = " wm ";\n" \
+	"  children = ( { type = \"flaky\"; name = \"a\"; id = 0; path = \"leg0.img\"; size = \"16M\"; },\n" \
+	"               { type = \"flaky\"; name = \"b\"; id = 1; path = \"leg1.img\"; size = \"16M\"; } ); };\n"
+
+static int test_write_mostly(void)
+{
+	struct harness h;
+	unsigned int reads0;
+
+	wipe();
+	fprintf(stderr, "  (two config errors are expected next)\n");
+	CHECK(harness_open(&h, conf("wm-bad.conf", MIRROR2_WM("[ \"c\" ]"))), "an unknown leg was accepted");
+	uc_graph_free(&h.g);
+	CHECK(harness_open(&h, conf("wm-bad.conf", MIRROR2_WM("\"a\""))), "a string was accepted");
+	uc_graph_free(&h.g);
+	CHECK(!harness_open(&h, conf("wm.conf", MIRROR2_WM("[ \"a\" ]"))), "open");
+	CHECK(strstr(status_of(&h, "m"), "[0 in-sync errors=0 write-mostly] [1 in-sync errors=0]"),
+	      "status: %s", status_of(&h, "m"));
+	CHECK(!mix(&h, 500, 0, h.g.size), "mix");
+	flaky_ctl[0].reads = flaky_ctl[1].reads = 0;
+	for (int i = 0; i < 400; i++)
+		issue(&h, UC_OP_READ, 4096 * (t_rand() % ((12 << 20) / 4096)), 4096);
+	for (uint64_t off = 0; off < (12 << 20); off += 64 << 10) {
+		CHECK(!reap(&h, 3), "reap");
+		issue(&h, UC_OP_READ, off, 64 << 10);
+	}
+	CHECK(!reap(&h, 0), "reads");
+	CHECK(flaky_ctl[0].reads == 0 && flaky_ctl[1].reads == 400 + 192,
+	      "write-mostly leg a served %u reads, b %u", flaky_ctl[0].reads, flaky_ctl[1].reads);
+	/* what b cannot read comes from a (and b is repaired) */
+	flaky_ctl[1].fail_read_lo = 2 << 20;
+	flaky_ctl[1].fail_read_hi = (2 << 20) + 65536;
+	CHECK(!verify(&h), "reads failed with b's range bad");
+	CHECK(flaky_ctl[1].reads_failed > 0 && flaky_ctl[0].reads > 0,
+	      "a never served b's bad range (%u failed on b, a served %u)", flaky_ctl[1].reads_failed,
+	      flaky_ctl[0].reads);
+	flaky_ctl[1].fail_read_hi = 0;
+	/* b faulty: a serves everything */
+	flaky_ctl[1].fail_writes = true;
+	CHECK(!mix(&h, 300, 0, h.g.size), "writes failed with b failing");
+	flaky_ctl[1].fail_writes = false;
+	CHECK(strstr(status_of(&h, "m"), "[1 faulty"), "b not faulty: %s", status_of(&h, "m"));
+	reads0 = flaky_ctl[0].reads;
+	CHECK(!verify(&h), "verify with b faulty");
+	CHECK(flaky_ctl[0].reads > reads0, "a served no read with b faulty");
+	harness_close(&h, true);
+	return T_PASS;
+}
+
 static int test_assembly(void)
 {
 	struct harness h;
@@ -1080,6 +1137,7 @@ int main(void)
 		{ "write_failure_degrades", test_write_failure_degrades },
 		{ "read_errors_repaired", test_read_errors_repaired },
 		{ "read_balance", test_read_balance },
+		{ "write_mostly", test_write_mostly },
 		{ "assembly", test_assembly },
 		{ "raid10", test_raid10 },
 		{ "scrub", test_scrub },
