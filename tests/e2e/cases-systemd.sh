@@ -225,11 +225,7 @@ case_systemd_service() {
 
 # ---------------------------------------------------------------- child mode: one case
 if [ "${1:-}" = --one ]; then
-  trap case_cleanup EXIT
-  trap 'fail "interrupted (signal)"' TERM INT
-  log "case $CASE_NAME ($2) on $(uname -r)"
-  "$2"
-  exit 0
+  case_child "$2"
 fi
 
 # ---------------------------------------------------------------- suite
@@ -239,14 +235,6 @@ export E2E_CASES
 [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ] || { echo "cases-systemd.sh: PID 1 is not systemd (use tools/vmrun --systemd)" >&2; exit 2; }
 [ -e /dev/ublk-control ] || { echo "cases-systemd.sh: no /dev/ublk-control" >&2; exit 2; }
 [ -x "$UC_BIN" ] || { echo "cases-systemd.sh: $UC_BIN not built" >&2; exit 2; }
-E2E_WORK=$(mktemp -d "${E2E_WORKDIR:-/var/tmp}/uc-e2e.XXXXXX")
-E2E_LOGDIR=${E2E_LOGDIR:-${VMRUN_OUT:-$REPO/build}/e2e-logs}
-E2E_PIDFILE=$E2E_WORK/pids
-mkdir -p "$E2E_LOGDIR"; : > "$E2E_PIDFILE"
-export E2E_WORK E2E_LOGDIR E2E_PIDFILE E2E_CASES_SH UC_BIN
-trap suite_cleanup EXIT
-trap 'exit 130' INT TERM
-[ -n "${VMRUN_OUT:-}" ] && dmesg -n 1 2>/dev/null
-echo "E2E-KERNEL: $(uname -r)"
+suite_start
 run_case systemd/service case_systemd_service 1200
 suite_summary

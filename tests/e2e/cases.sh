@@ -692,11 +692,7 @@ all_names() {
 # ---------------------------------------------------------------- child mode: one case
 if [ "${1:-}" = --one ]; then
   VOL=${CASE_NAME%%/*}
-  trap case_cleanup EXIT
-  trap 'fail "interrupted (signal)"' TERM INT
-  log "case $CASE_NAME ($2) on $(uname -r)"
-  "$2"
-  exit 0
+  case_child "$2"
 fi
 
 if [ "${1:-}" = --list ]; then all_names; exit 0; fi
@@ -711,17 +707,7 @@ for t in fio mkfs.ext4 e2fsck blkdiscard blockdev cmp sha256sum timeout findmnt 
   command -v "$t" >/dev/null || { echo "cases.sh: missing tool $t" >&2; exit 2; }
 done
 
-E2E_WORK=$(mktemp -d "${E2E_WORKDIR:-/var/tmp}/uc-e2e.XXXXXX")
-E2E_LOGDIR=${E2E_LOGDIR:-${VMRUN_OUT:-$REPO/build}/e2e-logs}
-E2E_PIDFILE=$E2E_WORK/pids
-mkdir -p "$E2E_LOGDIR"; : > "$E2E_PIDFILE"
-export E2E_WORK E2E_LOGDIR E2E_PIDFILE E2E_CASES_SH UC_BIN
-trap suite_cleanup EXIT
-trap 'exit 130' INT TERM
-
-# keep kernel I/O error messages off the (VM serial) console so they don't garble our output
-[ -n "${VMRUN_OUT:-}" ] && dmesg -n 1 2>/dev/null
-echo "E2E-KERNEL: $(uname -r)"
+suite_start
 log "work dir $E2E_WORK, logs $E2E_LOGDIR, binary $UC_BIN"
 [ -n "$(ublk_nodes)" ] && log "warning: ublk devices exist before the run: $(ublk_nodes)"
 

@@ -387,6 +387,29 @@ suite_cleanup() {
   if [ -n "${E2E_WORK:-}" ] && [ -z "${E2E_KEEP:-}" ]; then rm -rf "$E2E_WORK"; fi
 }
 
+# child mode (cases*.sh --one NAME FUNC): run one case, cleaned up however it ends
+case_child() {
+  trap case_cleanup EXIT
+  trap 'fail "interrupted (signal)"' TERM INT
+  log "case $CASE_NAME ($1) on $(uname -r)"
+  "$1"
+  exit 0
+}
+
+# suite_start: the work dir, log dir and pid file every case of a suite shares; cleanup at exit
+suite_start() {
+  E2E_WORK=$(mktemp -d "${E2E_WORKDIR:-/var/tmp}/uc-e2e.XXXXXX")
+  E2E_LOGDIR=${E2E_LOGDIR:-${VMRUN_OUT:-$REPO/build}/e2e-logs}
+  E2E_PIDFILE=$E2E_WORK/pids
+  mkdir -p "$E2E_LOGDIR"; : > "$E2E_PIDFILE"
+  export E2E_WORK E2E_LOGDIR E2E_PIDFILE E2E_CASES_SH UC_BIN
+  trap suite_cleanup EXIT
+  trap 'exit 130' INT TERM
+  # keep kernel I/O error messages off the (VM serial) console so they don't garble our output
+  [ -n "${VMRUN_OUT:-}" ] && dmesg -n 1 2>/dev/null
+  echo "E2E-KERNEL: $(uname -r)"
+}
+
 suite_summary() {
   echo "$E2E_PASSED passed, $E2E_FAILED failed"
   [ "$E2E_FAILED" = 0 ]
