@@ -66,12 +66,12 @@ void cz_break(struct uc_node *n, struct cz *cz, const char *what, int err)
 
 /* the keys parse accepts (ops.keys; ublk-compose.conf(5) documents each) */
 static const char *const compress_keys[] = { "type", "name", "algorithm", "level", "cluster", "size",
-					     "workers", "children", NULL };
+					     "workers", "cache", "children", NULL };
 
 static int compress_parse(struct uc_node *n, const config_setting_t *cfg)
 {
 	const char *alg = "zstd";
-	uint64_t cluster = 64 << 10, size = 0;
+	uint64_t cluster = 64 << 10, size = 0, cache = CACHE_BYTES;
 	long long level = 1, workers = -1;
 	unsigned int pages;
 	struct cz_sb lay;
@@ -83,8 +83,12 @@ static int compress_parse(struct uc_node *n, const config_setting_t *cfg)
 	if ((ret = uc_conf_string(cfg, "algorithm", &alg)) < 0 ||
 	    (ret = uc_conf_int(cfg, "level", &level)) < 0 ||
 	    (ret = uc_conf_size(cfg, "cluster", &cluster)) < 0 ||
-	    (ret = uc_conf_int(cfg, "workers", &workers)) < 0)
+	    (ret = uc_conf_int(cfg, "workers", &workers)) < 0 ||
+	    (ret = uc_conf_size(cfg, "cache", &cache)) < 0)
 		return ret;
+	if (cache > (1ULL << 30))
+		return uc_conf_err(config_setting_get_member(cfg, "cache"),
+				   "compress: cache must be at most 1G (per queue)");
 	if (workers != -1 && (workers < 0 || workers > WORKERS_MAX))
 		return uc_conf_err(config_setting_get_member(cfg, "workers"),
 				   "compress: workers must be 0 to %d", WORKERS_MAX);
@@ -135,6 +139,10 @@ static int compress_parse(struct uc_node *n, const config_setting_t *cfg)
 		workers = cpus < 1 ? 1 : cpus > 4 ? 4 : cpus;
 	}
 	cz->nr_workers = workers;
+	/* decoded clusters per queue: a power of two, at least 4 */
+	cz->nr_cache = 4;
+	while ((uint64_t)cz->nr_cache * 2 * cluster <= cache)
+		cz->nr_cache *= 2;
 	cz->g = n->graph;
 	/* as many cluster buffers as fit in 32M, 8 to 64 */
 	cz->jobs_per_queue = (32U << 20) / (2 * cluster + 4096);
@@ -234,7 +242,7 @@ struct czq *czq_new(struct cz *cz)
 	z->pages = calloc((size_t)z->nr_jobs * cz->ppc, sizeof(*z->pages));
 	z->holds = calloc((size_t)z->nr_jobs * cz->ppc, sizeof(*z->holds));
 	/* decoded clusters kept for the reads that come back to them (both powers of two) */
-	z->nr_cache = CACHE_BYTES / cz->cluster < 4 ? 4 : CACHE_BYTES / cz->cluster;
+	z->nr_cache = cz->nr_cache;
 	z->cache = calloc(z->nr_cache, sizeof(*z->cache));
 	z->cache_mem = aligned_alloc(CZ_BLOCK, (size_t)z->nr_cache * cz->cluster);
 	for (unsigned int i = 0; z->cache && z->cache_mem && i < z->nr_cache; i++)
@@ -434,7 +442,8 @@ static int compress_json(const struct uc_node *n, char *buf, size_t len)
 			", \"commits\": %" PRIu64 ", \"checkpoints\": %" PRIu64
 			", \"zstd_skipped\": %" PRIu64 ", \"workers\": %u, \"pages_alone\": %" PRIu64
 			", \"page_capacity\": %" PRIu64 ", \"page_writes\": %" PRIu64
-			", \"packs_written\": %" PRIu64 ", \"folds\": %" PRIu64 ", \"cache_hits\": %" PRIu64,
+			", \"packs_written\": %" PRIu64 ", \"folds\": %" PRIu64 ", \"cache_hits\": %" PRIu64
+			", \"cache_bytes\": %" PRIu64,
 			cz->level, cz->cluster, lg, ph, ph ? (double)lg / ph : 1.0,
 			cz->sb.data_blocks * CZ_BLOCK, (uint64_t)atomic_load(&cz->nr_kind[CZ_ZERO]),
 			(uint64_t)atomic_load(&cz->nr_kind[CZ_RAW]),
@@ -445,7 +454,7 @@ static int compress_json(const struct uc_node *n, char *buf, size_t len)
 			(uint64_t)atomic_load(&cz->zstd_skipped), cz->nr_workers,
 			(uint64_t)atomic_load(&cz->alone_pages), cz->ov_cap,
 			(uint64_t)atomic_load(&cz->page_writes), (uint64_t)atomic_load(&cz->packs_written),
-			(uint64_t)atomic_load(&cz->folds_done), hits);
+			(uint64_t)atomic_load(&cz->folds_done), hits, (uint64_t)cz->nr_cache * cz->cluster);
 }
 
 static int compress_health(const struct uc_node *n)

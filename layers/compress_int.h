@@ -25,7 +25,7 @@
 #define PACKS		4	/* packs of fragments per queue: one filling, the rest being written */
 #define PACK_BYTES	(128U << 10)	/* a pack is written when it holds this much (or at the turn's end) */
 #define RETRY_SUBS	(8 * ATTEMPTS)	/* child subs a request may spend on re-reading fragments */
-#define CACHE_BYTES	(4U << 20)	/* per queue: decoded clusters kept for reads (at least 4) */
+#define CACHE_BYTES	(4U << 20)	/* default cache: per queue, decoded clusters kept for reads (at least 4) */
 
 /* J_FOLD: store the cluster whole again, its pages stored alone in it (space comes back) */
 enum job_op { J_READ, J_WRITE, J_ZERO, J_FOLD };
@@ -274,6 +274,7 @@ struct cz {
 	struct czq *q[UC_MAX_QUEUES + 1];
 	/* workers: compression off the queue threads */
 	unsigned int nr_workers;
+	unsigned int nr_cache;	/* decoded clusters each queue keeps (cache key) */
 	pthread_t workers[WORKERS_MAX];
 	pthread_mutex_t wlock;
 	pthread_cond_t wcond;

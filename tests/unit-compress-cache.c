@@ -260,6 +260,53 @@ static int cache_mix(const char *name, const char *extra)
 	return T_PASS;
 }
 
+/*
+ * cache = SIZE: the slots each queue keeps (direct mapped by cluster). 8
+ * clusters read twice, page 0 then page 1 of each: with 4 slots ("256K")
+ * cluster c + 4 has taken c's slot by then, every second read misses; with
+ * 8 ("512K") every one hits. Over 1G is a config error.
+ */
+static int cache_pass(const char *name, const char *extra, uint64_t want_bytes, uint64_t *out)
+{
+	struct harness h;
+	uint64_t b = 0;
+
+	CHECK(!harness_open(&h, cache_conf(name, extra)), "open");
+	CHECK((uint64_t)((struct cz *)h.g.root->priv)->nr_cache * 64 * K == want_bytes,
+	      "%s: %u slots", extra, ((struct cz *)h.g.root->priv)->nr_cache);
+	h.compressible = true;
+	for (uint64_t c = 0; c < 8; c++)
+		do
+			CHECK(one(&h, UC_OP_WRITE, c * 64 * K, 64 * K) == 64 * K, "cluster %llu",
+			      (unsigned long long)c);
+		while (!h.model[c * 64 * K]);
+	for (unsigned int p = 0; p < 2; p++) {
+		if (p == 1)
+			b = hits(&h);
+		for (uint64_t c = 0; c < 8; c++)
+			CHECK(one(&h, UC_OP_READ, PG(c, p), 4 * K) == 4 * K, "read %llu/%u",
+			      (unsigned long long)c, p);
+	}
+	*out = hits(&h) - b;
+	harness_close(&h);
+	return T_PASS;
+}
+
+static int test_cache_size(void)
+{
+	struct harness h;
+	uint64_t small, big;
+
+	CHECK(cache_pass("c256", "cache = \"256K\";", 256 * K, &small) == T_PASS, "256K");
+	CHECK(cache_pass("c512", "cache = \"512K\";", 512 * K, &big) == T_PASS, "512K");
+	CHECK(small == 0 && big == 8, "second reads of 8 clusters: %llu hits with 4 slots, %llu with 8",
+	      (unsigned long long)small, (unsigned long long)big);
+	fprintf(stderr, "  (a config error is expected next)\n");
+	CHECK(harness_open(&h, cache_conf("c2g", "cache = \"2G\";")), "a 2G cache was accepted");
+	uc_graph_free(&h.g);
+	return T_PASS;
+}
+
 static int test_mix(void)
 {
 	return cache_mix("mix", "");
@@ -275,6 +322,7 @@ int main(void)
 	static const struct t_case cases[] = {
 		{ "invalidate", test_invalidate },
 		{ "wrap", test_wrap },
+		{ "cache_size", test_cache_size },
 		{ "mix", test_mix },
 		{ "mix_inline", test_mix_inline },
 	};
