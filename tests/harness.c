@@ -235,6 +235,34 @@ int one(struct harness *h, uint8_t op, uint64_t off, uint64_t len)
 	return h->results[0];
 }
 
+static void one_on_commit(struct uc_queue *q, struct uc_io *io, int res)
+{
+	(void)io;
+	*(int *)q->owner = res;
+}
+
+int one_on(struct harness *h, struct uc_queue *q, uint8_t op, uint64_t off, uint64_t len)
+{
+	struct uc_req r = { .op = op, .off = off, .len = len };
+	int res = INT32_MIN;
+
+	q->owner = &res;
+	q->commit = one_on_commit;
+	if (op == UC_OP_WRITE)
+		harness_fill(h, q->ios[0].buf, len);
+	uc_queue_start(q, 0, &r);
+	while (res == INT32_MIN)
+		if (uc_queue_turn(q))
+			return -EPIPE;
+	if (res >= 0 && op == UC_OP_WRITE)
+		memcpy(h->model + off, q->ios[0].buf, len);
+	else if (res >= 0 && op != UC_OP_READ)
+		memset(h->model + off, 0, len);
+	else if (res >= 0 && memcmp(q->ios[0].buf, h->model + off, len))
+		return BAD_DATA;
+	return res;
+}
+
 int ctl(struct uc_node *n, const char *key, const char *value, char *reply, size_t len)
 {
 	return n->ops->ctl(n, key, value, reply, len);

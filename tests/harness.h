@@ -55,6 +55,11 @@ void issue(struct harness *h, uint8_t op, uint8_t flags, uint64_t off, uint64_t 
 int run_mix(struct harness *h, unsigned int nr, bool discards);
 /* One request alone, drained: bytes, 0, -errno or BAD_DATA. */
 int one(struct harness *h, uint8_t op, uint64_t off, uint64_t len);
+/*
+ * The same on another queue of h's graph (uc_queue_init with id 1...),
+ * driven on this thread until the request completes; h's model is kept.
+ */
+int one_on(struct harness *h, struct uc_queue *q, uint8_t op, uint64_t off, uint64_t len);
 /* The node's ctl op, and its status line (static storage). */
 int ctl(struct uc_node *n, const char *key, const char *value, char *reply, size_t len);
 const char *status(struct uc_node *n);

@@ -39,35 +39,6 @@ static uint64_t hits(struct harness *h)
 	return n;
 }
 
-/* The harness's second queue (id 1), driven on this thread; one request at a time. */
-static void q2_commit(struct uc_queue *q, struct uc_io *io, int res)
-{
-	(void)io;
-	*(int *)q->owner = res;
-}
-
-static int q2_one(struct harness *h, struct uc_queue *q2, uint8_t op, uint64_t off, uint64_t len)
-{
-	struct uc_req r = { .op = op, .off = off, .len = len };
-	int res = INT32_MIN;
-
-	q2->owner = &res;
-	q2->commit = q2_commit;
-	if (op == UC_OP_WRITE)
-		harness_fill(h, q2->ios[0].buf, len);
-	uc_queue_start(q2, 0, &r);
-	while (res == INT32_MIN)
-		if (uc_queue_turn(q2))
-			return -EPIPE;
-	if (res >= 0 && op == UC_OP_WRITE)
-		memcpy(h->model + off, q2->ios[0].buf, len);
-	else if (res >= 0 && op != UC_OP_READ)
-		memset(h->model + off, 0, len);
-	else if (res >= 0 && memcmp(q2->ios[0].buf, h->model + off, len))
-		return BAD_DATA;
-	return res;
-}
-
 static void fold_done(struct uc_queue *q, struct uc_io *io, int res)
 {
 	(void)q;
@@ -122,15 +93,15 @@ static int test_invalidate(void)
 	CHECK(!read_all(&h, 2, &b) && hits(&h) == b + 15, "after a page write: %llu hits",
 	      (unsigned long long)(hits(&h) - b));
 	/* written through the other queue, read through this one */
-	CHECK(q2_one(&h, &q2, UC_OP_WRITE, PG(2, 5), 8 * K) == 8 * K, "page write, queue 1");
+	CHECK(one_on(&h, &q2, UC_OP_WRITE, PG(2, 5), 8 * K) == 8 * K, "page write, queue 1");
 	CHECK(!read_all(&h, 2, &b), "after a page write on the other queue");
 	/* read through the other queue: its own cache, filled once */
 	b = hits(&h);
 	for (unsigned int p = 0; p < 16; p++)
-		CHECK(q2_one(&h, &q2, UC_OP_READ, PG(2, p), 4 * K) == 4 * K, "queue 1 page %u", p);
+		CHECK(one_on(&h, &q2, UC_OP_READ, PG(2, p), 4 * K) == 4 * K, "queue 1 page %u", p);
 	CHECK(hits(&h) == b + 15, "queue 1: %llu hits", (unsigned long long)(hits(&h) - b));
 	CHECK(one(&h, UC_OP_WRITE, PG(2, 6), 4 * K) == 4 * K, "page write, queue 0");
-	CHECK(q2_one(&h, &q2, UC_OP_READ, PG(2, 6), 4 * K) == 4 * K, "queue 1 sees queue 0's write");
+	CHECK(one_on(&h, &q2, UC_OP_READ, PG(2, 6), 4 * K) == 4 * K, "queue 1 sees queue 0's write");
 	/* discards and zeroes of pages, a write that is not whole pages (read-modify-write) */
 	CHECK(one(&h, UC_OP_DISCARD, PG(2, 7), 4 * K) == 0, "page discard");
 	CHECK(!read_all(&h, 2, &b), "after a page discard");
@@ -139,7 +110,7 @@ static int test_invalidate(void)
 	CHECK(one(&h, UC_OP_WRITE, PG(2, 9) + 512, 1024) == 1024, "a write inside a page");
 	CHECK(!read_all(&h, 2, &b), "after a read-modify-write");
 	do	/* compressible data is all zero now and then: a cluster of zeroes is not cached */
-		CHECK(q2_one(&h, &q2, UC_OP_WRITE, PG(2, 0), 64 * K) == 64 * K, "whole cluster, queue 1");
+		CHECK(one_on(&h, &q2, UC_OP_WRITE, PG(2, 0), 64 * K) == 64 * K, "whole cluster, queue 1");
 	while (!h.model[PG(2, 0)]);
 	CHECK(!read_all(&h, 2, &b), "after a whole write on the other queue");
 	/* whole reads are served from the cache too, and see whole writes */
@@ -236,9 +207,9 @@ static int cache_mix(const char *name, const char *extra)
 			int r;
 
 			if (t_rand() % 3 == 0)
-				r = q2_one(&h, &q2, UC_OP_WRITE, off, 4 * K);
+				r = one_on(&h, &q2, UC_OP_WRITE, off, 4 * K);
 			else
-				r = q2_one(&h, &q2, UC_OP_READ, off, 4 * K);
+				r = one_on(&h, &q2, UC_OP_READ, off, 4 * K);
 			CHECK(r == 4 * K, "queue 1 at %llu: %d", (unsigned long long)off, r);
 			off = 4 * K * (t_rand() % 128);
 			if (t_rand() % 3 == 0)

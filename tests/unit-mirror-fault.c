@@ -848,6 +848,61 @@ static int test_clean_bits_no_busy_timer(void)
 }
 
 /*
+ * Queue 0 clears the bitmap; asleep with no bit set it has no scan due. The
+ * first bit set by a write on another queue must wake it (a kick on its
+ * eventfd), or the bit would stay set until something else woke queue 0.
+ */
+static int test_first_bit_kicks_queue0(void)
+{
+	const char *cf = conf("fbk.conf", MIRROR_FF("", "fbk-a.img", "fbk-b.img"));
+	struct io_uring_cqe *cqe;
+	struct __kernel_timespec ts = { .tv_sec = 2 };
+	struct timespec t0, t1;
+	struct uc_queue q2;
+	struct harness h;
+	struct mirror *m;
+	double secs = 0;
+	int ret;
+
+	CHECK(!harness_open(&h, cf), "open");
+	m = h.g.root->priv;
+	CHECK(!uc_queue_init(&q2, &h.g, 1, DEPTH, 0, 0), "second queue");
+	/* queue 0 settles: its metadata written, no bit, no poll due */
+	for (int i = 0; i < 50 && (m->meta_inflight || atomic_load(&m->meta_done) < m->meta_seq); i++) {
+		io_uring_submit(&h.q.ring);
+		if (!io_uring_wait_cqe_timeout(&h.q.ring, &cqe, &ts))
+			CHECK(!uc_queue_turn(&h.q), "turn");
+	}
+	CHECK(!m->meta_inflight && atomic_load(&m->meta_done) == m->meta_seq, "metadata never written");
+	CHECK(!uc_queue_turn(&h.q), "turn");
+	CHECK(!atomic_load(&m->nr_bits) && !h.q.timer_armed, "queue 0 not idle: %llu bits, timer %d",
+	      (unsigned long long)atomic_load(&m->nr_bits), h.q.timer_armed);
+	CHECK(one_on(&h, &q2, UC_OP_WRITE, 64 * K, 8 * K) == 8 * K, "write on queue 1");
+	CHECK(atomic_load(&m->nr_bits) == 1, "the write set %llu bits",
+	      (unsigned long long)atomic_load(&m->nr_bits));
+	ret = io_uring_wait_cqe_timeout(&h.q.ring, &cqe, &ts);
+	CHECK(!ret, "queue 0 was not woken by the first bit (%s)", strerror(-ret));
+	/* woken, it schedules the scan that clears the bit */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (secs < 8 && (atomic_load(&m->nr_bits) || atomic_load(&m->meta_done) < m->meta_seq)) {
+		CHECK(!uc_queue_turn(&h.q), "turn");
+		CHECK(h.q.timer_armed || !atomic_load(&m->nr_bits), "a bit set and no scan due");
+		io_uring_submit(&h.q.ring);
+		ts.tv_sec = 4;
+		io_uring_wait_cqe_timeout(&h.q.ring, &cqe, &ts);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		secs = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+	}
+	CHECK(!atomic_load(&m->nr_bits), "the bit still set after %.1f s", secs);
+	while (!uc_queue_idle(&q2))
+		CHECK(!uc_queue_turn(&q2), "queue 1 turn");
+	uc_queue_exit(&q2);
+	CHECK(!verify(&h), "verify");
+	stop(&h);
+	return T_PASS;
+}
+
+/*
  * A write to a region whose bitmap bit is not set waits for the metadata
  * write that sets it: parked on the mirror's wait (uc_park), woken by that
  * write's completion, not polled for by the 1 ms timer (issue 17).
@@ -896,6 +951,7 @@ int main(void)
 		{ "degraded_no_timer", test_degraded_no_timer },
 		{ "clean_bits_no_busy_timer", test_clean_bits_no_busy_timer },
 		{ "bit_wait_no_busy_timer", test_bit_wait_no_busy_timer },
+		{ "first_bit_kicks_queue0", test_first_bit_kicks_queue0 },
 	};
 
 	nodiscard_ops = file_layer_ops;
