@@ -410,49 +410,20 @@ bool uc_queue_cqe(struct uc_queue *q, const struct io_uring_cqe *cqe)
 	return cqe->user_data == UC_UDATA_IGNORE;
 }
 
-/*
- * Register the leaves as fixed files (again, after the tree grew), and the
- * ublk char fd after them. Returns 0 or -errno.
- */
+/* Register the leaves as fixed files (again, after the tree grew). Returns 0 or -errno. */
 static int register_files(struct uc_queue *q)
 {
 	struct uc_graph *g = q->g;
-	int fds[g->nr_leaves + 1], ret;
-	unsigned int n = 0;
+	int fds[g->nr_leaves ? g->nr_leaves : 1], ret;
 
-	if (q->nr_files || q->cmd_file >= 0)
+	if (q->nr_files)
 		io_uring_unregister_files(&q->ring);
 	q->nr_files = 0;
-	q->cmd_file = -1;
 	for (unsigned int i = 0; i < g->nr_leaves; i++)
-		fds[n++] = g->leaves[i]->fd;
-	if (q->cmd_fd >= 0)
-		fds[n++] = q->cmd_fd;
-	ret = n ? io_uring_register_files(&q->ring, fds, n) : 0;
-	if (!ret) {
+		fds[i] = g->leaves[i]->fd;
+	ret = g->nr_leaves ? io_uring_register_files(&q->ring, fds, g->nr_leaves) : 0;
+	if (!ret)
 		q->nr_files = g->nr_leaves;
-		if (q->cmd_fd >= 0)
-			q->cmd_file = g->nr_leaves;
-	}
-	return ret;
-}
-
-/*
- * The ublk char fd as a fixed file of the ring: every uring_cmd on it then
- * skips the file lookup and reference (kublk does the same). Returns 0 or
- * -errno; the queue goes on with the plain fd (cmd_file -1) if it fails.
- */
-int uc_queue_register_cmd_fd(struct uc_queue *q, int fd)
-{
-	int ret;
-
-	q->cmd_fd = fd;
-	ret = register_files(q);
-	if (ret) {
-		q->cmd_fd = -1;
-		if (register_files(q))
-			uc_err("queue %u: cannot register the leaves again", q->id);
-	}
 	return ret;
 }
 
@@ -684,7 +655,6 @@ int uc_queue_init(struct uc_queue *q, struct uc_graph *g, unsigned int id, unsig
 
 	memset(q, 0, sizeof(*q));
 	q->kick_fd = -1;
-	q->cmd_fd = q->cmd_file = -1;
 	ibuf = (ibuf + 4095) & ~(size_t)4095;
 	q->g = g;
 	q->id = id;

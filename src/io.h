@@ -69,8 +69,6 @@ struct uc_queue {
 	uint64_t pause_gen;	/* the pause being served */
 	unsigned int nr_held;	/* requests held while pausing */
 	unsigned int nr_files;	/* leaves registered as fixed files */
-	int cmd_fd;		/* the ublk char fd (uc_queue_register_cmd_fd), -1: none */
-	int cmd_file;		/* its fixed file index, after the leaves; -1: not registered */
 	bool timer_armed;	/* the poll timer is in flight */
 	bool timer_short;	/* ... because a poll asked to run again soon (1 ms) */
 	uint64_t timer_due;	/* its deadline, CLOCK_MONOTONIC ns */
@@ -101,8 +99,6 @@ struct uc_queue {
  */
 int uc_queue_init(struct uc_queue *q, struct uc_graph *g, unsigned int id, unsigned int depth,
 		  unsigned int setup_flags, unsigned int extra_sqes);
-/* Register the ublk char fd as a fixed file after the leaves (q->cmd_file). 0 or -errno. */
-int uc_queue_register_cmd_fd(struct uc_queue *q, int fd);
 void uc_queue_exit(struct uc_queue *q);
 /*
  * Size q's arenas for q->g as it is now (uc_graph_attach_child, on the

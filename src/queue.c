@@ -36,12 +36,7 @@ struct io_uring_sqe *uc_ublk_cmd_sqe(struct uc_ublk_queue *uq, unsigned int cmd_
 	}
 	uc_sqe128_clear(sqe);
 	sqe->opcode = IORING_OP_URING_CMD;
-	if (uq->q.cmd_file >= 0) {
-		sqe->fd = uq->q.cmd_file;
-		sqe->flags |= IOSQE_FIXED_FILE;
-	} else {
-		sqe->fd = uq->dev->char_fd;
-	}
+	sqe->fd = uq->dev->char_fd;
 	sqe->cmd_op = cmd_op;
 	io_uring_sqe_set_data64(sqe, user_data);
 	return sqe;
@@ -125,9 +120,6 @@ static int queue_setup(struct uc_ublk_queue *uq)
 		return ret;
 	}
 	uq->q.owner = uq;
-	if ((ret = uc_queue_register_cmd_fd(&uq->q, dev->char_fd)))
-		uc_info("queue %u: the ublk char fd is not a fixed file (%s): commands use the plain fd",
-			uq->id, strerror(-ret));
 	uq->q.commit = dev->batch ? uc_batch_commit : queue_commit;
 	uq->q.zero_copy = dev->zero_copy;
 	/* AUTO_BUF_REG puts each request's pages at index tag of this sparse table */
