@@ -145,7 +145,8 @@ conf_null() { devconf; echo 'volume = { type = "null"; size = "512M"; };'; }
 conf_batch_off() { conf_file | sed 's/block_size = 4096;/block_size = 4096; batch = false;/; s/f0.img/b1.img/'; }
 nbd_leg() { echo "{ type = \"nbd\"; uri = \"nbd://127.0.0.1:$1/\"; }"; }
 conf_nbd() { devconf; echo "volume = $(nbd_leg 10809);"; }
-conf_mirror_nbd() { devconf; echo "volume = { type = \"mirror\"; assume_clean = true; children = ( $(leg s0.img), $(nbd_leg 10810) ); };"; }
+# the nbd leg write-mostly on both sides (ours: write_mostly, md: --write-mostly), as an admin sets a remote leg
+conf_mirror_nbd() { devconf; echo "volume = { type = \"mirror\"; assume_clean = true; write_mostly = [ \"remote\" ]; children = ( $(leg s0.img), { type = \"nbd\"; name = \"remote\"; uri = \"nbd://127.0.0.1:10810/\"; } ); };"; }
 
 # layer_ok ROW: 0 if ublk-compose accepts the row's config; else writes the reason to $OUT/status-ROW
 layer_ok() {
@@ -323,7 +324,7 @@ for row in $ROWS; do
           L0=$(loop_of "$W/s0.img")
           mdadm --zero-superblock --force "$L0" "$NBD_DEV" >/dev/null 2>&1
           mdadm --create "$MD" --run --force --metadata=1.2 --level=1 --raid-devices=2 --assume-clean \
-            --bitmap=none "$L0" "$NBD_DEV" </dev/null >"$OUT/mdadm-nbd.log" 2>&1 || { log "mdadm over nbd failed"; MD=''; }
+            --bitmap=none "$L0" --write-mostly "$NBD_DEV" </dev/null >"$OUT/mdadm-nbd.log" 2>&1 || { log "mdadm over nbd failed"; MD=''; }
           [ -n "$MD" ] && MD=$(readlink -f "$MD")
         fi
         bench_pair mirror_nbd "$DDEV" "$MD" "$NBD_JOBS"
@@ -333,10 +334,14 @@ for row in $ROWS; do
       stop_uc; md_stop; nbd_stop ;;
     zram)
       # compress vs zram on real data: a script of its own (its raw results: raw/zram.*)
-      rm -f s?.img
+      # every other row's files: the tar, the tree, both volumes and their data need the room on
+      # the tmpfs (about 1.2G of its 2G); f0 is made again for the rows that follow
+      rm -f -- "$W"/*.img
+      log "zram: $(df -h --output=avail . | tail -n 1 | tr -d ' ') free on the work tmpfs"
       OUT=$OUT UC_BIN=$UC_BIN BENCH_WORK=$W REPS=$REPS RUNTIME=$RUNTIME bash "$HERE/zram.sh" ||
         log "zram: $(cat "$OUT/status-zram" 2>/dev/null)"
-      rm -f "$W"/usr.tar "$W"/tree.tar ;;
+      rm -f "$W"/usr.tar "$W"/tree.tar "$W"/*.img
+      dd if=/dev/urandom of=f0.img bs=1M count="$FILE_MB" status=none ;;
   esac
 done
 

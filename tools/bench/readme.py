@@ -21,7 +21,7 @@ NAMES = {"file": "single file vs loop", "stripe4": "stripe x4 vs md raid0", "rai
          "compress_rand": "compress (random data) vs uncompressed file",
          "null_file": "single file vs do-nothing ublk target", "null_stripe4": "stripe x4 vs do-nothing ublk target",
          "batch_off": "single file, BATCH_IO vs per-tag commands",
-         "nbd": "nbd leaf vs kernel NBD client", "mirror_nbd": "mirror file+nbd vs md raid1 loop+nbd"}
+         "nbd": "nbd leaf vs kernel NBD client", "mirror_nbd": "mirror file+nbd vs md raid1 loop+nbd, nbd write-mostly"}
 
 
 

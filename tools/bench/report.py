@@ -22,7 +22,7 @@ ROWS = [  # row, ours label, reference label, throughput target (ratio >=): one,
     ("batch_off", "ublk-compose file, BATCH_IO", "ublk-compose file, per-tag commands", None),
     # the same nbdkit export (file plugin, TCP loopback) through our nbd leaf and the kernel's client
     ("nbd", "ublk-compose nbd", "kernel NBD (nbd-client)", 1.0),
-    ("mirror_nbd", "ublk-compose mirror file+nbd", "md raid1 loop+kernel NBD", None),
+    ("mirror_nbd", "ublk-compose mirror file+nbd (nbd write-mostly)", "md raid1 loop+kernel NBD (NBD --write-mostly)", None),
 ]
 # reads through a layer vs the file volume of the same run (goal: >= 0.95x); not interleaved
 LAYER_READ_JOBS = ["randread4k_qd32", "randread4k_qd1", "read1m_qd8"]

@@ -128,6 +128,8 @@ def target_rows(lts, new):
         if ca is None and cb is None:
             continue
         t = next((r["target"] for z in (a, b) if z for r in z["rows"] if r["job"] == job), None)
+        if t is None:
+            continue  # the row failed on both kernels: its status says why, under each kernel's table
         out.append(f"| compress vs zram, {name} | >= {t:.1f}x | {ca or '–'} | {cb or '–'} |")
     return out
 
