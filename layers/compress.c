@@ -115,7 +115,9 @@ static int compress_parse(struct uc_node *n, const config_setting_t *cfg)
 	if (n->nr_children != 1)
 		return uc_conf_err(config_setting_get_member(cfg, "children"),
 				   "compress: needs exactly one child, has %u", n->nr_children);
-	if (cz_layout(&lay, n->children[0]->size, size, cluster)) {
+	/* a volume made by the first layout rule may have a child that only it fits */
+	if (cz_layout(&lay, n->children[0]->size, size, cluster) &&
+	    cz_layout_old(&lay, n->children[0]->size, size, cluster)) {
 		char b1[32], b2[32];
 
 		return uc_conf_err(config_setting_get_member(cfg, "children"),

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The compress layer's format and space allocator. See compress_meta.h. */
 #include <errno.h>
+#include <stdbool.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,21 +28,35 @@ enum {
 enum { P_REC = 32 };
 
 /*
- * Pages that may have fragments at once: every page, but no more than a
- * quarter of the child's blocks (at least 4096): the table in memory costs
- * 32 bytes a page, and beyond that folds keep it from filling.
+ * Pages that may have fragments at once, by layout rule (the superblock
+ * does not name the rule: a volume's layout is checked against each).
+ * Rule 2 (volumes made since 2026-12): every page, but no more than one
+ * per block of the child and no more than 1M (the table in memory costs 32
+ * bytes a page, 43-85 MB at 1M), at least 4096: folds start when space runs
+ * low, not long before because the table filled (the quarter of rule 1 made
+ * steady 4K random writes fold-bound with most of the child free).
+ * Rule 1 (the first volumes of format 2): a quarter of the child's blocks.
  */
-static uint64_t page_cap(uint64_t nclusters, uint32_t cluster, uint64_t blocks)
-{
-	uint64_t pages = nclusters * (cluster / CZ_PAGE), cap = blocks / 4 > 4096 ? blocks / 4 : 4096;
+enum { CAP_MIN = 4096, CAP_MAX = 1 << 20 };
 
+static uint64_t page_cap(uint64_t nclusters, uint32_t cluster, uint64_t blocks, int rule)
+{
+	uint64_t pages = nclusters * (cluster / CZ_PAGE), cap;
+
+	if (rule == 1)
+		cap = blocks / 4;
+	else
+		cap = blocks < CAP_MAX ? blocks : CAP_MAX;
+	if (cap < CAP_MIN)
+		cap = CAP_MIN;
 	return pages < cap ? pages : cap;
 }
 
-int cz_layout(struct cz_sb *sb, uint64_t child_size, uint64_t logical, uint32_t cluster)
+static int layout_rule(struct cz_sb *sb, uint64_t child_size, uint64_t logical, uint32_t cluster,
+		       int rule)
 {
 	uint64_t nclusters = (logical + cluster - 1) / cluster, blocks = child_size / CZ_BLOCK;
-	uint64_t cap = page_cap(nclusters, cluster, blocks);
+	uint64_t cap = page_cap(nclusters, cluster, blocks, rule);
 
 	sb->cluster = cluster;
 	sb->logical = logical;
@@ -67,6 +82,25 @@ int cz_layout(struct cz_sb *sb, uint64_t child_size, uint64_t logical, uint32_t 
 		return -ENOSPC;
 	sb->data_blocks = blocks - sb->data_off;
 	return 0;
+}
+
+int cz_layout(struct cz_sb *sb, uint64_t child_size, uint64_t logical, uint32_t cluster)
+{
+	return layout_rule(sb, child_size, logical, cluster, CZ_LAYOUT_RULE);
+}
+
+int cz_layout_old(struct cz_sb *sb, uint64_t child_size, uint64_t logical, uint32_t cluster)
+{
+	return layout_rule(sb, child_size, logical, cluster, 1);
+}
+
+/* Does x's layout (not its checkpoint fields) match want's? */
+static bool layout_is(const struct cz_sb *x, const struct cz_sb *want)
+{
+	return want->map_off == x->map_off && want->map_blocks == x->map_blocks &&
+	       want->pages_off == x->pages_off && want->page_blocks == x->page_blocks &&
+	       want->journal_off == x->journal_off && want->journal_blocks == x->journal_blocks &&
+	       want->data_off == x->data_off && want->data_blocks == x->data_blocks;
 }
 
 uint64_t cz_nclusters(const struct cz_sb *sb)
@@ -144,18 +178,18 @@ int cz_sb_decode(struct cz_sb *sb, const void *block)
 	x.pages_off = uc_get64(b, S_PAGES_OFF);
 	x.page_blocks = uc_get64(b, S_PAGE_BLOCKS);
 	x.ckpt_pages = uc_get64(b, S_CKPT_PAGES);
-	/* the layout must be the one cz_layout() gives, or nothing below can be trusted */
+	/* the layout must be one that a layout rule gives, or nothing below can be trusted */
 	{
 		struct cz_sb want;
+		bool known = false;
 
-		if (x.cluster < 4096 || (x.cluster & (x.cluster - 1)) || x.cluster > (1U << 20) ||
-		    cz_layout(&want, x.child_size, x.logical, x.cluster) ||
-		    want.map_off != x.map_off || want.map_blocks != x.map_blocks ||
-		    want.pages_off != x.pages_off || want.page_blocks != x.page_blocks ||
-		    x.ckpt_pages > cz_page_capacity(&want) ||
-		    want.journal_off != x.journal_off || want.journal_blocks != x.journal_blocks ||
-		    want.data_off != x.data_off || want.data_blocks != x.data_blocks ||
-		    x.ckpt_area > 1 || x.journal_head >= x.journal_blocks)
+		if (x.cluster < 4096 || (x.cluster & (x.cluster - 1)) || x.cluster > (1U << 20))
+			return -EBADMSG;
+		for (int rule = CZ_LAYOUT_RULE; rule >= 1 && !known; rule--)
+			known = !layout_rule(&want, x.child_size, x.logical, x.cluster, rule) &&
+				layout_is(&x, &want);
+		if (!known || x.ckpt_pages > cz_page_capacity(&x) || x.ckpt_area > 1 ||
+		    x.journal_head >= x.journal_blocks)
 			return -EBADMSG;
 	}
 	*sb = x;

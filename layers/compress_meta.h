@@ -87,8 +87,15 @@ struct cz_sb {
 	uint64_t ckpt_pages;	/* page records in the checkpoint */
 };
 
-/* The layout for a child of child_size bytes. Returns 0 or -ENOSPC (too small). */
+/*
+ * The layout for a child of child_size bytes, by the current rule (a new
+ * volume). Returns 0 or -ENOSPC (too small). cz_layout_old: by the first
+ * rule of format 2 (page capacity a quarter of the child's blocks), which
+ * volumes made by it keep; a superblock must match one of the rules.
+ */
+#define CZ_LAYOUT_RULE	2
 int cz_layout(struct cz_sb *sb, uint64_t child_size, uint64_t logical, uint32_t cluster);
+int cz_layout_old(struct cz_sb *sb, uint64_t child_size, uint64_t logical, uint32_t cluster);
 uint64_t cz_nclusters(const struct cz_sb *sb);
 /* Pages that may be stored on their own at once (what the page areas hold). */
 uint64_t cz_page_capacity(const struct cz_sb *sb);

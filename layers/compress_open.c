@@ -422,7 +422,8 @@ int compress_activate(struct uc_node *n)
 	ret = read_sb(n, &cz->sb, &blank);
 	if (ret == -ENOENT && (blank || subtree_created(n->children[0]))) {
 		/* a new volume: an empty map in area B is written as the first checkpoint */
-		cz_layout(&cz->sb, n->children[0]->size, cz->logical, cz->cluster);
+		if (cz_layout(&cz->sb, n->children[0]->size, cz->logical, cz->cluster))
+			cz_layout_old(&cz->sb, n->children[0]->size, cz->logical, cz->cluster);	/* parse made sure one fits */
 		cz->sb.version = CZ_VERSION;
 		new_uuid(cz->sb.uuid);
 		cz->sb.ckpt_area = 0;

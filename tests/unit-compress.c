@@ -51,14 +51,41 @@ static int test_format(void)
 
 	memset(&a, 0, sizeof(a));
 	CHECK(!cz_layout(&a, 64 * M, 1024 * M, 64 * K), "layout");
-	/* 64M child: pages alone up to a quarter of its 16384 blocks, 33 blocks of records each area */
-	CHECK(a.map_blocks == (16384 + 254) / 255 && a.page_blocks == 33 &&
-	      a.journal_blocks == 4 * 65 + 4096 / 64 &&
+	/* 64M child: pages alone up to one per block (16384), 130 blocks of records each area */
+	CHECK(a.map_blocks == (16384 + 254) / 255 && a.page_blocks == 130 &&
+	      a.journal_blocks == 4 * 65 + 16384 / 64 &&
 	      a.pages_off == 2 + 2 * a.map_blocks && a.journal_off == a.pages_off + 2 * a.page_blocks &&
 	      a.data_off == a.journal_off + a.journal_blocks, "layout %llu %llu %llu %llu",
 	      (unsigned long long)a.map_blocks, (unsigned long long)a.page_blocks,
 	      (unsigned long long)a.journal_blocks, (unsigned long long)a.data_off);
-	CHECK(cz_page_capacity(&a) == 33 * CZ_PG_PER_BLOCK, "page capacity");
+	CHECK(cz_page_capacity(&a) == 130 * CZ_PG_PER_BLOCK, "page capacity");
+	/* a 32G child: the table stops at 1M pages (the first rule's quarter would be 2M) */
+	CHECK(!cz_layout(&b, 32768 * M, 65536 * M, 64 * K) && b.page_blocks == (1048576 + 126) / 127,
+	      "capacity bound: %llu", (unsigned long long)b.page_blocks);
+	CHECK(!cz_layout_old(&b, 32768 * M, 65536 * M, 64 * K) && b.page_blocks == (2097152 + 126) / 127,
+	      "first rule, 32G: %llu", (unsigned long long)b.page_blocks);
+	/*
+	 * A volume made by the first rule (a quarter of the child's blocks: 33
+	 * blocks here) keeps its layout: its superblock is read as it is, and
+	 * one that matches no rule is refused.
+	 */
+	CHECK(!cz_layout_old(&b, 64 * M, 1024 * M, 64 * K) && b.page_blocks == 33 &&
+	      b.journal_blocks == 4 * 65 + 4096 / 64 && b.data_off < a.data_off, "first rule layout");
+	b.version = CZ_VERSION;
+	b.gen = 3;
+	b.ckpt_pages = 4000;
+	cz_sb_encode(&b, blk);
+	{
+		struct cz_sb c;
+
+		CHECK(!cz_sb_decode(&c, blk) && !memcmp(&b, &c, sizeof(b)), "a first-rule superblock");
+		b.page_blocks = 34;	/* neither rule */
+		b.journal_off += 2;
+		b.data_off += 2;
+		b.data_blocks -= 2;
+		cz_sb_encode(&b, blk);
+		CHECK(cz_sb_decode(&c, blk) == -EBADMSG, "a layout of no rule");
+	}
 	CHECK(cz_layout(&b, 512 * K, 1024 * M, 64 * K) == -ENOSPC, "a child too small for the map");
 	a.version = CZ_VERSION;
 	a.gen = 7;

@@ -12,7 +12,8 @@
 #   --runtime  seconds per fio run (default 4); every job is run --reps times (default 3), median
 #   --quick    smoke test: 2 jobs, 1 rep, 2 s, file + stripe rows only
 #   --rows     only these rows (file stripe4 raid10 mirror2 compress compress_rand nbd mirror_nbd)
-# env: BENCH_VM_MEM (default 4096), BENCH_VM_CPUS (default 2), BENCH_VM_TIMEOUT (default 2400 s)
+# env: BENCH_VM_MEM (default 4096), BENCH_VM_CPUS (default 2), BENCH_VM_TIMEOUT (default 2400 s),
+#      CZ_CLUSTER and CZ_EXTRA for the zram row's compress volume (tools/bench/zram.sh)
 set -u -o pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$REPO" || exit 1
@@ -39,6 +40,8 @@ if [ "$QUICK" = 1 ]; then
   ENVS=(QUEUES="$QUEUES" NUMJOBS="$NUMJOBS" RUNTIME=2 REPS=1 JOBS="randread4k_qd32 randread4k_qd1" ROWS="file stripe4 raid10 mirror2 compress null_file batch_off zram" NULL_JOBS="randread4k_qd32" BATCH_JOBS="randread4k_qd32" SCALING=1 TAR_MB=32 TREE=/usr/include/linux)
 fi
 [ -n "$ROWS" ] && ENVS+=(ROWS="$ROWS" SCALING=0)
+# the zram row's compress volume: another cluster size, more keys (CZ_EXTRA='cache = "64M";')
+for v in CZ_CLUSTER CZ_EXTRA; do [ -n "${!v:-}" ] && ENVS+=("$v=${!v}"); done
 log() { echo "[bench $(date +%T)] $*" >&2; }
 
 # ---- prerequisites: build, gnuplot, fio, mdadm
