@@ -66,12 +66,12 @@ void cz_break(struct uc_node *n, struct cz *cz, const char *what, int err)
 
 /* the keys parse accepts (ops.keys; ublk-compose.conf(5) documents each) */
 static const char *const compress_keys[] = { "type", "name", "algorithm", "level", "cluster", "size",
-					     "workers", "cache", "children", NULL };
+					     "workers", "cache", "fold_idle", "children", NULL };
 
 static int compress_parse(struct uc_node *n, const config_setting_t *cfg)
 {
 	const char *alg = "zstd";
-	uint64_t cluster = 64 << 10, size = 0, cache = CACHE_BYTES;
+	uint64_t cluster = 64 << 10, size = 0, cache = CACHE_BYTES, idle_ns = FOLD_IDLE_NS;
 	long long level = 1, workers = -1;
 	unsigned int pages;
 	struct cz_sb lay;
@@ -84,7 +84,8 @@ static int compress_parse(struct uc_node *n, const config_setting_t *cfg)
 	    (ret = uc_conf_int(cfg, "level", &level)) < 0 ||
 	    (ret = uc_conf_size(cfg, "cluster", &cluster)) < 0 ||
 	    (ret = uc_conf_int(cfg, "workers", &workers)) < 0 ||
-	    (ret = uc_conf_size(cfg, "cache", &cache)) < 0)
+	    (ret = uc_conf_size(cfg, "cache", &cache)) < 0 ||
+	    (ret = uc_conf_duration(cfg, "fold_idle", "compress", &idle_ns)) < 0)
 		return ret;
 	if (cache > (1ULL << 30))
 		return uc_conf_err(config_setting_get_member(cfg, "cache"),
@@ -141,6 +142,7 @@ static int compress_parse(struct uc_node *n, const config_setting_t *cfg)
 		workers = cpus < 1 ? 1 : cpus > 4 ? 4 : cpus;
 	}
 	cz->nr_workers = workers;
+	cz->idle_ns = idle_ns;
 	/* decoded clusters per queue: a power of two, at least 4 */
 	cz->nr_cache = 4;
 	while ((uint64_t)cz->nr_cache * 2 * cluster <= cache)
@@ -296,6 +298,10 @@ static int compress_submit(struct uc_node *n, struct uc_queue *q, struct uc_sub 
 		return -EIO;
 	if (!z)
 		return -EIO;	/* a queue this volume was not set up for */
+	/* owner-written, read by whichever queue looks for idleness */
+	if (s->op != UC_OP_FOLD)
+		atomic_store_explicit(&z->reqs, atomic_load_explicit(&z->reqs, memory_order_relaxed) + 1,
+				      memory_order_relaxed);
 	switch (s->op) {
 	case UC_OP_READ:
 	case UC_OP_WRITE:
@@ -445,7 +451,8 @@ static int compress_json(const struct uc_node *n, char *buf, size_t len)
 			", \"zstd_skipped\": %" PRIu64 ", \"workers\": %u, \"pages_alone\": %" PRIu64
 			", \"page_capacity\": %" PRIu64 ", \"page_writes\": %" PRIu64
 			", \"packs_written\": %" PRIu64 ", \"folds\": %" PRIu64 ", \"cache_hits\": %" PRIu64
-			", \"cache_bytes\": %" PRIu64,
+			", \"cache_bytes\": %" PRIu64 ", \"idle_folds\": %" PRIu64
+			", \"fold_idle_ms\": %" PRIu64,
 			cz->level, cz->cluster, lg, ph, ph ? (double)lg / ph : 1.0,
 			cz->sb.data_blocks * CZ_BLOCK, (uint64_t)atomic_load(&cz->nr_kind[CZ_ZERO]),
 			(uint64_t)atomic_load(&cz->nr_kind[CZ_RAW]),
@@ -456,7 +463,8 @@ static int compress_json(const struct uc_node *n, char *buf, size_t len)
 			(uint64_t)atomic_load(&cz->zstd_skipped), cz->nr_workers,
 			(uint64_t)atomic_load(&cz->alone_pages), cz->ov_cap,
 			(uint64_t)atomic_load(&cz->page_writes), (uint64_t)atomic_load(&cz->packs_written),
-			(uint64_t)atomic_load(&cz->folds_done), hits, (uint64_t)cz->nr_cache * cz->cluster);
+			(uint64_t)atomic_load(&cz->folds_done), hits, (uint64_t)cz->nr_cache * cz->cluster,
+			(uint64_t)atomic_load(&cz->idle_folds), cz->idle_ns / 1000000);
 }
 
 static int compress_health(const struct uc_node *n)

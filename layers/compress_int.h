@@ -26,6 +26,7 @@
 #define PACK_BYTES	(128U << 10)	/* a pack is written when it holds this much (or at the turn's end) */
 #define RETRY_SUBS	(8 * ATTEMPTS)	/* child subs a request may spend on re-reading fragments */
 #define CACHE_BYTES	(4U << 20)	/* default cache: per queue, decoded clusters kept for reads (at least 4) */
+#define FOLD_IDLE_NS	(10ULL * 1000000000)	/* default fold_idle: no request for this long, fold */
 
 /* J_FOLD: store the cluster whole again, its pages stored alone in it (space comes back) */
 enum job_op { J_READ, J_WRITE, J_ZERO, J_FOLD };
@@ -162,6 +163,7 @@ struct czq {			/* per queue: only its thread touches it (cache lines of its own)
 	ZSTD_DCtx *dctx;
 	pthread_mutex_t dlock;
 	struct job *done;	/* jobs the workers are done with */
+	_Atomic uint64_t reqs;	/* requests from above it took (idle folds watch them) */
 };
 
 struct cz_free {
@@ -254,6 +256,10 @@ struct cz {
 	uint64_t fold_stall;		/* a fold found no space with this many blocks free: wait for more */
 	_Atomic uint64_t folds_done;
 	uint64_t fold_cursor;
+	/* idle folds: no request for idle_ns (fold_idle; 0: never) gives the space back */
+	uint64_t idle_ns;
+	uint64_t idle_reqs, idle_at;	/* the requests seen last, and when that count changed */
+	_Atomic uint64_t idle_folds;
 	/* commits */
 	int cstate;
 	uint64_t commit_started, commit_want, commit_target;

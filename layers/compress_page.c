@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
+#include <time.h>
 #include "compress_int.h"
 #include "events.h"
 #include "log.h"
@@ -128,27 +129,78 @@ static bool fold_wanted(const struct cz *cz)
 }
 
 /*
- * When space is low (or the page table fills), clusters with pages stored
- * alone are stored whole again (their old base copy and fragment blocks
- * come back, their table entries go), a few at a time, as internal
- * requests of the layer to itself.
+ * Has no request come for idle_ns (every queue's count unchanged)? Then
+ * folds give back what pages stored alone hold twice, so that the space is
+ * there before the next burst needs it. While pages alone remain and the
+ * volume is not yet idle long enough, q polls again when it would be.
+ * Lock held.
+ */
+static bool fold_idle(struct cz *cz, struct uc_queue *q)
+{
+	uint64_t reqs = 0, now;
+	struct timespec ts;
+
+	/* nothing held twice, no free waiting for a commit or readers: nothing to wake for */
+	if (!cz->idle_ns || (!cz->ov_count && !cz->frees[0].n && !cz->frees[1].n))
+		return false;
+	for (unsigned int i = 0; i <= UC_MAX_QUEUES; i++)
+		if (cz->q[i])
+			reqs += atomic_load_explicit(&cz->q[i]->reqs, memory_order_relaxed);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	if (reqs != cz->idle_reqs || !cz->idle_at) {
+		cz->idle_reqs = reqs;
+		cz->idle_at = now;
+	}
+	if (now - cz->idle_at < cz->idle_ns) {
+		uc_queue_poll_in(q, cz->idle_ns - (now - cz->idle_at));
+		return false;
+	}
+	return true;
+}
+
+/*
+ * When space is low (or the page table fills), or the volume is idle,
+ * clusters with pages stored alone are stored whole again (their old base
+ * copy and fragment blocks come back, their table entries go), a few at a
+ * time, as internal requests of the layer to itself.
  */
 void cz_fold_poll(struct uc_node *n, struct cz *cz, struct uc_queue *q)
 {
 	struct uc_io *io;
 	uint64_t c;
+	bool idle;
 
 	if (!uc_queue_may_start_work(q) || cz_dead(cz))
 		return;
 	pthread_mutex_lock(&cz->lock);
-	while (cz->folds < FOLDS && fold_wanted(cz) && (io = uc_internal_get(q)) &&
-	       (c = fold_victim(cz)) != UINT64_MAX) {
+	idle = fold_idle(cz, q);
+	while (cz->folds < FOLDS && (io = uc_internal_get(q)) &&
+	       ((idle && cz->ov_count && cz->space.nr_blocks - cz->space.used > cz->fold_stall) ||
+		fold_wanted(cz))) {
+		if ((c = fold_victim(cz)) == UINT64_MAX) {
+			/* none among the next 1024 clusters: look further at the next turn */
+			if (idle && cz->ov_count)
+				uc_queue_poll_in(q, 1000000);
+			break;
+		}
 		cz->folds++;
+		if (idle && !fold_wanted(cz))
+			atomic_fetch_add(&cz->idle_folds, 1);
 		pthread_mutex_unlock(&cz->lock);
 		uc_internal_start(q, io, n, UC_OP_FOLD, 0, c << cz->cluster_shift, cz->cluster,
 				  fold_done, n);
 		pthread_mutex_lock(&cz->lock);
 	}
+	/*
+	 * Idle and the folds done: commit, for the blocks they freed (and any
+	 * other frees) are reusable, and no longer counted, only once durable.
+	 */
+	if (idle && !cz->folds && cz->frees[0].n && cz->cstate == C_IDLE && cz->kstate == K_NONE)
+		cz_commit_needed(cz);
+	/* durable frees go back at a later poll (cz_release_ready): make sure there is one */
+	if (idle && cz->frees[1].n)
+		uc_queue_poll_in(q, 1000000);
 	pthread_mutex_unlock(&cz->lock);
 }
 

@@ -96,26 +96,14 @@ fail:
 /* "30s", "500ms" */
 static int parse_timeout(const config_setting_t *cfg, uint64_t *ns)
 {
-	const config_setting_t *t = config_setting_get_member(cfg, "timeout");
-	const char *str;
-	unsigned long long v;
-	char *end;
+	int ret = uc_conf_duration(cfg, "timeout", "nbd", ns);
 
-	if (!t)
-		return 0;
-	if (config_setting_type(t) != CONFIG_TYPE_STRING)
-		return uc_conf_err(t, "nbd: timeout must be a string like \"30s\" or \"500ms\"");
-	str = config_setting_get_string(t);
-	errno = 0;
-	v = strtoull(str, &end, 10);
-	if (*str < '0' || *str > '9' || errno || (strcmp(end, "s") && strcmp(end, "ms")))
-		return uc_conf_err(t, "nbd: bad timeout '%.40s' (a number with s or ms, e.g. \"30s\")",
-				   str);
-	if (v > 3600000 || (!strcmp(end, "s") && v > 3600))
-		return uc_conf_err(t, "nbd: timeout '%.40s' is over 1 hour", str);
-	*ns = v * (strcmp(end, "s") ? MS : 1000 * MS);
+	if (ret <= 0)
+		return ret;
 	if (*ns < 100 * MS)
-		return uc_conf_err(t, "nbd: timeout '%.40s' is under 100ms", str);
+		return uc_conf_err(config_setting_get_member(cfg, "timeout"),
+				   "nbd: timeout '%.40s' is under 100ms",
+				   config_setting_get_string(config_setting_get_member(cfg, "timeout")));
 	return 0;
 }
 

@@ -120,6 +120,30 @@ int uc_conf_size(const config_setting_t *g, const char *key, uint64_t *out)
 	}
 }
 
+int uc_conf_duration(const config_setting_t *g, const char *key, const char *what, uint64_t *ns)
+{
+	const config_setting_t *t = config_setting_get_member(g, key);
+	const uint64_t ms = 1000000;
+	const char *str;
+	unsigned long long v;
+	char *end;
+
+	if (!t)
+		return 0;
+	if (config_setting_type(t) != CONFIG_TYPE_STRING)
+		return uc_conf_err(t, "%s: %s must be a string like \"30s\" or \"500ms\"", what, key);
+	str = config_setting_get_string(t);
+	errno = 0;
+	v = strtoull(str, &end, 10);
+	if (*str < '0' || *str > '9' || errno || (strcmp(end, "s") && strcmp(end, "ms")))
+		return uc_conf_err(t, "%s: bad %s '%.40s' (a number with s or ms, e.g. \"30s\")",
+				   what, key, str);
+	if (v > 3600000 || (!strcmp(end, "s") && v > 3600))
+		return uc_conf_err(t, "%s: %s '%.40s' is over 1 hour", what, key, str);
+	*ns = v * (strcmp(end, "s") ? ms : 1000 * ms);
+	return 1;
+}
+
 int uc_conf_bool(const config_setting_t *g, const char *key, bool *out)
 {
 	const config_setting_t *s = config_setting_get_member(g, key);

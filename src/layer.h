@@ -293,6 +293,11 @@ int uc_conf_size(const config_setting_t *g, const char *key, uint64_t *out);
 int uc_conf_bool(const config_setting_t *g, const char *key, bool *out);
 int uc_conf_int(const config_setting_t *g, const char *key, long long *out);
 int uc_conf_string(const config_setting_t *g, const char *key, const char **out);
+/*
+ * Duration key: a string like "30s" or "500ms", at most 1 hour, into ns.
+ * Returns 1 if set, 0 if absent, -EINVAL (what names the layer in errors).
+ */
+int uc_conf_duration(const config_setting_t *g, const char *key, const char *what, uint64_t *ns);
 /* Parse "64K", "1G", "4096" into bytes. Returns 0 or -EINVAL. */
 int uc_parse_size(const char *str, uint64_t *out);
 /* Format bytes as "1.5G" etc. */

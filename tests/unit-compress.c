@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <zstd.h>
 #include "compress_meta.h"
@@ -250,6 +251,8 @@ static int test_config(void)
 		{ "level0", "level must be", CZ("  size = \"64M\"; level = 0; #<\n") },
 		{ "size_small", "size must be at least one cluster", CZ("  size = \"4K\"; #<\n") },
 		{ "unknown", "unknown key 'ratio'", CZ("  size = \"64M\"; ratio = 2; #<\n") },
+		{ "fold_idle_int", "fold_idle must be a string", CZ("  size = \"64M\"; fold_idle = 10; #<\n") },
+		{ "fold_idle_unit", "bad fold_idle '10m'", CZ("  size = \"64M\"; fold_idle = \"10m\"; #<\n") },
 		{ "child_small", "too small for the metadata",
 		  "volume = { type = \"compress\"; size = \"1T\";\n"
 		  "  children = ( #<\n    { type = \"file\"; path = \"a.img\"; size = \"1M\"; } ); };\n" },
@@ -1197,6 +1200,60 @@ static int test_pages_mix(void)
 }
 
 /*
+ * fold_idle: pages stored alone hold their cluster's space twice until a
+ * fold. While requests keep coming (every 50 ms, fold_idle 300ms) nothing
+ * is folded; once none came for fold_idle, every cluster with pages alone
+ * is folded (no space pressure at all here), the space comes back and
+ * everything reads back.
+ */
+static int test_idle_folds(void)
+{
+	const char *cfg = cz_conf("idle.conf", "size = \"4M\"; cluster = \"16K\"; fold_idle = \"300ms\";",
+				  file_child("idle.img", "16M"));
+	struct harness h;
+	uint64_t phys, alone;
+	struct timespec t0, t;
+
+	unlink(tpath("idle.img"));
+	CHECK(!harness_open(&h, cfg), "open");
+	h.compressible = true;
+	for (uint64_t off = 0; off < h.g.size; off += 128 * K)
+		CHECK(one(&h, UC_OP_WRITE, off, 128 * K) == 128 * K, "fill");
+	for (uint64_t c = 0; c < 64; c++)
+		CHECK(one(&h, UC_OP_WRITE, c * 16 * K + 4096, 4096) == 4096, "page write");
+	alone = json_u64(h.g.root, "\"pages_alone\"");
+	phys = json_u64(h.g.root, "\"physical_bytes\"");
+	/* some pages of the compressible data are zero: stored alone as "zero", holding no space */
+	CHECK(alone >= 32 && alone != UINT64_MAX && json_u64(h.g.root, "\"page_writes\"") == 64,
+	      "pages alone: %s", json(h.g.root));
+	for (int i = 0; i < 20; i++) {	/* 1 s of reads, 50 ms apart */
+		CHECK(one(&h, UC_OP_READ, (uint64_t)(i % 64) * 16 * K, 4096) == 4096, "read");
+		usleep(50000);
+	}
+	CHECK(json_u64(h.g.root, "\"idle_folds\"") == 0 && json_u64(h.g.root, "\"pages_alone\"") == alone,
+	      "folded while busy: %s", json(h.g.root));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {	/* the queue sleeps until fold_idle is over, then folds */
+		CHECK(!uc_queue_idle(&h.q) || h.q.timer_armed, "nothing will wake the queue: %s",
+		      json(h.g.root));
+		CHECK(!harness_turn(&h), "turn");
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		CHECK(t.tv_sec - t0.tv_sec < 10, "not folded 10 s after the last request: %s", json(h.g.root));
+	} while (json_u64(h.g.root, "\"pages_alone\"") || json_u64(h.g.root, "\"physical_bytes\"") >= phys);
+	printf("  idle_folds: %s; physical %llu -> %llu\n", status(h.g.root), (unsigned long long)phys,
+	       (unsigned long long)json_u64(h.g.root, "\"physical_bytes\""));
+	CHECK(json_u64(h.g.root, "\"idle_folds\"") >= alone &&
+	      json_u64(h.g.root, "\"physical_bytes\"") < phys, "%s", json(h.g.root));
+	for (uint64_t off = 0; off < h.g.size; off += 128 * K)
+		CHECK(one(&h, UC_OP_READ, off, 128 * K) == 128 * K, "read back");
+	harness_close(&h);
+	CHECK(!harness_open(&h, cfg), "reopen");
+	CHECK(json_u64(h.g.root, "\"pages_alone\"") == 0, "%s", json(h.g.root));
+	harness_close(&h);
+	return T_PASS;
+}
+
+/*
  * Random page writes of random data, three times the volume, on a child
  * that holds the volume once and a half: without folds the base copies and
  * the fragments would not fit. No write may fail.
@@ -1390,6 +1447,7 @@ int main(void)
 		{ "pages", test_pages },
 		{ "pages_mix", test_pages_mix },
 		{ "reclaim", test_reclaim },
+		{ "idle_folds", test_idle_folds },
 		{ "replay_lost_page", test_replay_lost_page },
 		{ "format1", test_format1 },
 		{ "enospc", test_enospc },

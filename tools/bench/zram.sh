@@ -145,6 +145,22 @@ print(v["physical_bytes"], v["logical_bytes"])' "$W/status.json" 2>>"$W/status.j
 cz_status() { # JOB
   "$UC_BIN" status "${CDEV#/dev/ublkb}" --json > "$OUT/zram-cz.$1.json" 2>&1
 }
+# Let the compress volume's idle folds (fold_idle, default 10 s) finish before zram is measured:
+# they fold the clusters whose pages are stored alone, and must not take CPU from the other side.
+# The seconds it took and the space after go into zram-info.txt (settle.JOB=...).
+cz_settle() { # JOB
+  local job=$1 t0 i=0 j
+  t0=$(date +%s.%N)
+  while :; do
+    j=$("$UC_BIN" status "${CDEV#/dev/ublkb}" --json 2>/dev/null | python3 -c 'import json,sys
+v = json.load(sys.stdin)["volume"]
+print(v.get("pages_alone", 0), v.get("idle_folds", 0), v.get("physical_bytes", 0), v.get("fold_idle_ms", 0))') || j="? ? ? ?"
+    set -- $j
+    { [ "$1" = 0 ] || [ "$4" = 0 ] || [ "$i" -ge 120 ]; } && break
+    sleep 1; i=$((i + 1))
+  done
+  echo "settle.$job=$(echo "$(date +%s.%N) - $t0" | bc -l | cut -c1-6)s pages_alone=$1 idle_folds=$2 physical_bytes=$3" >> "$INFO"
+}
 
 # ------------------------------------------------------------------ the jobs, interleaved
 for rep in $(seq 1 "$REPS"); do
@@ -174,7 +190,7 @@ for rep in $(seq 1 "$REPS"); do
   want randwrite4k || break
   for s in ours ref file; do czload "$s" randwrite4k "$rep" randwrite --bs 4096 --qd 32 --seconds "$RUNTIME"; done
 done
-want randwrite4k && cz_status randwrite4k
+want randwrite4k && cz_status randwrite4k && cz_settle randwrite4k
 uc_stop "$FPID"; FPID=''; rm -f plain.img
 log "randwrite4k done: $("$UC_BIN" status "${CDEV#/dev/ublkb}" 2>/dev/null | grep -m1 compress | tr -s ' ')"
 for s in ours ref; do
@@ -213,7 +229,7 @@ for rep in $(seq 1 "$REPS"); do
     t2=$(date +%s.%N)
     rb=$(tar cf - -C "$W/mnt" . | wc -c)
     t3=$(date +%s.%N)
-    [ "$s" = ours ] && cz_status "ext4-read.$rep"
+    [ "$s" = ours ] && cz_status "ext4-read.$rep" && cz_settle "ext4.$rep"
     # every file as the source has it (contents, not metadata; symbolic links as links)
     diff -r --no-dereference "$TREE" "$W/mnt/$(basename "$TREE")" > "$W/diff.out" 2>&1 || fail "ext4 on $d: the files differ: $(head -c 300 "$W/diff.out")"
     umount "$W/mnt" || fail "umount $d"
