@@ -258,7 +258,7 @@ struct cz {
 	uint64_t fold_cursor;
 	/* idle folds: no request for idle_ns (fold_idle; 0: never) gives the space back */
 	uint64_t idle_ns;
-	uint64_t idle_reqs, idle_at;	/* the requests seen last, and when that count changed */
+	uint64_t idle_reqs, idle_at;	/* the requests seen last; since when none came (0: not timed yet) */
 	_Atomic uint64_t idle_folds;
 	/* commits */
 	int cstate;

@@ -131,9 +131,10 @@ static bool fold_wanted(const struct cz *cz)
 /*
  * Has no request come for idle_ns (every queue's count unchanged)? Then
  * folds give back what pages stored alone hold twice, so that the space is
- * there before the next burst needs it. While pages alone remain and the
- * volume is not yet idle long enough, q polls again when it would be.
- * Lock held.
+ * there before the next burst needs it. A poll that sees the count move
+ * only notes it (no clock: busy turns pay nothing more); the first poll
+ * after it stops (a completion brings one) starts the clock and has q
+ * poll again when the volume would be idle long enough. Lock held.
  */
 static bool fold_idle(struct cz *cz, struct uc_queue *q)
 {
@@ -143,15 +144,17 @@ static bool fold_idle(struct cz *cz, struct uc_queue *q)
 	/* nothing held twice, no free waiting for a commit or readers: nothing to wake for */
 	if (!cz->idle_ns || (!cz->ov_count && !cz->frees[0].n && !cz->frees[1].n))
 		return false;
-	for (unsigned int i = 0; i <= UC_MAX_QUEUES; i++)
-		if (cz->q[i])
-			reqs += atomic_load_explicit(&cz->q[i]->reqs, memory_order_relaxed);
+	for (unsigned int i = 0; i < cz->g->dev.queues; i++)
+		reqs += atomic_load_explicit(&cz->q[i]->reqs, memory_order_relaxed);
+	if (reqs != cz->idle_reqs) {
+		cz->idle_reqs = reqs;
+		cz->idle_at = 0;
+		return false;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	now = (uint64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-	if (reqs != cz->idle_reqs || !cz->idle_at) {
-		cz->idle_reqs = reqs;
+	if (!cz->idle_at)
 		cz->idle_at = now;
-	}
 	if (now - cz->idle_at < cz->idle_ns) {
 		uc_queue_poll_in(q, cz->idle_ns - (now - cz->idle_at));
 		return false;

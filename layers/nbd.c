@@ -96,14 +96,13 @@ fail:
 /* "30s", "500ms" */
 static int parse_timeout(const config_setting_t *cfg, uint64_t *ns)
 {
+	const config_setting_t *t = config_setting_get_member(cfg, "timeout");
 	int ret = uc_conf_duration(cfg, "timeout", "nbd", ns);
 
 	if (ret <= 0)
 		return ret;
 	if (*ns < 100 * MS)
-		return uc_conf_err(config_setting_get_member(cfg, "timeout"),
-				   "nbd: timeout '%.40s' is under 100ms",
-				   config_setting_get_string(config_setting_get_member(cfg, "timeout")));
+		return uc_conf_err(t, "nbd: timeout '%.40s' is under 100ms", config_setting_get_string(t));
 	return 0;
 }
 
