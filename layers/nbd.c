@@ -515,6 +515,10 @@ const struct uc_layer_ops nbd_layer_ops = {
 	.status = leaf_status,
 	.json = leaf_json,
 	.health = leaf_health,
-	/* libnbd sends and receives with user pointers: no registered kernel pages */
+	/*
+	 * libnbd sends and receives with user pointers: no registered kernel
+	 * pages. Beside legs that use them the core copies this leg's pieces.
+	 */
 	.zero_copy = false,
+	.user_copy = true,
 };

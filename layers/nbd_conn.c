@@ -208,7 +208,7 @@ static int sub_issue(struct nbd_conn *c, struct uc_sub *s, unsigned int op)
 	uint64_t off = s->off;
 	int ret = 0;
 
-	assert(!CMDS(s) && !s->io->zero_copy);
+	assert(!CMDS(s));	/* iovecs in memory: the copy path, or user copy (layer.h) */
 	s->state = (s->state & ST_FLUSH_AFTER) | epoch << EPOCH_SHIFT | 1;	/* 1: a bias */
 	if ((op == UC_OP_READ || op == UC_OP_WRITE) && s->nr_iov > 1 &&
 	    s->len / s->nr_iov < NBD_BOUNCE_BELOW && c->bounce_free)

@@ -141,11 +141,23 @@ static bool batch_possible(const struct uc_dev *dev)
 static void io_path_from_flags(struct uc_dev *dev)
 {
 	dev->zero_copy = dev->info.flags & UBLK_F_AUTO_BUF_REG;
+	dev->user_copy = dev->zero_copy && (dev->info.flags & UBLK_F_USER_COPY);
 	dev->batch = dev->info.flags & UBLK_F_BATCH_IO;
 	dev->g->running_zero_copy = dev->zero_copy;
 	dev->g->running_batch = dev->batch;
-	uc_info("I/O path: %s, %s", dev->zero_copy ? "zero copy (AUTO_BUF_REG)" : "copy",
+	uc_info("I/O path: %s%s, %s", dev->zero_copy ? "zero copy (AUTO_BUF_REG)" : "copy",
+		dev->user_copy ? ", network legs' data by USER_COPY" : "",
 		dev->batch ? "batched commands (BATCH_IO)" : "per-tag commands");
+}
+
+/* A zero-copy device with user_copy leaves must have UBLK_F_USER_COPY. Returns 0 or -EINVAL. */
+static int check_user_copy(const struct uc_dev *dev)
+{
+	if (!dev->zero_copy || !dev->g->user_copy || dev->user_copy)
+		return 0;
+	uc_err("device %u runs zero copy without USER_COPY, which this config's network legs "
+	       "need (set device.zero_copy = false)", dev->info.dev_id);
+	return -EINVAL;
 }
 
 static int add_dev(struct uc_dev *dev)
@@ -159,7 +171,7 @@ static int add_dev(struct uc_dev *dev)
 	if (ret)
 		return ret;
 	if (zero_copy_possible(dev))
-		want |= UBLK_F_AUTO_BUF_REG;
+		want |= UBLK_F_AUTO_BUF_REG | (g->user_copy ? UBLK_F_USER_COPY : 0);
 	/* a stop checks for openers in the kernel where it can (7.0; src/stop.c) */
 	if (dev->features & UBLK_F_SAFE_STOP_DEV)
 		want |= UBLK_F_SAFE_STOP_DEV;
@@ -186,7 +198,9 @@ static int add_dev(struct uc_dev *dev)
 		(uint64_t)dev->info.flags, uc_ctrl_flags_str(dev->info.flags, b, sizeof(b)));
 	io_path_from_flags(dev);
 	/* optional: without them, the copy path and per-tag commands */
-	want &= ~(UBLK_F_AUTO_BUF_REG | UBLK_F_BATCH_IO);
+	want &= ~(UBLK_F_AUTO_BUF_REG | UBLK_F_USER_COPY | UBLK_F_BATCH_IO);
+	if ((ret = check_user_copy(dev)))
+		return ret;
 	/* the kernel drops flags it does not know and adds some of its own */
 	if ((dev->info.flags & want) != want) {
 		uc_err("kernel refused flags 0x%" PRIx64 " (ioctl encoding needs Linux >= 6.4)",
@@ -379,6 +393,8 @@ static int recover_prepare(struct uc_dev *dev, unsigned int id)
 		uc_err("device %u uses zero copy, which this config or kernel cannot serve", id);
 		return -EINVAL;
 	}
+	if ((ret = check_user_copy(dev)))
+		return ret;
 	return set_max_io(dev);
 }
 

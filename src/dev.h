@@ -42,6 +42,7 @@ struct uc_dev {
 	atomic_int failed;	/* a queue thread died: the daemon must stop */
 	uint64_t features;	/* GET_FEATURES, 0 if the kernel lacks it */
 	bool zero_copy;		/* UBLK_F_AUTO_BUF_REG granted: requests' pages go into the rings */
+	bool user_copy;		/* ... and UBLK_F_USER_COPY: user_copy leaves reach them by the char device */
 	bool batch;		/* UBLK_F_BATCH_IO granted: PREP/FETCH/COMMIT_IO_CMDS (src/batch.c) */
 };
 

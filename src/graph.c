@@ -351,6 +351,29 @@ int uc_graph_load(struct uc_graph *g, const char *path)
 	return uc_graph_load_in(g, path, NULL);
 }
 
+/*
+ * Zero copy if every layer allows it and the config does; user_copy leaves
+ * take part through UBLK_F_USER_COPY, but only beside a leaf that reads
+ * the kernel's pages itself (alone they would pay a syscall per piece for
+ * nothing: the copy path copies as much, inside the kernel).
+ */
+static void zero_copy_plan(struct uc_graph *g)
+{
+	bool direct_leaf = false;
+
+	g->zero_copy = g->dev.zero_copy;
+	g->user_copy = false;
+	for (unsigned int i = 0; i < g->nr_nodes; i++) {
+		const struct uc_node *n = g->nodes[i];
+
+		g->zero_copy &= (n->ops->zero_copy || n->ops->user_copy) && !n->needs_data;
+		g->user_copy |= !n->ops->zero_copy && n->ops->user_copy;
+		direct_leaf |= !n->nr_children && n->ops->zero_copy;
+	}
+	g->zero_copy &= direct_leaf;
+	g->user_copy &= g->zero_copy;
+}
+
 int uc_graph_load_in(struct uc_graph *g, const char *path, const char *dir)
 {
 	const config_setting_t *top, *d, *vol;
@@ -398,9 +421,7 @@ int uc_graph_load_in(struct uc_graph *g, const char *path, const char *dir)
 	if (ret)
 		return ret;
 	g->size = g->root->size / g->dev.block_size * g->dev.block_size;
-	g->zero_copy = g->dev.zero_copy;
-	for (unsigned int i = 0; i < g->nr_nodes; i++)
-		g->zero_copy &= g->nodes[i]->ops->zero_copy && !g->nodes[i]->needs_data;
+	zero_copy_plan(g);
 	if (!g->size)
 		return uc_conf_err(vol, "volume size is 0");
 	return size_graph(g);

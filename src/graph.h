@@ -90,6 +90,7 @@ struct uc_graph {
 	uint64_t size;		/* device bytes: root size rounded to block_size */
 	bool opened;
 	bool zero_copy;		/* every layer can run on the kernel's pages (and the config allows it) */
+	bool user_copy;		/* ... some of them through UBLK_F_USER_COPY (layer.h: user_copy) */
 	bool running_zero_copy;	/* the device does (dev.c, before the queues start) */
 	bool running_batch;	/* the device uses UBLK_F_BATCH_IO (dev.c, likewise) */
 };

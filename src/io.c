@@ -137,6 +137,8 @@ void uc_sub_put(struct uc_queue *q, struct uc_sub *s)
 
 		if (n->ops->end && n->ops->end(n, q, s) == UC_RESUBMITTED)
 			return;	/* the layer holds a new reference */
+		if (s->io->zero_copy && n->ops->user_copy && s->op == UC_OP_READ && !s->result)
+			uc_sub_error(s, uc_user_copy_out(q, s));
 		if (!parent) {
 			root_end(q, s);
 			return;
@@ -175,9 +177,24 @@ struct uc_sub *uc_child_prep(struct uc_queue *q, struct uc_sub *s, unsigned int 
 	return cs;
 }
 
+/* A child's first issue: a user_copy leaf of a zero-copy request gets its data in memory. */
+static void child_issue(struct uc_queue *q, struct uc_sub *cs)
+{
+	if (cs->io->zero_copy && cs->node->ops->user_copy && op_moves_data(cs->op)) {
+		int ret = uc_user_copy_in(q, cs);
+
+		if (ret) {
+			uc_sub_error(cs, ret);
+			uc_sub_put(q, cs);	/* the submit bias: it ends unsent */
+			return;
+		}
+	}
+	sub_issue(q, cs);
+}
+
 void uc_child_issue(struct uc_queue *q, struct uc_sub *cs)
 {
-	sub_issue(q, cs);
+	child_issue(q, cs);
 }
 
 void uc_child_submit(struct uc_queue *q, struct uc_sub *s, unsigned int i, uint64_t off,
@@ -191,7 +208,7 @@ void uc_child_submit(struct uc_queue *q, struct uc_sub *s, unsigned int i, uint6
 		assert(n > 0);
 		cs->nr_iov = n;
 	}
-	sub_issue(q, cs);
+	child_issue(q, cs);
 }
 
 struct io_uring_sqe *uc_sub_sqe(struct uc_queue *q, struct uc_sub *s)
@@ -654,7 +671,7 @@ int uc_queue_init(struct uc_queue *q, struct uc_graph *g, unsigned int id, unsig
 	int ret;
 
 	memset(q, 0, sizeof(*q));
-	q->kick_fd = -1;
+	q->kick_fd = q->user_copy_fd = -1;
 	ibuf = (ibuf + 4095) & ~(size_t)4095;
 	q->g = g;
 	q->id = id;

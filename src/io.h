@@ -63,6 +63,7 @@ struct uc_queue {
 	uint64_t nr_short;	/* short transfers resubmitted (stats, tests) */
 	unsigned int ring_flags;	/* setup flags the kernel accepted */
 	bool zero_copy;		/* data stays in the kernel's request pages (buffer index = tag) */
+	int user_copy_fd;	/* zero copy: the ublk char device for user_copy leaves, else -1 */
 	bool stopping;		/* the owner is draining: layers start no new background work */
 	bool pausing;		/* uc_graph_pause(): new requests are held, the rest drains */
 	bool paused;		/* drained and acknowledged: nothing here touches the graph */
@@ -220,6 +221,17 @@ void uc_watch_del(struct uc_watch *w);
 void uc_watch_cqe(struct uc_queue *q, const struct io_uring_cqe *cqe);
 /* Drop every watch of q (uc_queue_exit()). */
 void uc_watch_drop_all(struct uc_queue *q);
+
+/*
+ * User copy (src/user_copy.c): a user_copy leaf's READ/WRITE sub of a
+ * zero-copy request. in: its iovecs become pointers into the tag's buffer
+ * and, for a write, the request's data is copied there; out: a read's data
+ * goes back to the request's pages. Both through q->user_copy_fd, a copy
+ * between memory and the request's pages (nothing waits on a device).
+ * Return 0 or -EIO.
+ */
+int uc_user_copy_in(struct uc_queue *q, struct uc_sub *s);
+int uc_user_copy_out(struct uc_queue *q, struct uc_sub *s);
 
 /*
  * Internal requests: a layer's own I/O (metadata, resync) through the

@@ -212,6 +212,17 @@ struct uc_layer_ops {
 	 * the request, and leaves issue READ(V)_FIXED/WRITE(V)_FIXED.
 	 */
 	bool zero_copy;
+	/*
+	 * Leaves that need the data in user memory (a network client) but may
+	 * sit in a zero-copy volume beside leaves that do not: there the core
+	 * copies each READ/WRITE sub's pieces between the request's pages and
+	 * the tag's buffer through the ublk char device (UBLK_F_USER_COPY),
+	 * before submit (writes) and when the sub ends (reads), and the leaf
+	 * sees iovecs in that buffer as on the copy path. Such a leaf has no
+	 * end() and no short-transfer resubmits of the core (no member SQEs
+	 * for data). A volume of such leaves alone runs on the copy path.
+	 */
+	bool user_copy;
 };
 
 #define UC_RESUBMITTED	1

@@ -122,6 +122,7 @@ static int queue_setup(struct uc_ublk_queue *uq)
 	uq->q.owner = uq;
 	uq->q.commit = dev->batch ? uc_batch_commit : queue_commit;
 	uq->q.zero_copy = dev->zero_copy;
+	uq->q.user_copy_fd = dev->user_copy ? dev->char_fd : -1;
 	/* AUTO_BUF_REG puts each request's pages at index tag of this sparse table */
 	if (uq->q.zero_copy && (ret = io_uring_register_buffers_sparse(&uq->q.ring, uq->q.depth))) {
 		uc_err("queue %u: cannot register a buffer table: %s", uq->id, strerror(-ret));

@@ -106,6 +106,12 @@ struct ublk_elem_header {
 #define UBLK_IO_RES_ABORT		(-ENODEV)
 
 #define UBLKSRV_CMD_BUF_OFFSET		0
+/* UBLK_F_USER_COPY: pread/pwrite of the char device at this position reach a request's data */
+#define UBLKSRV_IO_BUF_OFFSET		0x80000000ULL
+#define UBLK_IO_BUF_BITS		25
+#define UBLK_TAG_OFF			UBLK_IO_BUF_BITS
+#define UBLK_TAG_BITS			16
+#define UBLK_QID_OFF			(UBLK_TAG_OFF + UBLK_TAG_BITS)
 #define UBLK_MAX_QUEUE_DEPTH		4096
 #define UBLK_MAX_NR_QUEUES		4096
 

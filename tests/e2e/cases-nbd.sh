@@ -173,6 +173,12 @@ case_nbd_read_errors() {
   conf=$(mirror_conf "$d/rderr.conf" 'read_policy = "round-robin";' "$(file_leg "$d/local.img" 256M)" \
     "{ type = \"nbd\"; name = \"remote\"; uri = \"nbd+unix:///?socket=$sock\"; }")
   start_daemon "$conf"
+  # 7.x: the file leg on the request's pages, the nbd leg's pieces copied by USER_COPY (its
+  # reads below, half of them, go back to the request that way); 6.12: the copy path
+  if [ "${E2E_KERNEL:-}" = latest ]; then
+    grep -q "zero copy (AUTO_BUF_REG), network legs' data by USER_COPY" "$DERR" ||
+      fail "I/O path: $(grep -m1 'I/O path' "$DERR"), want zero copy with USER_COPY"
+  fi
   pattern_fio pat write 0 4M
   touch "$inject"
   # 8 reads of 4k, round robin: about half reach the export and fail there (fewer than 20: no

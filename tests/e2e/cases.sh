@@ -628,7 +628,7 @@ LTS_ONLY="config/check file/fio-mixed-bs-verify file/ext4-restart-verify stripe4
   compress/fio-mixed-bs-verify compress/ext4-write compress/ext4-restart-verify compress/discard-zeroes
   compress/sigterm-under-io compress/kill9-del compress/compress-ratio compress/compress-ext4-tree
   compress/compress-crash compress/compress-enospc compress/compress-corrupt compress/compress-confs
-  nbd/read-errors nbd/bad-input"
+  nbd/bad-input"
 LATEST_ONLY="compress/compress-powercut compress/recover-ext4-fio raid10/admin-status raid10/admin-scrub
   raid10/admin-bad-input raid10/admin-resync-resume raid10/admin-replace-online raid10/legs-identical
   mirror2/legs-identical mirror2/kill9-dirty-resync mirror2/dm-flakey mirror2/assembly mirror3/legs-identical
