@@ -109,7 +109,7 @@ md_create() {  # md_create LEVEL N FILES... (extra args in MDARGS): sets MD
 md_stop() {
   [ -n "$MD" ] && mdadm --stop "$MD" >/dev/null 2>&1
   MD=''
-  local l; for l in "${LOOPS[@]}"; do losetup -d "$l" 2>/dev/null; done; LOOPS=()
+  local l; for l in "${LOOPS[@]}"; do losetup -d "$l" 2>/dev/null; done; LOOPS=() OUR_LEG=()
 }
 NBDKIT_PIDS=() NBD_DEV=''
 nbd_export() {  # nbd_export PORT FILE: nbdkit's file plugin on 127.0.0.1:PORT
@@ -133,7 +133,17 @@ trap cleanup EXIT
 
 # ------------------------------------------------------------------ configs (ublk-compose side)
 devconf() { echo "device = { queues = ${1:-$QUEUES}; depth = 128; max_io = \"1M\"; block_size = 4096; };"; }
-leg() { echo "{ type = \"file\"; path = \"$1\"; }"; }
+# UC_LEGS=loop: our stripe/raid/mirror legs are direct-I/O loop devices of the files (ours_on_loop),
+# the kind of block device md runs on, not the tmpfs files themselves
+UC_LEGS=${UC_LEGS:-file}
+declare -A OUR_LEG=()
+ours_on_loop() {  # ours_on_loop FILES...: each file's loop device for our side (UC_LEGS=loop)
+  OUR_LEG=()
+  [ "$UC_LEGS" = loop ] || return 0
+  local f; for f in "$@"; do loop_of "$W/$f" >/dev/null || return 1; OUR_LEG[$f]=${LOOPS[-1]}; done
+  log "our legs: ${OUR_LEG[*]}"
+}
+leg() { echo "{ type = \"file\"; path = \"${OUR_LEG[$1]:-$1}\"; }"; }
 conf_file()    { devconf "${1:-}"; echo "volume = $(leg f0.img);"; }
 conf_stripe4() { devconf; echo "volume = { type = \"stripe\"; chunk = \"64K\"; children = ( $(leg s0.img), $(leg s1.img), $(leg s2.img), $(leg s3.img) ); };"; }
 # mirrors: assume_clean like md's --assume-clean (the legs hold different random data; no initial
@@ -190,6 +200,7 @@ bench_pair() {
   echo "ublk_compose=$("$UC_BIN" --version 2>&1 | head -1) ${BUILD_INFO:-}"
   echo "medium=$(df -T "$W" | awk 'NR==2{print $2}') ($W)"
   echo "queues=$QUEUES"; echo "numjobs=$NUMJOBS"; echo "runtime=$RUNTIME"; echo "reps=$REPS"
+  echo "our_legs=$UC_LEGS"
   echo "hypervisor=$(grep -m1 -o 'hypervisor' /proc/cpuinfo || echo none)"
   echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 } > "$OUT/machine.txt"
@@ -227,20 +238,20 @@ for row in $ROWS; do
       bench_pair file "$DDEV" "$L"
       stop_uc; md_stop ;;
     stripe4)
-      legs_ready
+      legs_ready; ours_on_loop s0.img s1.img s2.img s3.img
       conf_stripe4 > "$W/stripe4.conf"; echo ok > "$OUT/status-stripe4"
       start_uc "$W/stripe4.conf" stripe4 || echo "n/a (daemon failed)" > "$OUT/status-stripe4"
       MDARGS="--chunk=64" md_create 0 4 s0.img s1.img s2.img s3.img
       bench_pair stripe4 "$DDEV" "$MD"
       stop_uc; md_stop ;;
     raid10)
-      legs_ready; fresh_mirror_legs s0.img s1.img s2.img s3.img
+      legs_ready; fresh_mirror_legs s0.img s1.img s2.img s3.img; ours_on_loop s0.img s1.img s2.img s3.img
       layer_ok raid10 && { start_uc "$W/raid10.conf" raid10 || echo "n/a (daemon failed)" > "$OUT/status-raid10"; }
       MDARGS="--chunk=64 --layout=n2 --assume-clean --bitmap=none" md_create 10 4 s0.img s1.img s2.img s3.img
       bench_pair raid10 "$DDEV" "$MD"
       stop_uc; md_stop ;;
     mirror2)
-      legs_ready; fresh_mirror_legs s0.img s1.img
+      legs_ready; fresh_mirror_legs s0.img s1.img; ours_on_loop s0.img s1.img
       layer_ok mirror2 && { start_uc "$W/mirror2.conf" mirror2 || echo "n/a (daemon failed)" > "$OUT/status-mirror2"; }
       MDARGS="--assume-clean --bitmap=none" md_create 1 2 s0.img s1.img
       bench_pair mirror2 "$DDEV" "$MD"

@@ -12,12 +12,15 @@
 #   --runtime  seconds per fio run (default 4); every job is run --reps times (default 3), median
 #   --quick    smoke test: 2 jobs, 1 rep, 2 s, file + stripe rows only
 #   --rows     only these rows (file stripe4 raid10 mirror2 compress compress_rand nbd mirror_nbd)
+#   --legs     file (default): our stripe/raid10/mirror legs are the backing files on tmpfs; loop:
+#              direct-I/O loop devices of those files, the kind of device md runs on (tmpfs has no
+#              FMODE_NOWAIT, so io_uring hands every member I/O on a tmpfs file to an io-wq worker)
 # env: BENCH_VM_MEM (default 4096), BENCH_VM_CPUS (default 2), BENCH_VM_TIMEOUT (default 2400 s),
 #      CZ_CLUSTER and CZ_EXTRA for the zram row's compress volume (tools/bench/zram.sh)
 set -u -o pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$REPO" || exit 1
-KERNELS="lts latest" QUEUES=1 NUMJOBS=1 RUNTIME=4 REPS=3 QUICK=0 ENGINE=1 OUTROOT=$REPO/bench-results ROWS=
+KERNELS="lts latest" QUEUES=1 NUMJOBS=1 RUNTIME=4 REPS=3 QUICK=0 ENGINE=1 OUTROOT=$REPO/bench-results ROWS='' LEGS=file
 CMDLINE="bash tools/bench/run.sh${*:+ $*}"
 while [ $# -gt 0 ]; do
   case $1 in
@@ -30,7 +33,8 @@ while [ $# -gt 0 ]; do
     --no-engine) ENGINE=0; shift ;;
     --out) OUTROOT=$2; shift 2 ;;
     --rows) ROWS=$2; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    --legs) case $2 in file|loop) LEGS=$2;; *) echo "bad --legs $2" >&2; exit 2;; esac; shift 2 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -40,6 +44,7 @@ if [ "$QUICK" = 1 ]; then
   ENVS=(QUEUES="$QUEUES" NUMJOBS="$NUMJOBS" RUNTIME=2 REPS=1 JOBS="randread4k_qd32 randread4k_qd1" ROWS="file stripe4 raid10 mirror2 compress null_file batch_off zram" NULL_JOBS="randread4k_qd32" BATCH_JOBS="randread4k_qd32" SCALING=1 TAR_MB=32 TREE=/usr/include/linux)
 fi
 [ -n "$ROWS" ] && ENVS+=(ROWS="$ROWS" SCALING=0)
+ENVS+=(UC_LEGS="$LEGS")
 # the zram row's compress volume: another cluster size, more keys (CZ_EXTRA='cache = "64M";')
 for v in CZ_CLUSTER CZ_EXTRA; do [ -n "${!v:-}" ] && ENVS+=("$v=${!v}"); done
 log() { echo "[bench $(date +%T)] $*" >&2; }
