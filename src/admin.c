@@ -110,6 +110,14 @@ static void status_node(struct reply *r, const struct uc_node *n, int depth, boo
 		out(r, "]}");
 }
 
+/* The device's data path: nbd legs of a zero-copy volume have their pieces copied (user copy). */
+static const char *io_path(const struct uc_admin *a, const struct uc_graph *g)
+{
+	if (!a->zero_copy)
+		return "copy";
+	return g->user_copy ? "zero copy + user copy" : "zero copy";
+}
+
 static int cmd_status(struct uc_admin *a, struct reply *r, bool json)
 {
 	struct uc_graph *g = a->g;
@@ -124,7 +132,7 @@ static int cmd_status(struct uc_admin *a, struct reply *r, bool json)
 		json_str(r, a->conf);
 		out(r, ", \"queues\": %u, \"depth\": %u, \"io_path\": \"%s\", \"batch\": %s"
 		    ", \"health\": \"%s\", \"volume\": ", g->dev.queues, g->dev.depth,
-		    a->zero_copy ? "zero copy" : "copy", g->running_batch ? "true" : "false",
+		    io_path(a, g), g->running_batch ? "true" : "false",
 		    health_names[h]);
 		status_node(r, g->root, 0, true);
 		out(r, "}\n");
@@ -132,7 +140,7 @@ static int cmd_status(struct uc_admin *a, struct reply *r, bool json)
 	}
 	out(r, "/dev/ublkb%u: %s, %s, %u queue%s x %u, %s I/O%s, config %s\n", a->id,
 	    uc_size_str(g->size, size, sizeof(size)), health_names[h], g->dev.queues,
-	    g->dev.queues > 1 ? "s" : "", g->dev.depth, a->zero_copy ? "zero copy" : "copy",
+	    g->dev.queues > 1 ? "s" : "", g->dev.depth, io_path(a, g),
 	    g->running_batch ? ", batch" : "", a->conf);
 	status_node(r, g->root, 0, false);
 	return 0;

@@ -178,6 +178,7 @@ case_nbd_read_errors() {
   if [ "${E2E_KERNEL:-}" = latest ]; then
     grep -q "zero copy (AUTO_BUF_REG), network legs' data by USER_COPY" "$DERR" ||
       fail "I/O path: $(grep -m1 'I/O path' "$DERR"), want zero copy with USER_COPY"
+    status_says "$DID" '' '^/dev/ublkb[0-9]+: .* zero copy \+ user copy I/O'
   fi
   pattern_fio pat write 0 4M
   touch "$inject"
