@@ -103,9 +103,9 @@ static int run(struct uc_queue *q, unsigned int tag, uint8_t op, uint64_t off, u
 	return result;
 }
 
-static uint64_t pos(unsigned int tag)
+static uint64_t pos(unsigned int qid, unsigned int tag)
 {
-	return UBLKSRV_IO_BUF_OFFSET + ((uint64_t)tag << UBLK_TAG_OFF);	/* queue 0 */
+	return UBLKSRV_IO_BUF_OFFSET + ((uint64_t)qid << UBLK_QID_OFF) + ((uint64_t)tag << UBLK_TAG_OFF);
 }
 
 static const char *conf(const char *name, const char *text)
@@ -171,7 +171,7 @@ static int test_data(void)
 	/* a write: the data is in the "request pages" only, at the tag's position */
 	for (uint64_t i = 0; i < len; i++)
 		want[i] = (uint8_t)t_rand();
-	CHECK(pwrite(fd, want, len, pos(tag)) == (ssize_t)len, "stage the write");
+	CHECK(pwrite(fd, want, len, pos(0, tag)) == (ssize_t)len, "stage the write");
 	ret = run(&q, tag, UC_OP_WRITE, off, len);
 	CHECK(ret == (int)len, "write: %d", ret);
 	/* a read back on the copy path (data into io->buf) */
@@ -185,8 +185,27 @@ static int test_data(void)
 	CHECK(!ftruncate(fd, 0), "clear");
 	ret = run(&q, tag, UC_OP_READ, off, len);
 	CHECK(ret == (int)len, "read: %d", ret);
-	CHECK(pread(fd, got, len, pos(tag)) == (ssize_t)len && !memcmp(got, want, len),
+	CHECK(pread(fd, got, len, pos(0, tag)) == (ssize_t)len && !memcmp(got, want, len),
 	      "the read's data is not in the request's pages");
+
+	/* another queue: its id is part of the position */
+	struct uc_queue q1;
+
+	CHECK(!uc_queue_init(&q1, &g, 1, DEPTH, 0, 0), "queue 1");
+	q1.commit = on_commit;
+	q1.zero_copy = true;
+	q1.user_copy_fd = fd;
+	for (uint64_t i = 0; i < len; i++)
+		want[i] = (uint8_t)t_rand();
+	CHECK(pwrite(fd, want, len, pos(1, 2)) == (ssize_t)len, "stage the write on queue 1");
+	ret = run(&q1, 2, UC_OP_WRITE, off, len);
+	CHECK(ret == (int)len, "queue 1 write: %d", ret);
+	CHECK(!ftruncate(fd, 0), "clear");
+	ret = run(&q, tag, UC_OP_READ, off, len);
+	CHECK(ret == (int)len && pread(fd, got, len, pos(0, tag)) == (ssize_t)len &&
+	      !memcmp(got, want, len), "queue 1's write, read on queue 0: %d", ret);
+	q1.user_copy_fd = -1;
+	uc_queue_exit(&q1);
 
 	/* no char device: the piece fails, the request fails, nothing pretends */
 	q.user_copy_fd = -1;
