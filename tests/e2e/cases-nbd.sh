@@ -197,6 +197,32 @@ case_nbd_read_errors() {
   log "$corrected read errors corrected"
 }
 
+# A mirror of a file and an nbd leg read round robin, fio verify from two CPUs (both queues: the
+# queue is part of a user-copy position): on 7.x the nbd leg's pieces go by USER_COPY both ways,
+# writes fetched from the request's pages and half the verify reads stored back to them.
+case_nbd_mirror_user_copy() {
+  local conf d=$E2E_WORK/nbd/ucopy sock
+  rm -rf "$d"; mkdir -p "$d"
+  sock=$d/nbd.sock
+  truncate -s 256M "$d/remote.img"
+  nbd_serve ucopy "$sock" file "$d/remote.img"
+  conf=$(mirror_conf "$d/ucopy.conf" 'read_policy = "round-robin";' "$(file_leg "$d/local.img" 256M)" \
+    "{ type = \"nbd\"; name = \"remote\"; uri = \"nbd+unix:///?socket=$sock\"; }")
+  start_daemon "$conf"
+  run_fio ucopy --rw=randwrite --bsrange=4k-512k --iodepth=32 --numjobs=2 --size=40M --offset_increment=64M \
+    --cpus_allowed=0-1 --cpus_allowed_policy=split --verify=crc32c --verify_fatal=1 --do_verify=1
+  [ "$(node_json "$DID" remote requests)" -gt 200 ] ||
+    fail "the nbd leg served $(node_json "$DID" remote requests) requests, want > 200"
+  if [ "${E2E_KERNEL:-}" = latest ]; then
+    status_says "$DID" clean '^/dev/ublkb[0-9]+: .* zero copy \+ user copy I/O'
+  else
+    status_says "$DID" clean ''
+  fi
+  stop_daemon_ok
+  check_daemon_logs strict
+  legs_identical ucopy "$d/local.img $d/remote.img"
+}
+
 # bad_start WHAT NEEDLE CONF: `ublk-compose -c CONF` refuses with one FILE:LINE line, exit 2, no device
 bad_start() {
   local what=$1 needle=$2 conf=$3 err=$CASE_DIR/$1.err rc before
@@ -237,5 +263,6 @@ NBD_CASES=(
   "mirror-kill case_nbd_mirror_kill nbd"
   "hung-server case_nbd_hung_server nbd"
   "read-errors case_nbd_read_errors nbd"
+  "mirror-user-copy case_nbd_mirror_user_copy nbd"
   "bad-input case_nbd_bad_input nbd"
 )

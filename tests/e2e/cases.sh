@@ -632,7 +632,7 @@ LTS_ONLY="config/check file/fio-mixed-bs-verify file/ext4-restart-verify stripe4
 LATEST_ONLY="compress/compress-powercut compress/recover-ext4-fio raid10/admin-status raid10/admin-scrub
   raid10/admin-bad-input raid10/admin-resync-resume raid10/admin-replace-online raid10/legs-identical
   mirror2/legs-identical mirror2/kill9-dirty-resync mirror2/dm-flakey mirror2/assembly mirror3/legs-identical
-  mirror2/nodiscard-leg nbd/hung-server"
+  mirror2/nodiscard-leg nbd/hung-server nbd/mirror-user-copy"
 
 # kernel_batches: the daemon uses UBLK_F_BATCH_IO on this kernel (it says so at -v)
 kernel_batches() {
