@@ -135,7 +135,7 @@ trap cleanup EXIT
 devconf() { echo "device = { queues = ${1:-$QUEUES}; depth = 128; max_io = \"1M\"; block_size = 4096; };"; }
 # UC_LEGS=loop: our stripe/raid/mirror legs are direct-I/O loop devices of the files (ours_on_loop),
 # the kind of block device md runs on, not the tmpfs files themselves
-UC_LEGS=${UC_LEGS:-file}
+UC_LEGS=${UC_LEGS:-loop}
 declare -A OUR_LEG=()
 ours_on_loop() {  # ours_on_loop FILES...: each file's loop device for our side (UC_LEGS=loop)
   OUR_LEG=()
@@ -236,7 +236,16 @@ for row in $ROWS; do
       start_uc "$W/file.conf" file || { echo "n/a (daemon failed)" > "$OUT/status-file"; }
       L=$(loop_of "$W/f0.img"); echo "loop_dio=$(cat /sys/block/"${L#/dev/}"/loop/dio 2>/dev/null)" >> "$OUT/machine.txt"
       bench_pair file "$DDEV" "$L"
-      stop_uc; md_stop ;;
+      stop_uc
+      if [ "$UC_LEGS" = loop ]; then
+        # the file volume on the loop device the RAID rows' legs are made of: the "vs file" table's
+        # reference when the layers' legs are loop devices (the same medium on both sides of it)
+        OUR_LEG[f0.img]=$L; conf_file > "$W/file_legs.conf"; echo ok > "$OUT/status-file_legs"
+        start_uc "$W/file_legs.conf" file_legs || echo "n/a (daemon failed)" > "$OUT/status-file_legs"
+        bench_pair file_legs "$DDEV" "" "randread4k_qd32 randread4k_qd1 read1m_qd8"
+        stop_uc
+      fi
+      md_stop ;;
     stripe4)
       legs_ready; ours_on_loop s0.img s1.img s2.img s3.img
       conf_stripe4 > "$W/stripe4.conf"; echo ok > "$OUT/status-stripe4"
@@ -257,8 +266,10 @@ for row in $ROWS; do
       bench_pair mirror2 "$DDEV" "$MD"
       stop_uc; md_stop ;;
     null_file|null_stripe4)
-      # ours against the do-nothing target (ucbench-null) on the same ublk path, interleaved
+      # ours against the do-nothing target (ucbench-null) on the same ublk path, interleaved; the
+      # volume's legs as the other rows' (UC_LEGS)
       legs_ready
+      if [ "$row" = null_file ]; then ours_on_loop f0.img; else ours_on_loop s0.img s1.img s2.img s3.img; fi
       "conf_${row#null_}" > "$W/$row.conf"; conf_null > "$W/null.conf"; echo ok > "$OUT/status-$row"
       if [ ! -x "$UC_NULL_BIN" ]; then
         echo "n/a (no $UC_NULL_BIN)" > "$OUT/status-$row"
@@ -273,7 +284,8 @@ for row in $ROWS; do
         DPID=$OURS_PID; stop_uc
       else
         echo "n/a (daemon failed)" > "$OUT/status-$row"
-      fi ;;
+      fi
+      md_stop ;;
     batch_off)
       # the same file volume (a copy) with batch = false: what UBLK_F_BATCH_IO brings here
       conf_file > "$W/batch_on.conf"; conf_batch_off > "$W/batch_off.conf"

@@ -32,6 +32,7 @@ JOBS = ["randread4k_qd32", "randwrite4k_qd32", "randread4k_qd1", "read1m_qd8", "
 JOB_TITLE = {"randread4k_qd32": "4k randread QD32", "randwrite4k_qd32": "4k randwrite QD32",
              "randread4k_qd1": "4k randread QD1", "read1m_qd8": "1M read QD8", "write1m_qd8": "1M write QD8",
              "randrw70_4k_qd32": "4k randrw 70/30 QD32"}
+LEGS = {"file": "the files", "loop": "direct-I/O loop devices of the files, as md's"}
 QD1_LAT_TARGET = 1.2
 SCALE_TARGET = 1.6
 
@@ -124,8 +125,11 @@ def main():
                     e["p50_met"] = e["p50_ratio"] <= QD1_LAT_TARGET
             res["rows"].append(e)
     res["layer_reads"] = []
+    # with loop legs the reference is the file volume on a loop device too (the file_legs row)
+    file_row = "file_legs" if os.path.exists(os.path.join(d, "status-file_legs")) else "file"
+    res["layer_reads_ref"] = file_row
     for job in LAYER_READ_JOBS:
-        f = side(raw, "file", "ours", job)
+        f = side(raw, file_row, "ours", job)
         for row in LAYER_READ_ROWS:
             o = side(raw, row, "ours", job)
             if f and o and f["iops"]:
@@ -156,7 +160,7 @@ def markdown(res):
     L = []
     L.append(f"**Kernel {m.get('kernel')}** — {m.get('accel')} on a {m.get('host_nproc')}-CPU {m.get('host_cpu')} host "
              f"(Linux {m.get('host_kernel')}); guest {m.get('nproc')} vCPU ({m.get('cpu')}), "
-             f"{m.get('mem_mb')} MB; backing files on {m.get('medium')}; {m.get('fio')}; {m.get('ublk_compose', '')}; "
+             f"{m.get('mem_mb')} MB; backing files on {m.get('medium')}; our RAID legs: {LEGS.get(m.get('our_legs'), 'the files')}; {m.get('fio')}; {m.get('ublk_compose', '')}; "
              f"ublk queues={m.get('queues')}, fio numjobs={m.get('numjobs')}, {m.get('runtime')} s x {m.get('reps')} reps (median); loop dio={m.get('loop_dio', '?')}; {m.get('date')}")
     if res.get("command"):
         L.append("")
@@ -179,8 +183,10 @@ def markdown(res):
                      f"{fmt(r['p50_us'], 1)} | {fmt(e['p50_ratio'], 2)}x | {e['p50_target']} | {met(e['p50_met'])} |")
     if res.get("layer_reads"):
         L.append("")
-        L.append("Reads through a layer vs the file volume of this run (ours / ours; the devices ran one after "
-                 "the other, not interleaved):")
+        on = (" on a direct-I/O loop device of its file, as the layers' legs"
+              if res.get("layer_reads_ref") == "file_legs" else "")
+        L.append(f"Reads through a layer vs the file volume{on} of this run (ours / ours; the devices ran one "
+                 "after the other, not interleaved):")
         L.append("")
         L.append("| volume | job | IOPS | file IOPS | ratio | target | |")
         L.append("| --- | --- | ---: | ---: | ---: | --- | --- |")

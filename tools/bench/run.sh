@@ -12,15 +12,16 @@
 #   --runtime  seconds per fio run (default 4); every job is run --reps times (default 3), median
 #   --quick    smoke test: 2 jobs, 1 rep, 2 s, file + stripe rows only
 #   --rows     only these rows (file stripe4 raid10 mirror2 compress compress_rand nbd mirror_nbd)
-#   --legs     file (default): our stripe/raid10/mirror legs are the backing files on tmpfs; loop:
-#              direct-I/O loop devices of those files, the kind of device md runs on (tmpfs has no
-#              FMODE_NOWAIT, so io_uring hands every member I/O on a tmpfs file to an io-wq worker)
+#   --legs     loop (default): our stripe/raid10/mirror legs (and the null rows' volumes) are
+#              direct-I/O loop devices of the backing files, the devices md runs on; file: the tmpfs
+#              files themselves (tmpfs has no FMODE_NOWAIT, so io_uring hands every member I/O on a
+#              tmpfs file to an io-wq worker; the runs before 2026-12-05 used file legs)
 # env: BENCH_VM_MEM (default 4096), BENCH_VM_CPUS (default 2), BENCH_VM_TIMEOUT (default 2400 s),
 #      CZ_CLUSTER and CZ_EXTRA for the zram row's compress volume (tools/bench/zram.sh)
 set -u -o pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$REPO" || exit 1
-KERNELS="lts latest" QUEUES=1 NUMJOBS=1 RUNTIME=4 REPS=3 QUICK=0 ENGINE=1 OUTROOT=$REPO/bench-results ROWS='' LEGS=file
+KERNELS="lts latest" QUEUES=1 NUMJOBS=1 RUNTIME=4 REPS=3 QUICK=0 ENGINE=1 OUTROOT=$REPO/bench-results ROWS='' LEGS=loop
 CMDLINE="bash tools/bench/run.sh${*:+ $*}"
 while [ $# -gt 0 ]; do
   case $1 in
