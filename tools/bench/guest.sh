@@ -50,13 +50,18 @@ job_args() {
 }
 
 # run_fio DEV OUTFILE JOB [numjobs]
+# cpu_ticks: busy and total ticks of all CPUs so far (/proc/stat; busy = all but idle and iowait)
+cpu_ticks() { awk '/^cpu /{t=0; for (i=2;i<=9;i++) t+=$i; print t-$5-$6, t; exit}' /proc/stat; }
 run_fio() {
-  local dev=$1 out=$2 job=$3 nj=${4:-$NUMJOBS}
+  local dev=$1 out=$2 job=$3 nj=${4:-$NUMJOBS} c0
+  c0=$(cpu_ticks)
   # shellcheck disable=SC2046
   timeout -k 10 $((RUNTIME * 4 + 120)) fio --name="$job" --filename="$dev" --ioengine=io_uring --direct=1 \
     --time_based --runtime="$RUNTIME" --numjobs="$nj" --group_reporting --norandommap --randrepeat=0 \
     --percentile_list=50:99 --output-format=json --output="$out" $(job_args "$job") $FIO_EXTRA </dev/null >/dev/null 2>"$out.err" \
     || log "fio $job on $dev failed rc=$? ($(head -c 300 "$out.err"))"
+  # the guest's CPU time over the run (fio's start and end included): how busy the CPUs were
+  echo "$c0 $(cpu_ticks) $(getconf CLK_TCK)" > "$out.cpu"
   [ -s "$out.err" ] || rm -f "$out.err"
 }
 

@@ -49,8 +49,17 @@ def one(path):
     main = r if r["io_bytes"] >= w["io_bytes"] else w
     pct = main.get("clat_ns", {}).get("percentile", {})
     get = lambda p: next((v / 1000.0 for k, v in pct.items() if abs(float(k) - p) < 1e-6), None)
-    return {"iops": r["iops"] + w["iops"], "mbps": (r["bw_bytes"] + w["bw_bytes"]) / 1e6,
-            "p50_us": get(50.0), "p99_us": get(99.0)}
+    out = {"iops": r["iops"] + w["iops"], "mbps": (r["bw_bytes"] + w["bw_bytes"]) / 1e6,
+           "p50_us": get(50.0), "p99_us": get(99.0), "cpu_busy": None, "cpu_us_per_io": None}
+    # the guest's CPU over the run (guest.sh: busy and total ticks before and after, CLK_TCK)
+    try:
+        b0, t0, b1, t1, hz = (float(x) for x in open(path + ".cpu").read().split())
+        ios = r["total_ios"] + w["total_ios"]
+        out["cpu_busy"] = (b1 - b0) / (t1 - t0) if t1 > t0 else None
+        out["cpu_us_per_io"] = (b1 - b0) / hz * 1e6 / ios if ios else None
+    except (OSError, ValueError, KeyError):
+        pass
+    return out
 
 
 def median_of(runs):
@@ -58,7 +67,7 @@ def median_of(runs):
     if not runs:
         return None
     out = {"reps": len(runs)}
-    for k in ("iops", "mbps", "p50_us", "p99_us"):
+    for k in ("iops", "mbps", "p50_us", "p99_us", "cpu_busy", "cpu_us_per_io"):
         vals = [x[k] for x in runs if x[k] is not None]
         out[k] = statistics.median(vals) if vals else None
     out["iops_all"] = [round(x["iops"], 1) for x in runs]
@@ -181,6 +190,19 @@ def markdown(res):
         if "p50_target" in e:
             L.append(f"| {e['ours_label']} | 4k QD1 p50 latency | | | {fmt(o['p50_us'], 1)} | {e['ref_label']} | | | "
                      f"{fmt(r['p50_us'], 1)} | {fmt(e['p50_ratio'], 2)}x | {e['p50_target']} | {met(e['p50_met'])} |")
+    cpu_rows = [e for e in res["rows"] if any(x and x.get("cpu_us_per_io") for x in (e["ours"], e["ref"]))]
+    if cpu_rows:
+        L.append("")
+        L.append("Guest CPU per I/O: busy CPU time of both vCPUs over a run (fio's start included) / I/Os, "
+                 "and in parentheses the share of the CPUs busy; medians. Where both sides keep the CPUs "
+                 "busy, IOPS are bound by what each I/O costs in CPU.")
+        L.append("")
+        L.append("| volume | job | ours µs/IO (busy) | reference | ref µs/IO (busy) |")
+        L.append("| --- | --- | ---: | --- | ---: |")
+        cpu = lambda x: (f"{fmt(x['cpu_us_per_io'], 1)} ({x['cpu_busy'] * 100:.0f}%)"
+                         if x and x.get("cpu_us_per_io") and x.get("cpu_busy") is not None else "–")
+        for e in cpu_rows:
+            L.append(f"| {e['ours_label']} | {JOB_TITLE[e['job']]} | {cpu(e['ours'])} | {e['ref_label']} | {cpu(e['ref'])} |")
     if res.get("layer_reads"):
         L.append("")
         on = (" on a direct-I/O loop device of its file, as the layers' legs"
