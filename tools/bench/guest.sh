@@ -91,15 +91,16 @@ stop_uc() {
   DERR=''
 }
 LOOPS=()
-loop_of() {    # loop_of FILE: a direct-I/O loop device on FILE (echo its name)
-  local l; l=$(losetup --direct-io=on -f --show "$1") || return 1
-  LOOPS+=("$l"); echo "$l"
+loop_of() {    # loop_of FILE: a direct-I/O loop device on FILE, in LOOP (not in a subshell: LOOPS
+  # must keep it, or md_stop never detaches it)
+  LOOP=$(losetup --direct-io=on -f --show "$1") || return 1
+  LOOPS+=("$LOOP")
 }
 MD=''
 md_create() {  # md_create LEVEL N FILES... (extra args in MDARGS): sets MD
   local level=$1 n=$2; shift 2
   local devs=() f
-  for f in "$@"; do devs+=("$(loop_of "$f")"); done
+  for f in "$@"; do loop_of "$f" && devs+=("$LOOP"); done
   for f in "${devs[@]}"; do mdadm --zero-superblock --force "$f" >/dev/null 2>&1; done
   MD=/dev/md/ucbench
   # shellcheck disable=SC2086
@@ -114,7 +115,16 @@ md_create() {  # md_create LEVEL N FILES... (extra args in MDARGS): sets MD
 md_stop() {
   [ -n "$MD" ] && mdadm --stop "$MD" >/dev/null 2>&1
   MD=''
-  local l; for l in "${LOOPS[@]}"; do losetup -d "$l" 2>/dev/null; done; LOOPS=() OUR_LEG=()
+  # md lets go of its members a moment after --stop, and a loop device left behind keeps its
+  # file's space on the tmpfs after the file is deleted (the 6.12 zram row of 12-05 found it full)
+  local l i
+  for l in "${LOOPS[@]}"; do
+    for i in $(seq 1 25); do
+      losetup -d "$l" 2>/dev/null; losetup "$l" >/dev/null 2>&1 || break; sleep 0.2
+    done
+    losetup "$l" >/dev/null 2>&1 && log "$l still attached after 5 s"
+  done
+  LOOPS=() OUR_LEG=()
 }
 NBDKIT_PIDS=() NBD_DEV=''
 nbd_export() {  # nbd_export PORT FILE: nbdkit's file plugin on 127.0.0.1:PORT
@@ -145,7 +155,7 @@ declare -A OUR_LEG=()
 ours_on_loop() {  # ours_on_loop FILES...: each file's loop device for our side (UC_LEGS=loop)
   OUR_LEG=()
   [ "$UC_LEGS" = loop ] || return 0
-  local f; for f in "$@"; do loop_of "$W/$f" >/dev/null || return 1; OUR_LEG[$f]=${LOOPS[-1]}; done
+  local f; for f in "$@"; do loop_of "$W/$f" || return 1; OUR_LEG[$f]=$LOOP; done
   log "our legs: ${OUR_LEG[*]}"
 }
 leg() { echo "{ type = \"file\"; path = \"${OUR_LEG[$1]:-$1}\"; }"; }
@@ -239,7 +249,7 @@ for row in $ROWS; do
     file)
       conf_file > "$W/file.conf"; echo ok > "$OUT/status-file"
       start_uc "$W/file.conf" file || { echo "n/a (daemon failed)" > "$OUT/status-file"; }
-      L=$(loop_of "$W/f0.img"); echo "loop_dio=$(cat /sys/block/"${L#/dev/}"/loop/dio 2>/dev/null)" >> "$OUT/machine.txt"
+      loop_of "$W/f0.img"; L=$LOOP; echo "loop_dio=$(cat /sys/block/"${L#/dev/}"/loop/dio 2>/dev/null)" >> "$OUT/machine.txt"
       bench_pair file "$DDEV" "$L"
       stop_uc
       if [ "$UC_LEGS" = loop ]; then
@@ -360,7 +370,7 @@ for row in $ROWS; do
         layer_ok mirror_nbd && { start_uc "$W/mirror_nbd.conf" mirror_nbd || echo "n/a (daemon failed)" > "$OUT/status-mirror_nbd"; }
         if nbd_attach 10810; then
           MD=/dev/md/ucbench
-          L0=$(loop_of "$W/s0.img")
+          loop_of "$W/s0.img"; L0=$LOOP
           mdadm --zero-superblock --force "$L0" "$NBD_DEV" >/dev/null 2>&1
           mdadm --create "$MD" --run --force --metadata=1.2 --level=1 --raid-devices=2 --assume-clean \
             --bitmap=none "$L0" --write-mostly "$NBD_DEV" </dev/null >"$OUT/mdadm-nbd.log" 2>&1 || { log "mdadm over nbd failed"; MD=''; }
