@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "admin.h"
+#include "disk.h"
 #include "dev.h"
 #include "event_feed.h"
 #include "log.h"
@@ -121,8 +122,11 @@ static const char *io_path(const struct uc_admin *a, const struct uc_graph *g)
 static int cmd_status(struct uc_admin *a, struct reply *r, bool json)
 {
 	struct uc_graph *g = a->g;
-	char size[32];
+	char size[32], sched[32];
 	int h = worst_health(g->root);
+
+	if (uc_disk_scheduler(UC_SYS_BLOCK, a->id, sched, sizeof(sched)))
+		snprintf(sched, sizeof(sched), "unknown");
 
 	if (json) {
 		out(r, "{\"id\": %u, \"name\": ", a->id);
@@ -131,17 +135,17 @@ static int cmd_status(struct uc_admin *a, struct reply *r, bool json)
 		    g->size);
 		json_str(r, a->conf);
 		out(r, ", \"queues\": %u, \"depth\": %u, \"io_path\": \"%s\", \"batch\": %s"
-		    ", \"health\": \"%s\", \"volume\": ", g->dev.queues, g->dev.depth,
-		    io_path(a, g), g->running_batch ? "true" : "false",
+		    ", \"scheduler\": \"%s\", \"health\": \"%s\", \"volume\": ", g->dev.queues,
+		    g->dev.depth, io_path(a, g), g->running_batch ? "true" : "false", sched,
 		    health_names[h]);
 		status_node(r, g->root, 0, true);
 		out(r, "}\n");
 		return 0;
 	}
-	out(r, "/dev/ublkb%u: %s, %s, %u queue%s x %u, %s I/O%s, config %s\n", a->id,
+	out(r, "/dev/ublkb%u: %s, %s, %u queue%s x %u, %s I/O%s, scheduler %s, config %s\n", a->id,
 	    uc_size_str(g->size, size, sizeof(size)), health_names[h], g->dev.queues,
 	    g->dev.queues > 1 ? "s" : "", g->dev.depth, io_path(a, g),
-	    g->running_batch ? ", batch" : "", a->conf);
+	    g->running_batch ? ", batch" : "", sched, a->conf);
 	status_node(r, g->root, 0, false);
 	return 0;
 }

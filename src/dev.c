@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include "admin.h"
 #include "dev.h"
+#include "disk.h"
 #include "event_feed.h"
 #include "events.h"
 #include "log.h"
@@ -461,6 +462,9 @@ static int dev_up(struct uc_dev *dev, const struct uc_serve_opts *opts, bool *ad
 	if (ret)
 		uc_err("%s failed: %s", opts->recover_id >= 0 ? "END_USER_RECOVERY" : "START_DEV",
 		       strerror(-ret));
+	/* a new disk only: one taken over keeps what it had (the admin may have changed it) */
+	else if (opts->recover_id < 0)
+		uc_disk_apply_scheduler(dev->info.dev_id, dev->g->dev.scheduler);
 	return ret;
 }
 

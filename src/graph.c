@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include "disk.h"
 #include "events.h"
 #include "graph.h"
 #include "io.h"
@@ -157,12 +158,13 @@ int uc_graph_add_leaf(struct uc_graph *g, struct uc_node *n)
 }
 
 const char *const uc_device_keys[] = { "queues", "depth", "max_io", "block_size", "id",
-				       "recovery", "zero_copy", "name", "space_warn", "batch", NULL };
+				       "recovery", "zero_copy", "name", "space_warn", "batch",
+				       "scheduler", NULL };
 const char *const uc_top_keys[] = { "device", "volume", NULL };
 
 static int dev_parse(struct uc_graph *g, const config_setting_t *d)
 {
-	const char *rec;
+	const char *rec, *sched;
 	struct uc_dev_conf *c = &g->dev;
 	uint64_t max_io;
 	long long v;
@@ -221,6 +223,19 @@ static int dev_parse(struct uc_graph *g, const config_setting_t *d)
 	/* a batched hand-over leaves requests to the next server, which "requeue" fails */
 	if (!ret)
 		c->batch = c->recovery != UC_RECOVERY_REQUEUE;
+	if ((ret = uc_conf_string(d, "scheduler", &sched)) < 0)
+		return ret;
+	if (!ret)
+		sched = "none";
+	for (unsigned int i = 0;; i++) {
+		if (!uc_schedulers[i])
+			return uc_conf_err(config_setting_get_member(d, "scheduler"),
+					   "scheduler must be \"none\", \"mq-deadline\", \"bfq\", "
+					   "\"kyber\" or \"kernel\"");
+		if (!strcmp(sched, uc_schedulers[i]))
+			break;
+	}
+	snprintf(c->scheduler, sizeof(c->scheduler), "%s", sched);
 	return 0;
 }
 
@@ -388,7 +403,7 @@ int uc_graph_load_in(struct uc_graph *g, const char *path, const char *dir)
 	config_init(&g->cfg);
 	g->dev = (struct uc_dev_conf){ .queues = 1, .depth = 128, .max_io = 512 << 10,
 				       .block_size = 512, .id = -1, .zero_copy = true,
-				       .batch = true };
+				       .batch = true, .scheduler = "none" };
 	g->conf_path = strdup(path);
 	g->conf_dir = dir ? strdup(dir) : dir_of(path);
 	if (!g->conf_path || !g->conf_dir)

@@ -45,6 +45,7 @@ struct uc_dev_conf {
 	char name[UC_NAME_MAX + 1];	/* device.name, default the config's base name (names.h) */
 	unsigned int space_warn;	/* percent: SpaceLow above it (events.h) */
 	bool batch;		/* use UBLK_F_BATCH_IO where the kernel has it (default: unless "requeue") */
+	char scheduler[16];	/* the disk's I/O scheduler, one of uc_schedulers (disk.h); default "none" */
 };
 
 struct uc_graph {

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "disk.h"
 #include "graph.h"
 #include "testlib.h"
 
@@ -406,6 +407,8 @@ BAD(recovery_not_string, "recovery", DEV("  recovery = true; #<\n"))
 BAD(max_io_64m, "max_io", DEV("  max_io = \"64M\"; #<\n"))
 BAD(max_io_unaligned, "max_io", DEV("  max_io = 6000; #<\n"))
 BAD(id_negative, "id", DEV("  id = -2; #<\n"))
+BAD(scheduler_unknown, "scheduler", DEV("  scheduler = \"deadline\"; #<\n"))
+BAD(scheduler_not_string, "scheduler", DEV("  scheduler = 1; #<\n"))
 
 /* backing files */
 BAD(duplicate_path, "twice",
@@ -789,6 +792,7 @@ static int test_defaults(void)
 	CHECK(g.dev.block_size == 512, "block_size %u", g.dev.block_size);
 	CHECK(g.dev.id == -1, "id %d", g.dev.id);
 	CHECK(g.dev.recovery == UC_RECOVERY_REISSUE, "recovery %d", g.dev.recovery);
+	CHECK(!strcmp(g.dev.scheduler, "none"), "scheduler %s", g.dev.scheduler);
 	CHECK(g.size == 1 * M && g.nr_nodes == 1 && g.nr_leaves == 1, "graph");
 	/* file leaves default to O_DIRECT */
 	{
@@ -823,6 +827,63 @@ static int test_recovery_modes(void)
 		CHECK(g.dev.recovery == (enum uc_recovery)i, "%s: %d", names[i], g.dev.recovery);
 		uc_graph_free(&g);
 	}
+	return T_PASS;
+}
+
+/* device.scheduler: each name the parser takes is kept as written */
+static int test_scheduler_names(void)
+{
+	char text[256];
+	struct uc_graph g;
+
+	for (unsigned int i = 0; uc_schedulers[i]; i++) {
+		snprintf(text, sizeof(text), "device = { scheduler = \"%s\"; };\n"
+			 "volume = { type = \"file\"; path = \"a.img\"; size = \"1M\"; };\n",
+			 uc_schedulers[i]);
+		if (load_good(&g, case_dir("scheduler"), text))
+			return T_FAIL;
+		CHECK(!strcmp(g.dev.scheduler, uc_schedulers[i]), "%s: %s", uc_schedulers[i],
+		      g.dev.scheduler);
+		uc_graph_free(&g);
+	}
+	return T_PASS;
+}
+
+/* write PATH with TEXT, for a fake /sys/block */
+static void put_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f) {
+		fputs(text, f);
+		fclose(f);
+	}
+}
+
+/* disk.c on a fake sysfs: the bracketed scheduler is read, a new one written, errors returned */
+static int test_scheduler_sysfs(void)
+{
+	const char *root = case_dir("sysfs");
+	char path[PATH_MAX + 32], buf[32];
+
+	snprintf(path, sizeof(path), "%s/ublkb7", root);
+	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/ublkb7/queue", root);
+	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/ublkb7/queue/scheduler", root);
+	put_file(path, "none [mq-deadline] kyber \n");
+	CHECK(uc_disk_scheduler(root, 7, buf, sizeof(buf)) == 0 && !strcmp(buf, "mq-deadline"),
+	      "read %s", buf);
+	put_file(path, "none\n");
+	CHECK(uc_disk_scheduler(root, 7, buf, sizeof(buf)) == 0 && !strcmp(buf, "none"),
+	      "no brackets: %s", buf);
+	put_file(path, "");
+	CHECK(uc_disk_scheduler(root, 7, buf, sizeof(buf)) == -EINVAL, "empty file");
+	CHECK(uc_disk_set_scheduler(root, 7, "bfq") == 0, "set");
+	CHECK(uc_disk_scheduler(root, 7, buf, sizeof(buf)) == 0 && !strcmp(buf, "bfq"),
+	      "written %s", buf);
+	CHECK(uc_disk_set_scheduler(root, 8, "none") == -ENOENT, "a disk that is not there");
+	CHECK(uc_disk_scheduler(root, 8, buf, sizeof(buf)) == -ENOENT, "read of no disk");
 	return T_PASS;
 }
 
@@ -1281,7 +1342,8 @@ static const struct t_case cases[] = {
 	C(example_schema), C(repo_example_confs), C(defaults), C(device_limits), C(sizes),
 	C(parse_size), C(stripe_size), C(concat_size), C(nested_sizes), C(relative_paths),
 	C(open_creates_sparse), C(open_failure_cleans_up), C(load_twice_no_leak_state),
-	C(key_tables),
+	C(key_tables), C(scheduler_unknown), C(scheduler_not_string), C(scheduler_names),
+	C(scheduler_sysfs),
 #undef C
 };
 

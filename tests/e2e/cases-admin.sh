@@ -32,14 +32,20 @@ admin_conf() {
 # health_is ID WORD: the status header says WORD (clean, degraded, resyncing, failed)
 health_is() { timeout 30 "$UC_BIN" status "$1" 2>/dev/null | head -n1 | grep -q ", $2, "; }
 
+# scheduler_is WORD: the I/O scheduler the kernel uses for $DDEV (the bracketed one in sysfs)
+scheduler_is() { grep -q "\[$1\]" "/sys/block/${DDEV#/dev/}/queue/scheduler"; }
+
 case_admin_status() {
   local conf
-  admin_conf status; conf=$ACONF
+  # one queue: the kernel would put mq-deadline in front of it; device.scheduler (default "none") removes it
+  admin_conf status 's/queues = 2;/queues = 1;/'; conf=$ACONF
   start_daemon "$conf"
+  scheduler_is none || fail "scheduler of $DDEV: $(cat "/sys/block/${DDEV#/dev/}/queue/scheduler"), want [none]"
   run_fio w --rw=randwrite --bs=4k --iodepth=16 --size=32M --verify=crc32c
   uc_admin status.txt status "$DID"
   [ "$ARC" = 0 ] || fail "status exit $ARC"
   grep -q "^$DDEV: .*, clean, " "$CASE_DIR/status.txt" || fail "status header: $(head -n1 "$CASE_DIR/status.txt")"
+  grep -q "^$DDEV: .*, scheduler none, " "$CASE_DIR/status.txt" || fail "status header has no scheduler: $(head -n1 "$CASE_DIR/status.txt")"
   grep -Eq '^ +mirror +m1 .* clean \[0 in-sync errors=0\] \[1 in-sync errors=0\]' "$CASE_DIR/status.txt" ||
     fail "status has no clean m1 line: $(grep m1 "$CASE_DIR/status.txt" | head -n1)"
   uc_admin status.json status --json "$DID"
@@ -48,6 +54,7 @@ case_admin_status() {
 import json, sys
 d = json.load(open(sys.argv[1]))
 assert d["health"] == "clean", d["health"]
+assert d["scheduler"] == "none", d["scheduler"]
 ms = d["volume"]["children"]
 assert [m["name"] for m in ms] == ["m0", "m1"], ms
 for m in ms:
@@ -60,6 +67,13 @@ PY
   uc_admin status-bad.txt status 999
   [ "$ARC" = 1 ] || fail "status of an unknown device: exit $ARC, want 1"
   grep -q "no daemon serves device 999" "$CASE_DIR/status-bad.txt" || fail "unknown device message: $(cat "$CASE_DIR/status-bad.txt")"
+  stop_daemon_ok
+  check_daemon_logs strict
+  # an explicit scheduler is selected (two queues: the kernel's own choice would be none)
+  sed -i -e 's/queues = 1;/queues = 2; scheduler = "mq-deadline";/' "$conf"
+  start_daemon "$conf"
+  scheduler_is mq-deadline || fail "scheduler = \"mq-deadline\": $(cat "/sys/block/${DDEV#/dev/}/queue/scheduler")"
+  run_fio v --rw=randwrite --bs=4k --iodepth=16 --size=32M --verify=crc32c --verify_only=1 --verify_fatal=1
   stop_daemon_ok
   check_daemon_logs strict
 }
