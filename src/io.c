@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "io.h"
+#include "io_int.h"
 #include "log.h"
 #include "udata.h"
 #include "wait.h"
@@ -108,11 +109,6 @@ static struct uc_sub *sub_alloc(struct uc_queue *q, struct uc_io *io, struct uc_
 	return s;
 }
 
-static bool op_moves_data(unsigned int op)
-{
-	return op == UC_OP_READ || op == UC_OP_WRITE;
-}
-
 static void root_end(struct uc_queue *q, struct uc_sub *s)
 {
 	struct uc_io *io = s->io;
@@ -124,7 +120,7 @@ static void root_end(struct uc_queue *q, struct uc_sub *s)
 		io->done(q, io, res);
 		return;
 	}
-	if (!res && op_moves_data(s->op))
+	if (!res && uc_op_moves_data(s->op))
 		res = io->len;	/* s->len shrinks when a leaf root resubmits a short transfer */
 	q->commit(q, io, res);
 }
@@ -180,7 +176,7 @@ struct uc_sub *uc_child_prep(struct uc_queue *q, struct uc_sub *s, unsigned int 
 /* A child's first issue: a user_copy leaf of a zero-copy request gets its data in memory. */
 static void child_issue(struct uc_queue *q, struct uc_sub *cs)
 {
-	if (cs->io->zero_copy && cs->node->ops->user_copy && op_moves_data(cs->op)) {
+	if (cs->io->zero_copy && cs->node->ops->user_copy && uc_op_moves_data(cs->op)) {
 		int ret = uc_user_copy_in(q, cs);
 
 		if (ret) {
@@ -310,7 +306,7 @@ void uc_internal_start(struct uc_queue *q, struct uc_io *io, struct uc_node *nod
 	s->flags = flags;
 	s->off = off;
 	s->len = len;
-	if (op_moves_data(op)) {
+	if (uc_op_moves_data(op)) {
 		s->iov[0] = (struct iovec){ io->buf, len };
 		s->nr_iov = 1;
 	}
@@ -334,7 +330,7 @@ void uc_queue_member_cqe(struct uc_queue *q, const struct io_uring_cqe *cqe)
 	q->nr_member--;
 	if (res == -EAGAIN || res == -EINTR) {
 		sub_resubmit(q, s);
-	} else if (op_moves_data(s->op) && res >= 0 && (uint64_t)res < s->len) {
+	} else if (uc_op_moves_data(s->op) && res >= 0 && (uint64_t)res < s->len) {
 		/* short transfer: go on with the remainder, never fail or commit short */
 		if (res == 0) {
 			uc_sub_error(s, -EIO);	/* no progress: end of the backing file */
@@ -381,28 +377,6 @@ static void arm_kick(struct uc_queue *q)
 	q->kick_armed = true;
 }
 
-/* Another thread swapped a leaf's fd: register the current ones. */
-static void files_update(struct uc_queue *q)
-{
-	struct uc_graph *g = q->g;
-	uint64_t gen = atomic_load(&g->files_gen);
-	int fds[g->nr_leaves ? g->nr_leaves : 1], ret;
-
-	if (gen == q->files_gen)
-		return;
-	for (unsigned int i = 0; i < g->nr_leaves; i++)
-		fds[i] = g->leaves[i]->fd;
-	ret = io_uring_register_files_update(&q->ring, 0, fds, g->nr_leaves);
-	/* this generation is done either way: the waiter hears whether it worked */
-	q->files_gen = gen;
-	if (ret < 0) {
-		uc_err("queue %u: cannot register the new files: %s", q->id, strerror(-ret));
-		atomic_store(&g->files_err[q->id], ret);
-		atomic_store(&g->files_failed[q->id], gen);
-	}
-	atomic_store(&g->files_seen[q->id], gen);
-}
-
 bool uc_queue_cqe(struct uc_queue *q, const struct io_uring_cqe *cqe)
 {
 	if (uc_udata_is_member(cqe->user_data)) {
@@ -425,60 +399,6 @@ bool uc_queue_cqe(struct uc_queue *q, const struct io_uring_cqe *cqe)
 		return true;
 	}
 	return cqe->user_data == UC_UDATA_IGNORE;
-}
-
-/* Register the leaves as fixed files (again, after the tree grew). Returns 0 or -errno. */
-static int register_files(struct uc_queue *q)
-{
-	struct uc_graph *g = q->g;
-	int fds[g->nr_leaves ? g->nr_leaves : 1], ret;
-
-	if (q->nr_files)
-		io_uring_unregister_files(&q->ring);
-	q->nr_files = 0;
-	for (unsigned int i = 0; i < g->nr_leaves; i++)
-		fds[i] = g->leaves[i]->fd;
-	ret = g->nr_leaves ? io_uring_register_files(&q->ring, fds, g->nr_leaves) : 0;
-	if (!ret)
-		q->nr_files = g->nr_leaves;
-	return ret;
-}
-
-/*
- * uc_graph_pause() from this queue's side. Returns true while the graph
- * may be changing: nothing here may touch it then.
- */
-static bool pause_poll(struct uc_queue *q)
-{
-	struct uc_graph *g = q->g;
-	uint64_t gen = atomic_load(&g->pause_gen);
-
-	if (!q->pausing) {
-		if (gen == q->pause_gen)
-			return false;
-		q->pausing = true;	/* new requests are held from here */
-		q->pause_gen = gen;
-	}
-	if (!q->paused) {
-		if (q->nr_busy || q->nr_member)
-			return false;	/* draining: layers finish what they hold */
-		q->paused = true;
-		atomic_store(&g->paused_seen[q->id], q->pause_gen);
-	}
-	if (atomic_load(&g->resume_gen) < q->pause_gen)
-		return true;
-	q->pausing = q->paused = false;
-	if (q->nr_files != g->nr_leaves && register_files(q))
-		uc_err("queue %u: cannot register the new files", q->id);
-	q->files_gen = atomic_load(&g->files_gen);
-	atomic_store(&g->files_seen[q->id], q->files_gen);
-	for (unsigned int t = 0; q->nr_held && t < q->depth; t++)
-		if (q->ios[t].held) {
-			q->ios[t].held = false;
-			q->nr_held--;
-			uc_queue_start(q, t, &q->ios[t].held_req);
-		}
-	return false;
 }
 
 /* io's share of q's arenas, sized for q->g as it is now. */
@@ -575,10 +495,10 @@ void uc_queue_poll(struct uc_queue *q)
 
 	if (!q->kick_armed)
 		arm_kick(q);
-	if (pause_poll(q))
+	if (uc_queue_pause_poll(q))
 		return;
 	if (q->files_gen != atomic_load(&q->g->files_gen))
-		files_update(q);
+		uc_queue_files_update(q);
 	q->poll_due = 0;
 	for (int round = 0;; round++) {
 		if (q->waiting)
@@ -711,7 +631,7 @@ int uc_queue_init(struct uc_queue *q, struct uc_graph *g, unsigned int id, unsig
 	q->files_gen = atomic_load(&g->files_gen);
 	atomic_store(&g->files_seen[id], q->files_gen);
 	q->pause_gen = atomic_load(&g->pause_gen);
-	ret = register_files(q);
+	ret = uc_queue_register_files(q);
 	if (ret) {
 		uc_queue_exit(q);
 		return ret;
@@ -730,79 +650,6 @@ int uc_queue_init(struct uc_queue *q, struct uc_graph *g, unsigned int id, unsig
 	q->outer = current_queue;	/* a sync queue made on a queue's thread */
 	current_queue = q;
 	return 0;
-}
-
-void uc_graph_kick(struct uc_graph *g)
-{
-	pthread_mutex_lock(&g->queues_lock);
-	for (unsigned int i = 0; i <= UC_MAX_QUEUES; i++)
-		if (g->kick_fd[i] >= 0)
-			eventfd_write(g->kick_fd[i], 1);
-	pthread_mutex_unlock(&g->queues_lock);
-}
-
-void uc_graph_kick_queue(struct uc_graph *g, unsigned int id)
-{
-	pthread_mutex_lock(&g->queues_lock);
-	if (id <= UC_MAX_QUEUES && g->kick_fd[id] >= 0)
-		eventfd_write(g->kick_fd[id], 1);
-	pthread_mutex_unlock(&g->queues_lock);
-}
-
-int uc_graph_files_changed(struct uc_graph *g, int timeout_ms)
-{
-	uint64_t gen = atomic_fetch_add(&g->files_gen, 1) + 1;
-
-	for (int waited = 0;; waited += 5) {
-		bool all = true;
-		int err = 0;
-
-		uc_graph_kick(g);
-		pthread_mutex_lock(&g->queues_lock);
-		for (unsigned int i = 0; i <= UC_MAX_QUEUES; i++) {
-			if (g->kick_fd[i] < 0)
-				continue;
-			if (atomic_load(&g->files_seen[i]) < gen)
-				all = false;
-			else if (atomic_load(&g->files_failed[i]) >= gen && !err)
-				err = atomic_load(&g->files_err[i]);
-		}
-		pthread_mutex_unlock(&g->queues_lock);
-		if (all)
-			return err;
-		if (waited >= timeout_ms)
-			return -ETIMEDOUT;
-		usleep(5000);
-	}
-}
-
-int uc_graph_pause(struct uc_graph *g, int timeout_ms)
-{
-	uint64_t gen = atomic_fetch_add(&g->pause_gen, 1) + 1;
-
-	for (int waited = 0;; waited += 5) {
-		bool all = true;
-
-		uc_graph_kick(g);
-		pthread_mutex_lock(&g->queues_lock);
-		for (unsigned int i = 0; i <= UC_MAX_QUEUES; i++)
-			if (g->queues[i] && atomic_load(&g->paused_seen[i]) < gen)
-				all = false;
-		pthread_mutex_unlock(&g->queues_lock);
-		if (all)
-			return 0;
-		if (waited >= timeout_ms) {
-			uc_graph_resume(g);
-			return -ETIMEDOUT;
-		}
-		usleep(5000);
-	}
-}
-
-void uc_graph_resume(struct uc_graph *g)
-{
-	atomic_store(&g->resume_gen, atomic_load(&g->pause_gen));
-	uc_graph_kick(g);
 }
 
 void uc_queue_exit(struct uc_queue *q)
@@ -840,78 +687,4 @@ void uc_queue_exit(struct uc_queue *q)
 	q->ios = NULL;
 	q->sub_arena = NULL;
 	q->iov_arena = NULL;
-}
-
-/* ---- synchronous I/O for activate() ---- */
-
-static void sync_done(struct uc_queue *q, struct uc_io *io, int res)
-{
-	(void)q;
-	*(int *)io->arg = res;
-}
-
-int uc_graph_sync_io(struct uc_graph *g, struct uc_node *n, int op, uint64_t off, void *buf,
-		     uint64_t len)
-{
-	struct uc_queue *q = g->sync_q;
-	int ret;
-
-	if (!q) {
-		q = calloc(1, sizeof(*q));
-		if (!q)
-			return -ENOMEM;
-		if (!g->nr_internal)
-			g->nr_internal = 1;
-		/* depth 1 ublk tag is never used; id past every real queue */
-		if ((ret = uc_queue_init(q, g, UC_SYNC_QUEUE_ID, 1, 0, 0))) {
-			free(q);
-			return ret;
-		}
-		g->sync_q = q;
-	}
-	while (len) {
-		struct uc_io *io = uc_internal_get(q);
-		uint64_t max = g->internal_buf > g->dev.max_io ? g->internal_buf : g->dev.max_io;
-		uint64_t chunk = len < max ? len : max;
-		int res = 1;
-
-		assert(io);
-		if (op == UC_OP_WRITE)
-			memcpy(io->buf, buf, chunk);
-		uc_internal_start(q, io, n, op, 0, off, op_moves_data(op) ? chunk : 0, sync_done, &res);
-		while (res == 1 || !uc_queue_idle(q)) {
-			struct io_uring_cqe *cqe;
-			unsigned int head, nr = 0;
-
-			uc_queue_poll(q);	/* the request may have parked (a nested mirror) */
-			ret = uc_queue_enter(q);
-			if (ret < 0 && ret != -EINTR && ret != -EAGAIN)
-				return ret;
-			io_uring_for_each_cqe(&q->ring, head, cqe) {
-				uc_queue_cqe(q, cqe);
-				nr++;
-			}
-			io_uring_cq_advance(&q->ring, nr);
-			uc_queue_poll(q);
-		}
-		if (res < 0)
-			return res;
-		if (op == UC_OP_READ)
-			memcpy(buf, io->buf, chunk);
-		if (!op_moves_data(op))
-			break;
-		buf = (char *)buf + chunk;
-		off += chunk;
-		len -= chunk;
-	}
-	return 0;
-}
-
-void uc_graph_sync_done(struct uc_graph *g)
-{
-	if (g->sync_q) {
-		uc_queue_exit(g->sync_q);
-		free(g->sync_q);
-		g->sync_q = NULL;
-	}
 }
