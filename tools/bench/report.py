@@ -160,6 +160,15 @@ def main():
     print(md)
 
 
+def scaling_cpu(sc):
+    q = [sc.get(k) for k in ("q1", "q2")]
+    if not all(x and x.get("cpu_us_per_io") for x in q):
+        return ""
+    return (f" Guest CPU per I/O {q[0]['cpu_us_per_io']:.1f} / {q[1]['cpu_us_per_io']:.1f} µs, "
+            f"CPUs busy {q[0]['cpu_busy'] * 100:.0f}% / {q[1]['cpu_busy'] * 100:.0f}% (1 / 2 queues): a second "
+            f"queue helps only where one leaves CPU idle.")
+
+
 def met(v):
     return "–" if v is None else ("met" if v else "**not met**")
 
@@ -222,7 +231,7 @@ def markdown(res):
         L.append(f"Queue scaling (single-file volume, 4k randread QD32, numjobs=2): 1 queue "
                  f"{fmt(sc['q1']['iops'] if sc['q1'] else None)} IOPS, 2 queues "
                  f"{fmt(sc['q2']['iops'] if sc['q2'] else None)} IOPS → **{fmt(sc['ratio'], 2)}x** "
-                 f"(target {sc['target']}: {met(sc['met'])}).")
+                 f"(target {sc['target']}: {met(sc['met'])})." + scaling_cpu(sc))
     en = res.get("engine")
     if en:
         L.append("")

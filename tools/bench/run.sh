@@ -11,12 +11,13 @@
 #   --queues   ublk queues of the compared volumes (default 1); --numjobs fio jobs (default 1)
 #   --runtime  seconds per fio run (default 4); every job is run --reps times (default 3), median
 #   --quick    smoke test: 2 jobs, 1 rep, 2 s, file + stripe rows only
-#   --rows     only these rows (file stripe4 raid10 mirror2 compress compress_rand nbd mirror_nbd)
+#   --rows     only these rows (file stripe4 raid10 mirror2 compress compress_rand null_file
+#              null_stripe4 batch_off nbd mirror_nbd zram scaling); without "scaling" no queue scaling
 #   --legs     loop (default): our stripe/raid10/mirror legs (and the null rows' volumes) are
 #              direct-I/O loop devices of the backing files, the devices md runs on; file: the tmpfs
 #              files themselves (tmpfs has no FMODE_NOWAIT, so io_uring hands every member I/O on a
 #              tmpfs file to an io-wq worker; the runs before 2026-12-05 used file legs)
-# env: BENCH_VM_MEM (default 4096), BENCH_VM_CPUS (default 2), BENCH_VM_TIMEOUT (default 2400 s),
+# env: BENCH_VM_MEM (default 4096), BENCH_VM_CPUS (default 2), BENCH_VM_TIMEOUT (default 3600 s; a full run takes ~45 min per kernel under TCG),
 #      CZ_CLUSTER and CZ_EXTRA for the zram row's compress volume (tools/bench/zram.sh)
 set -u -o pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -44,7 +45,8 @@ if [ "$QUICK" = 1 ]; then
   RUNTIME=2 REPS=1
   ENVS=(QUEUES="$QUEUES" NUMJOBS="$NUMJOBS" RUNTIME=2 REPS=1 JOBS="randread4k_qd32 randread4k_qd1" ROWS="file stripe4 raid10 mirror2 compress null_file batch_off zram" NULL_JOBS="randread4k_qd32" BATCH_JOBS="randread4k_qd32" SCALING=1 TAR_MB=32 TREE=/usr/include/linux)
 fi
-[ -n "$ROWS" ] && ENVS+=(ROWS="$ROWS" SCALING=0)
+# "scaling" among the rows keeps the queue scaling runs (after the rows), alone or with others
+[ -n "$ROWS" ] && ENVS+=(ROWS="$ROWS" SCALING=$([[ " $ROWS " == *" scaling "* ]] && echo 1 || echo 0))
 ENVS+=(UC_LEGS="$LEGS")
 # the zram row's compress volume: another cluster size, more keys (CZ_EXTRA='cache = "64M";')
 for v in CZ_CLUSTER CZ_EXTRA; do [ -n "${!v:-}" ] && ENVS+=("$v=${!v}"); done
@@ -139,7 +141,7 @@ else
     for v in "${ENVS[@]}"; do cmd+=" $(printf %q "$v")"; done
     cmd+=" OUT=/tmp/out BENCH_WORK=/var/tmp/ucbench bash tools/bench/guest.sh 2>/tmp/out/bench.log"
     log "booting the $k kernel under QEMU TCG (log: $dir/bench.log)"
-    VMRUN_OUT=$dir VMRUN_KERNEL=$k VMRUN_TIMEOUT=${BENCH_VM_TIMEOUT:-2400} \
+    VMRUN_OUT=$dir VMRUN_KERNEL=$k VMRUN_TIMEOUT=${BENCH_VM_TIMEOUT:-3600} \
       bash tools/vmrun -m "${BENCH_VM_MEM:-4096}" -c "${BENCH_VM_CPUS:-2}" -- "$cmd" || { log "VM run for $k failed rc=$?"; RC=1; }
     rm -f "$dir"/.vmrun-cmd "$dir"/.vmrun-cwd "$dir"/.vmrun-share
     [ -f "$dir/.vmrun-console" ] && mv "$dir/.vmrun-console" "$dir/console.log"

@@ -69,7 +69,8 @@ if [ -e $ZS/algorithm_params ]; then
   echo "algo=zstd level=1" > $ZS/algorithm_params && ZLEVEL=1
 fi
 echo "${DEV_MB}M" > $ZS/disksize || fail "zram disksize"
-echo "zram_algorithm=$(cat $ZS/comp_algorithm) zram_level=$ZLEVEL" >> "$INFO"
+echo "zram_algorithm=$(sed -n 's/.*\[\([^]]*\)\].*/\1/p' $ZS/comp_algorithm)" >> "$INFO"
+echo "zram_level=$ZLEVEL" >> "$INFO"
 log "zram: $(cat $ZS/comp_algorithm), level $ZLEVEL, ${DEV_MB}M"
 
 # ------------------------------------------------------------------ compress
@@ -113,7 +114,7 @@ echo 'device = { queues = 1; depth = 128; max_io = "1M"; block_size = 4096; };' 
 echo "volume = { type = \"file\"; name = \"plain\"; path = \"$W/plain.img\"; };" >> zram-file.conf
 FDEV=$(uc_start zram-file.conf zram-file) || fail "no file device: $(tail -n 2 "$OUT/daemon-zram-file.err")"
 FPID=$(cat "$W/zram-file.pid")
-echo "compress: $(sed -n 's/^volume = //p' zram-cz.conf | tr -s ' ')" >> "$INFO"
+echo "compress=zstd level 1, cluster $CZ_CLUSTER${CZ_EXTRA:+, $CZ_EXTRA}" >> "$INFO"
 log "compress: $CDEV (cluster $CZ_CLUSTER) pid $CPID"
 
 dev_of() { case $1 in ours) echo "$CDEV" ;; file) echo "$FDEV" ;; *) echo "$ZDEV" ;; esac; }

@@ -2,7 +2,7 @@
 """The compress vs zram rows (tools/bench/zram.sh) of one run: collect(RUN_DIR) gives a dict for
 results.json ("zram"), markdown() its table for results.md, target_rows() its lines in README's
 targets table (readme.py). Alone: zram_report.py RUN_DIR prints the table."""
-import glob, json, os, statistics, sys
+import glob, json, os, re, statistics, sys
 
 # job, title, measure, target ratio (ours / zram, higher is better)
 JOBS = [("write1m", "1M sequential write QD8 (the tar)", "mbps", 1.5),
@@ -39,11 +39,20 @@ def collect(d):
     info = os.path.join(d, "zram-info.txt")
     if os.path.exists(info):
         for line in open(info):
-            if "=" in line:
-                k, v = line.rstrip("\n").split("=", 1)
+            line = line.rstrip("\n")
+            if line.startswith("compress:"):
+                # runs before 2026-12-05 wrote the volume's first config line here
+                m = re.search(r'level = (\d+); cluster = "([^"]+)"', line)
+                z["info"]["compress"] = f"zstd level {m[1]}, cluster {m[2]}" if m else line[9:].strip()
+            elif line.startswith("zram_algorithm=") and " zram_level=" in line:
+                # ... and both zram facts on one line, with every algorithm the kernel offers
+                alg, lvl = line[15:].split(" zram_level=", 1)
+                m = re.search(r"\[(\w+)\]", alg)
+                z["info"]["zram_algorithm"] = m[1] if m else alg.strip()
+                z["info"]["zram_level"] = lvl
+            elif "=" in line:
+                k, v = line.split("=", 1)
                 z["info"][k] = v
-            elif line.startswith("compress:"):
-                z["info"]["compress"] = line.split(":", 1)[1].strip()
 
     def row(job, title, unit, ours, ref, target, lower_better=False, **more):
         ratio = None
