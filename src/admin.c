@@ -122,7 +122,7 @@ static const char *io_path(const struct uc_admin *a, const struct uc_graph *g)
 static int cmd_status(struct uc_admin *a, struct reply *r, bool json)
 {
 	struct uc_graph *g = a->g;
-	char size[32], sched[32];
+	char size[32], sched[32], spin[32] = "";
 	int h = worst_health(g->root);
 
 	if (uc_disk_scheduler(UC_SYS_BLOCK, a->id, sched, sizeof(sched)))
@@ -135,17 +135,19 @@ static int cmd_status(struct uc_admin *a, struct reply *r, bool json)
 		    g->size);
 		json_str(r, a->conf);
 		out(r, ", \"queues\": %u, \"depth\": %u, \"io_path\": \"%s\", \"batch\": %s"
-		    ", \"scheduler\": \"%s\", \"health\": \"%s\", \"volume\": ", g->dev.queues,
-		    g->dev.depth, io_path(a, g), g->running_batch ? "true" : "false", sched,
-		    health_names[h]);
+		    ", \"scheduler\": \"%s\", \"spin_us\": %u, \"health\": \"%s\", \"volume\": ",
+		    g->dev.queues, g->dev.depth, io_path(a, g), g->running_batch ? "true" : "false",
+		    sched, g->dev.spin_us, health_names[h]);
 		status_node(r, g->root, 0, true);
 		out(r, "}\n");
 		return 0;
 	}
-	out(r, "/dev/ublkb%u: %s, %s, %u queue%s x %u, %s I/O%s, scheduler %s, config %s\n", a->id,
-	    uc_size_str(g->size, size, sizeof(size)), health_names[h], g->dev.queues,
+	if (g->dev.spin_us)
+		snprintf(spin, sizeof(spin), ", spin %u us", g->dev.spin_us);
+	out(r, "/dev/ublkb%u: %s, %s, %u queue%s x %u, %s I/O%s, scheduler %s%s, config %s\n",
+	    a->id, uc_size_str(g->size, size, sizeof(size)), health_names[h], g->dev.queues,
 	    g->dev.queues > 1 ? "s" : "", g->dev.depth, io_path(a, g),
-	    g->running_batch ? ", batch" : "", sched, a->conf);
+	    g->running_batch ? ", batch" : "", sched, spin, a->conf);
 	status_node(r, g->root, 0, false);
 	return 0;
 }

@@ -26,6 +26,7 @@ struct uc_ublk_queue {		/* one thread, one ring */
 	bool stopping;
 	unsigned int nr_cmds;	/* FETCH/COMMIT commands held by the kernel */
 	struct uc_batch *batch;	/* UBLK_F_BATCH_IO state (src/batch.c); NULL: per-tag commands */
+	uint64_t spin_ns;	/* device.spin_us */
 };
 
 struct uc_dev {

@@ -159,7 +159,7 @@ int uc_graph_add_leaf(struct uc_graph *g, struct uc_node *n)
 
 const char *const uc_device_keys[] = { "queues", "depth", "max_io", "block_size", "id",
 				       "recovery", "zero_copy", "name", "space_warn", "batch",
-				       "scheduler", NULL };
+				       "scheduler", "spin_us", NULL };
 const char *const uc_top_keys[] = { "device", "volume", NULL };
 
 static int dev_parse(struct uc_graph *g, const config_setting_t *d)
@@ -236,6 +236,12 @@ static int dev_parse(struct uc_graph *g, const config_setting_t *d)
 			break;
 	}
 	snprintf(c->scheduler, sizeof(c->scheduler), "%s", sched);
+	if ((ret = uc_conf_int(d, "spin_us", &v)) < 0)
+		return ret;
+	if (ret && (v < 0 || v > 1000))
+		return uc_conf_err(config_setting_get_member(d, "spin_us"), "spin_us must be 0 to 1000");
+	if (ret)
+		c->spin_us = v;
 	return 0;
 }
 

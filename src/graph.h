@@ -46,6 +46,7 @@ struct uc_dev_conf {
 	unsigned int space_warn;	/* percent: SpaceLow above it (events.h) */
 	bool batch;		/* use UBLK_F_BATCH_IO where the kernel has it (default: unless "requeue") */
 	char scheduler[16];	/* the disk's I/O scheduler, one of uc_schedulers (disk.h); default "none" */
+	unsigned int spin_us;	/* a queue with at most one request in flight spins this long before it sleeps */
 };
 
 struct uc_graph {

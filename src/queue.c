@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 #include "batch.h"
 #include "log.h"
@@ -122,6 +123,7 @@ static int queue_setup(struct uc_ublk_queue *uq)
 	uq->q.owner = uq;
 	uq->q.commit = dev->batch ? uc_batch_commit : queue_commit;
 	uq->q.zero_copy = dev->zero_copy;
+	uq->spin_ns = (uint64_t)dev->g->dev.spin_us * 1000;
 	uq->q.user_copy_fd = dev->user_copy ? dev->char_fd : -1;
 	/* AUTO_BUF_REG puts each request's pages at index tag of this sparse table */
 	if (uq->q.zero_copy && (ret = io_uring_register_buffers_sparse(&uq->q.ring, uq->q.depth))) {
@@ -157,6 +159,39 @@ static bool queue_done(const struct uc_ublk_queue *uq)
 	return (uq->stopping || !uq->nr_cmds) && uc_queue_idle(&uq->q);
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + ts.tv_nsec;
+}
+
+/*
+ * device.spin_us: at queue depth 1 every request costs the queue thread two
+ * sleeps (for the member I/O, then for the next request), and waking a
+ * thread costs more than the I/O on a slow or virtual CPU (about 100 us
+ * under QEMU TCG). With at most one request in flight, poll the ring for up
+ * to spin_us before sleeping. With more in flight the thread has work
+ * anyway and a spin would only take CPU from the I/O it waits for.
+ */
+static void queue_spin(struct uc_ublk_queue *uq)
+{
+	struct io_uring *ring = &uq->q.ring;
+	uint64_t end;
+
+	if (!uq->spin_ns || uq->q.nr_busy > 1 || io_uring_cq_ready(ring) || uq->stopping)
+		return;
+	io_uring_submit(ring);
+	end = now_ns() + uq->spin_ns;
+	do {
+		/* DEFER_TASKRUN: completions wait as task work until the ring is entered */
+		io_uring_get_events(ring);
+		if (io_uring_cq_ready(ring))
+			return;
+	} while (now_ns() < end);
+}
+
 static void queue_serve(struct uc_ublk_queue *uq)
 {
 	struct io_uring *ring = &uq->q.ring;
@@ -170,6 +205,7 @@ static void queue_serve(struct uc_ublk_queue *uq)
 
 		if (uq->batch)
 			uc_batch_flush(uq);
+		queue_spin(uq);
 		ret = uc_queue_enter(&uq->q);
 
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {

@@ -409,6 +409,9 @@ BAD(max_io_unaligned, "max_io", DEV("  max_io = 6000; #<\n"))
 BAD(id_negative, "id", DEV("  id = -2; #<\n"))
 BAD(scheduler_unknown, "scheduler", DEV("  scheduler = \"deadline\"; #<\n"))
 BAD(scheduler_not_string, "scheduler", DEV("  scheduler = 1; #<\n"))
+BAD(spin_us_negative, "spin_us", DEV("  spin_us = -1; #<\n"))
+BAD(spin_us_over_1000, "spin_us", DEV("  spin_us = 1001; #<\n"))
+BAD(spin_us_not_int, "spin_us", DEV("  spin_us = \"200\"; #<\n"))
 
 /* backing files */
 BAD(duplicate_path, "twice",
@@ -793,6 +796,7 @@ static int test_defaults(void)
 	CHECK(g.dev.id == -1, "id %d", g.dev.id);
 	CHECK(g.dev.recovery == UC_RECOVERY_REISSUE, "recovery %d", g.dev.recovery);
 	CHECK(!strcmp(g.dev.scheduler, "none"), "scheduler %s", g.dev.scheduler);
+	CHECK(g.dev.spin_us == 0, "spin_us %u", g.dev.spin_us);
 	CHECK(g.size == 1 * M && g.nr_nodes == 1 && g.nr_leaves == 1, "graph");
 	/* file leaves default to O_DIRECT */
 	{
@@ -844,6 +848,24 @@ static int test_scheduler_names(void)
 			return T_FAIL;
 		CHECK(!strcmp(g.dev.scheduler, uc_schedulers[i]), "%s: %s", uc_schedulers[i],
 		      g.dev.scheduler);
+		uc_graph_free(&g);
+	}
+	return T_PASS;
+}
+
+/* device.spin_us: 0 to 1000 as written */
+static int test_spin_us(void)
+{
+	static const unsigned int vals[] = { 0, 1, 200, 1000 };
+	char text[256];
+	struct uc_graph g;
+
+	for (unsigned int i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+		snprintf(text, sizeof(text), "device = { spin_us = %u; };\n"
+			 "volume = { type = \"file\"; path = \"a.img\"; size = \"1M\"; };\n", vals[i]);
+		if (load_good(&g, case_dir("spin_us"), text))
+			return T_FAIL;
+		CHECK(g.dev.spin_us == vals[i], "%u: %u", vals[i], g.dev.spin_us);
 		uc_graph_free(&g);
 	}
 	return T_PASS;
@@ -1343,7 +1365,8 @@ static const struct t_case cases[] = {
 	C(parse_size), C(stripe_size), C(concat_size), C(nested_sizes), C(relative_paths),
 	C(open_creates_sparse), C(open_failure_cleans_up), C(load_twice_no_leak_state),
 	C(key_tables), C(scheduler_unknown), C(scheduler_not_string), C(scheduler_names),
-	C(scheduler_sysfs),
+	C(scheduler_sysfs), C(spin_us_negative), C(spin_us_over_1000), C(spin_us_not_int),
+	C(spin_us),
 #undef C
 };
 

@@ -69,11 +69,18 @@ PY
   grep -q "no daemon serves device 999" "$CASE_DIR/status-bad.txt" || fail "unknown device message: $(cat "$CASE_DIR/status-bad.txt")"
   stop_daemon_ok
   check_daemon_logs strict
-  # an explicit scheduler is selected (two queues: the kernel's own choice would be none)
-  sed -i -e 's/queues = 1;/queues = 2; scheduler = "mq-deadline";/' "$conf"
+  # an explicit scheduler is selected (two queues: the kernel's own choice would be none);
+  # spin_us: queue threads poll before they sleep at depth 1 (shown by status, data intact)
+  sed -i -e 's/queues = 1;/queues = 2; scheduler = "mq-deadline"; spin_us = 200;/' "$conf"
   start_daemon "$conf"
   scheduler_is mq-deadline || fail "scheduler = \"mq-deadline\": $(cat "/sys/block/${DDEV#/dev/}/queue/scheduler")"
   run_fio v --rw=randwrite --bs=4k --iodepth=16 --size=32M --verify=crc32c --verify_only=1 --verify_fatal=1
+  uc_admin status-spin.txt status "$DID"
+  grep -q "^$DDEV: .*, scheduler mq-deadline, spin 200 us, " "$CASE_DIR/status-spin.txt" ||
+    fail "status header has no spin: $(head -n1 "$CASE_DIR/status-spin.txt")"
+  uc_admin status-spin.json status --json "$DID"
+  grep -q '"spin_us": 200,' "$CASE_DIR/status-spin.json" || fail "status --json has no spin_us 200"
+  run_fio qd1 --rw=randrw --bs=4k --iodepth=1 --offset=32M --size=8M --verify=crc32c --verify_fatal=1 --do_verify=1
   stop_daemon_ok
   check_daemon_logs strict
 }
