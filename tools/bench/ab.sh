@@ -36,6 +36,20 @@ while [ $# -gt 0 ]; do
 done
 [ $# -gt 0 ] || { echo "usage: $0 [options] NAME=BINARY..." >&2; exit 2; }
 log() { echo "[ab $(date +%T)] $*" >&2; }
+# fio options of a job (a job fio does not know would run with fio's defaults: refused here)
+job_args() {
+  case $1 in
+    randread4k_qd32)  echo "--rw=randread --bs=4k --iodepth=32" ;;
+    randwrite4k_qd32) echo "--rw=randwrite --bs=4k --iodepth=32" ;;
+    randread4k_qd1)   echo "--rw=randread --bs=4k --iodepth=1" ;;
+    randwrite4k_qd1)  echo "--rw=randwrite --bs=4k --iodepth=1" ;;
+    read1m_qd8)       echo "--rw=read --bs=1M --iodepth=8" ;;
+    write1m_qd8)      echo "--rw=write --bs=1M --iodepth=8" ;;
+    randrw70_4k_qd32) echo "--rw=randrw --rwmixread=70 --bs=4k --iodepth=32" ;;
+    *) echo "unknown job $1" >&2; return 1 ;;
+  esac
+}
+for j in $JOBS; do job_args "$j" >/dev/null || exit 2; done
 
 if [ "$GUEST" = 0 ]; then
   cd "$REPO" || exit 1
@@ -77,17 +91,6 @@ mkdir -p "$RAW" "$W"
 cd "$W" || exit 1
 NAMES=() BINS=()
 for nb in "$@"; do NAMES+=("${nb%%=*}"); BINS+=("${nb#*=}"); done
-job_args() {
-  case $1 in
-    randread4k_qd32)  echo "--rw=randread --bs=4k --iodepth=32" ;;
-    randwrite4k_qd32) echo "--rw=randwrite --bs=4k --iodepth=32" ;;
-    randread4k_qd1)   echo "--rw=randread --bs=4k --iodepth=1" ;;
-    read1m_qd8)       echo "--rw=read --bs=1M --iodepth=8" ;;
-    write1m_qd8)      echo "--rw=write --bs=1M --iodepth=8" ;;
-    randrw70_4k_qd32) echo "--rw=randrw --rwmixread=70 --bs=4k --iodepth=32" ;;
-    *) echo "unknown job $1" >&2; return 1 ;;
-  esac
-}
 run_fio() {  # DEV OUTFILE JOB
   # shellcheck disable=SC2046
   timeout -k 10 $((RUNTIME * 4 + 120)) fio --name="$3" --filename="$1" --ioengine=io_uring --direct=1 \
