@@ -168,6 +168,21 @@ int uc_conf_int(const config_setting_t *g, const char *key, long long *out)
 	return 1;
 }
 
+int uc_conf_int_range(const config_setting_t *g, const char *key, long long lo, long long hi,
+		      long long *out)
+{
+	long long v = 0;
+	int ret = uc_conf_int(g, key, &v);
+
+	if (ret <= 0)
+		return ret;
+	if (v < lo || v > hi)
+		return uc_conf_err(config_setting_get_member(g, key), "%s must be %lld to %lld", key,
+				   lo, hi);
+	*out = v;
+	return 1;
+}
+
 int uc_conf_string(const config_setting_t *g, const char *key, const char **out)
 {
 	const config_setting_t *s = config_setting_get_member(g, key);

@@ -174,16 +174,12 @@ static int dev_parse(struct uc_graph *g, const config_setting_t *d)
 		return uc_conf_err(d, "device must be a group { ... }");
 	if (uc_conf_check_keys(d, uc_device_keys, "device"))
 		return -EINVAL;
-	if ((ret = uc_conf_int(d, "queues", &v)) < 0)
+	if ((ret = uc_conf_int_range(d, "queues", 1, 64, &v)) < 0)
 		return ret;
-	if (ret && (v < 1 || v > 64))
-		return uc_conf_err(config_setting_get_member(d, "queues"), "queues must be 1 to 64");
 	if (ret)
 		c->queues = v;
-	if ((ret = uc_conf_int(d, "depth", &v)) < 0)
+	if ((ret = uc_conf_int_range(d, "depth", 1, 4096, &v)) < 0)
 		return ret;
-	if (ret && (v < 1 || v > 4096))
-		return uc_conf_err(config_setting_get_member(d, "depth"), "depth must be 1 to 4096");
 	if (ret)
 		c->depth = v;
 	if ((ret = uc_conf_size(d, "max_io", &max_io)) < 0)
@@ -236,10 +232,8 @@ static int dev_parse(struct uc_graph *g, const config_setting_t *d)
 			break;
 	}
 	snprintf(c->scheduler, sizeof(c->scheduler), "%s", sched);
-	if ((ret = uc_conf_int(d, "spin_us", &v)) < 0)
+	if ((ret = uc_conf_int_range(d, "spin_us", 0, 1000, &v)) < 0)
 		return ret;
-	if (ret && (v < 0 || v > 1000))
-		return uc_conf_err(config_setting_get_member(d, "spin_us"), "spin_us must be 0 to 1000");
 	if (ret)
 		c->spin_us = v;
 	return 0;

@@ -303,6 +303,9 @@ int uc_conf_check_keys(const config_setting_t *g, const char *const *keys, const
 int uc_conf_size(const config_setting_t *g, const char *key, uint64_t *out);
 int uc_conf_bool(const config_setting_t *g, const char *key, bool *out);
 int uc_conf_int(const config_setting_t *g, const char *key, long long *out);
+/* Integer key from lo to hi ("KEY must be LO to HI" otherwise). Returns 1 if set, 0 if absent, -EINVAL. */
+int uc_conf_int_range(const config_setting_t *g, const char *key, long long lo, long long hi,
+		      long long *out);
 int uc_conf_string(const config_setting_t *g, const char *key, const char **out);
 /*
  * Duration key: a string like "30s" or "500ms", at most 1 hour, into ns.
