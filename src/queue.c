@@ -174,22 +174,24 @@ static uint64_t now_ns(void)
  * under QEMU TCG). With at most one request in flight, poll the ring for up
  * to spin_us before sleeping. With more in flight the thread has work
  * anyway and a spin would only take CPU from the I/O it waits for.
+ * Returns true when it submitted the ring and completions are ready.
  */
-static void queue_spin(struct uc_ublk_queue *uq)
+static bool queue_spin(struct uc_ublk_queue *uq)
 {
 	struct io_uring *ring = &uq->q.ring;
 	uint64_t end;
 
 	if (!uq->spin_ns || uq->q.nr_busy > 1 || io_uring_cq_ready(ring) || uq->stopping)
-		return;
+		return false;
 	io_uring_submit(ring);
 	end = now_ns() + uq->spin_ns;
 	do {
 		/* DEFER_TASKRUN: completions wait as task work until the ring is entered */
 		io_uring_get_events(ring);
 		if (io_uring_cq_ready(ring))
-			return;
+			return true;
 	} while (now_ns() < end);
+	return false;
 }
 
 static void queue_serve(struct uc_ublk_queue *uq)
@@ -205,8 +207,8 @@ static void queue_serve(struct uc_ublk_queue *uq)
 
 		if (uq->batch)
 			uc_batch_flush(uq);
-		queue_spin(uq);
-		ret = uc_queue_enter(&uq->q);
+		/* a spin that found completions has submitted everything: no enter needed */
+		ret = queue_spin(uq) ? 0 : uc_queue_enter(&uq->q);
 
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
 			uc_err("queue %u: io_uring_enter: %s", uq->id, strerror(-ret));
